@@ -1,0 +1,8 @@
+"""prefgym: Markov preference games (NLHF) for reinforcement-learning research."""
+
+__version__ = "0.1.0"
+
+from prefgym import preferences
+from prefgym.games import MatrixGame
+
+__all__ = ["MatrixGame", "preferences", "__version__"]

@@ -1,0 +1,263 @@
+"""Normal-form preference games in the skew-symmetric form of 002.
+
+A preference matrix ``P[a, b] = P(a beats b)`` defines the symmetric
+constant-sum game whose row player earns ``P(pi > rho) = pi^T P rho``. 002
+(Sec. 2) works with the skew-symmetric payoff
+
+    A = P - 1/2,      A^T = -A,      value = 0,
+
+so ``(A pi)(a) = P(a > pi) - 1/2`` and a Nash equilibrium is any ``pi`` with
+``max_a (A pi)(a) = 0``. A :class:`MatrixGame` may hold a *batch* of games
+(payoff of shape ``(..., n, n)``); every method then works on matching batches
+of strategies, so one call evaluates thousands of games.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.linalg import null_space
+from scipy.optimize import linprog
+from scipy.special import expit, logsumexp
+
+from prefgym.preferences import (
+    DEFAULT_ATOL,
+    BradleyTerry,
+    Cyclic,
+    PreferenceModel,
+    TabularPreference,
+    validate_preference_matrix,
+)
+from prefgym.simplex import check_policy, kl
+
+__all__ = [
+    "MatrixGame",
+    "rps",
+    "cyclic",
+    "random_skew_symmetric",
+    "transitive",
+    "planted_nash",
+    "GENERATORS",
+    "make_game",
+]
+
+
+class MatrixGame:
+    """A (batch of) symmetric two-player constant-sum preference game(s).
+
+    Parameters
+    ----------
+    preference
+        A :class:`~prefgym.preferences.PreferenceModel`, or an array of shape
+        ``(n, n)`` or ``(..., n, n)`` holding ``P(a beats b)``.
+    atol
+        Tolerance of the validity checks on the matrix.
+
+    Examples
+    --------
+    >>> game = rps()
+    >>> float(game.duality_gap(np.ones(3) / 3))
+    0.0
+    """
+
+    def __init__(self, preference: PreferenceModel | np.ndarray | Sequence, atol: float = DEFAULT_ATOL):
+        if isinstance(preference, PreferenceModel) and not isinstance(preference, np.ndarray):
+            P = validate_preference_matrix(preference.matrix(), atol)
+            self.preference_model: PreferenceModel | None = preference
+        else:
+            P = validate_preference_matrix(preference, atol)
+            self.preference_model = TabularPreference(P, atol) if P.ndim == 2 else None
+        self.preference = P
+        A = P - 0.5
+        self.payoff = 0.5 * (A - np.swapaxes(A, -1, -2))  # exact skew-symmetry after rounding
+
+    @classmethod
+    def from_payoff(cls, payoff: np.ndarray) -> MatrixGame:
+        """Build from a skew-symmetric payoff ``A`` with entries in ``[-1/2, 1/2]``."""
+        return cls(np.asarray(payoff, float) + 0.5)
+
+    # ----------------------------------------------------------------- shape
+    @property
+    def n_actions(self) -> int:
+        return int(self.payoff.shape[-1])
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return tuple(self.payoff.shape[:-2])
+
+    def __len__(self) -> int:
+        if not self.batch_shape:
+            raise TypeError("a single MatrixGame has no len(); it is not a batch")
+        return self.batch_shape[0]
+
+    def __getitem__(self, index) -> MatrixGame:
+        if not self.batch_shape:
+            raise TypeError("a single MatrixGame cannot be indexed")
+        return MatrixGame(self.preference[index])
+
+    @staticmethod
+    def stack(games: Sequence[MatrixGame]) -> MatrixGame:
+        """Stack games of equal size into one batch."""
+        return MatrixGame(np.stack([g.preference for g in games]))
+
+    def __repr__(self) -> str:
+        batch = f", batch_shape={self.batch_shape}" if self.batch_shape else ""
+        return f"MatrixGame(n_actions={self.n_actions}{batch})"
+
+    # ---------------------------------------------------------------- payoffs
+    def check_policy(self, pi, name: str = "policy") -> np.ndarray:
+        """Validate a (batched) mixed strategy for this game."""
+        return check_policy(pi, self.n_actions, name)
+
+    def payoff_vector(self, pi: np.ndarray) -> np.ndarray:
+        """``(A pi)(a) = P(a > pi) - 1/2`` for every action ``a`` (batched)."""
+        return np.matmul(self.payoff, pi[..., None])[..., 0]
+
+    def win_rate(self, pi: np.ndarray, rho: np.ndarray) -> np.ndarray:
+        """``P(pi > rho) = 1/2 + pi^T A rho``."""
+        return 0.5 + np.einsum("...i,...i->...", pi, self.payoff_vector(rho))
+
+    def exploitability(self, pi: np.ndarray) -> np.ndarray:
+        """``max_{pi'} P(pi' > pi) - 1/2 = max_a (A pi)(a)`` (>= 0, 0 iff NE)."""
+        return self.payoff_vector(pi).max(axis=-1)
+
+    def duality_gap(self, pi: np.ndarray, rho: np.ndarray | None = None) -> np.ndarray:
+        """Duality gap of the profile ``(pi, rho)`` (``rho = pi`` if omitted).
+
+        ``max_{pi'} pi'^T A rho - min_{rho'} pi^T A rho'``; for the symmetric
+        profile this is ``2 max_a (A pi)(a)`` (002, Sec. 2).
+        """
+        rho = pi if rho is None else rho
+        return self.exploitability(rho) + self.exploitability(pi)
+
+    def regularized_duality_gap(
+        self, pi: np.ndarray, tau: float, reference: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Duality gap of the KL-regularised game of 002 Sec. 3.2 at ``(pi, pi)``.
+
+        ``V_tau(p, q) = p^T A q - tau KL(p||ref) + tau KL(q||ref)``; both best
+        responses are ``softmax(log ref + A pi / tau)`` in closed form, giving
+        ``2 tau logsumexp(log ref + A pi / tau) + 2 tau KL(pi || ref)``.
+        """
+        if not tau > 0:
+            raise ValueError(f"tau must be > 0; got {tau}")
+        ref = np.full(self.n_actions, 1.0 / self.n_actions) if reference is None else reference
+        g = self.payoff_vector(pi)
+        return 2.0 * tau * (logsumexp(np.log(ref) + g / tau, axis=-1) + kl(pi, ref))
+
+    # ----------------------------------------------------------------- solver
+    def nash_equilibrium(self) -> np.ndarray:
+        """An exact Nash equilibrium by linear programming (scipy HiGHS).
+
+        Solves ``max_{pi, v} v`` s.t. ``(pi^T A)_b >= v`` for all ``b``,
+        ``pi in simplex``; the value is 0 for a skew-symmetric game.
+        Batched games are solved one LP each.
+        """
+        if self.batch_shape:
+            flat = self.payoff.reshape(-1, self.n_actions, self.n_actions)
+            sols = [_solve_lp(A) for A in flat]
+            return np.stack(sols).reshape(*self.batch_shape, self.n_actions)
+        return _solve_lp(self.payoff)
+
+
+def _solve_lp(A: np.ndarray) -> np.ndarray:
+    n = A.shape[0]
+    c = np.zeros(n + 1)
+    c[-1] = -1.0  # maximise v
+    A_ub = np.hstack([-A.T, np.ones((n, 1))])  # v - (pi^T A)_b <= 0
+    A_eq = np.hstack([np.ones((1, n)), np.zeros((1, 1))])
+    bounds = [(0.0, None)] * n + [(None, None)]
+    res = linprog(c, A_ub=A_ub, b_ub=np.zeros(n), A_eq=A_eq, b_eq=[1.0], bounds=bounds, method="highs")
+    if res.status != 0:  # pragma: no cover - HiGHS solves every finite matrix game
+        raise RuntimeError(f"LP for the Nash equilibrium failed: {res.message}")
+    pi = np.clip(res.x[:n], 0.0, None)
+    return pi / pi.sum()
+
+
+# --------------------------------------------------------------- generators
+def _rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _shape(batch: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    if batch is None:
+        return ()
+    return (batch,) if isinstance(batch, int | np.integer) else tuple(batch)
+
+
+def rps() -> MatrixGame:
+    """Rock-paper-scissors: NE uniform, value 1/2 in preference terms."""
+    return MatrixGame(Cyclic(3, 1.0))
+
+
+def cyclic(n: int = 3, strength: float = 1.0) -> MatrixGame:
+    """The cyclic (generalised RPS) game of :class:`~prefgym.preferences.Cyclic`."""
+    return MatrixGame(Cyclic(n, strength))
+
+
+def random_skew_symmetric(n: int, seed=None, batch: int | tuple[int, ...] | None = None) -> MatrixGame:
+    """``P = sigmoid(G - G^T)`` with ``G`` i.i.d. standard normal."""
+    G = _rng(seed).standard_normal((*_shape(batch), n, n))
+    return MatrixGame(expit(G - np.swapaxes(G, -1, -2)))
+
+
+def transitive(
+    n: int, seed=None, temperature: float = 1.0, batch: int | tuple[int, ...] | None = None
+) -> MatrixGame:
+    """Bradley-Terry game on i.i.d. normal rewards: the NE is the Condorcet winner."""
+    r = _rng(seed).standard_normal((*_shape(batch), n))
+    if not _shape(batch):
+        return MatrixGame(BradleyTerry(r, temperature))
+    return MatrixGame(expit((r[..., :, None] - r[..., None, :]) / temperature))
+
+
+def planted_nash(
+    n: int, rank: int = 1, seed=None, batch: int | tuple[int, ...] | None = None
+) -> MatrixGame:
+    """002 Algorithm 1: a game whose NE polytope contains ``rank`` planted policies.
+
+    Reconstruction (the seed text lost the symbols of Sec. 5.1 / App. D.1):
+
+    1. draw ``rank`` full-support policies ``pi_1..pi_r ~ Dirichlet(1)``;
+    2. ``Q`` = orthonormal basis of their orthogonal complement (``n x (n-r)``);
+    3. ``S = G - G^T`` with ``G`` standard normal of size ``(n-r) x (n-r)``;
+    4. ``A = Q S Q^T``, scaled so that ``max |A_ij| = 1/2`` ("normalise so that
+       ``1/2 + A`` is nonnegative"); ``P = 1/2 + A``.
+
+    Then ``A pi_i = 0`` for every planted policy, so each is a full-support NE
+    (Assumption 1 of 002 holds), and ``rank(A) in {n-r, n-r-1}``. The Dirichlet
+    choice is ours; the paper does not say how the policies are drawn.
+    """
+    if not 1 <= rank < n:
+        raise ValueError(f"rank must satisfy 1 <= rank < n = {n}; got {rank}")
+    rng = _rng(seed)
+    shape = _shape(batch)
+    count = int(np.prod(shape)) if shape else 1
+    mats = np.empty((count, n, n))
+    for k in range(count):  # one null-space basis per game (an SVD each)
+        pis = rng.dirichlet(np.ones(n), size=rank)  # (r, n)
+        Q = null_space(pis)  # (n, n - r)
+        G = rng.standard_normal((n - rank, n - rank))
+        A = Q @ (G - G.T) @ Q.T
+        mats[k] = 0.5 * A / np.abs(A).max()
+    P = 0.5 + mats.reshape(*shape, n, n) if shape else 0.5 + mats[0]
+    return MatrixGame(P)
+
+
+GENERATORS = {
+    "rps": lambda **kw: rps(),
+    "cyclic": cyclic,
+    "random": random_skew_symmetric,
+    "transitive": transitive,
+    "planted": planted_nash,
+}
+
+
+def make_game(name: str, **kwargs) -> MatrixGame:
+    """Build a game by generator name (see :data:`GENERATORS`)."""
+    try:
+        gen = GENERATORS[name]
+    except KeyError:
+        raise ValueError(f"unknown game generator {name!r}; choose from {sorted(GENERATORS)}") from None
+    return gen(**kwargs)

@@ -1,0 +1,53 @@
+"""Small numerics on the probability simplex, batched over leading axes."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+__all__ = ["softmax", "log_softmax", "kl", "entropy", "uniform", "check_policy"]
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """``logits - logsumexp(logits)`` over the last axis."""
+    return logits - logsumexp(logits, axis=-1, keepdims=True)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, stable for large logits."""
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``KL(p || q)`` over the last axis (``0 log 0 = 0``)."""
+    p = np.asarray(p, float)
+    q = np.asarray(q, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * (np.log(p) - np.log(q)), 0.0)
+    return terms.sum(axis=-1)
+
+
+def entropy(p: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) over the last axis."""
+    p = np.asarray(p, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
+
+
+def uniform(n: int, batch_shape: tuple[int, ...] = ()) -> np.ndarray:
+    """The uniform distribution over ``n`` actions, broadcast to ``batch_shape``."""
+    return np.full((*batch_shape, n), 1.0 / n)
+
+
+def check_policy(pi, n: int, name: str = "policy", atol: float = 1e-6) -> np.ndarray:
+    """Validate a (batched) mixed strategy over ``n`` actions; return it as float64."""
+    p = np.asarray(pi, dtype=np.float64)
+    if p.shape[-1:] != (n,):
+        raise ValueError(f"{name} must have last dimension {n}; got shape {p.shape}")
+    if np.isnan(p).any() or (p < -atol).any():
+        raise ValueError(f"{name} has negative or NaN entries: {p}")
+    s = p.sum(axis=-1)
+    if np.any(np.abs(s - 1.0) > atol):
+        raise ValueError(f"{name} must sum to 1 over the last axis; sums are {s}")
+    return np.clip(p, 0.0, None) / p.clip(0.0, None).sum(axis=-1, keepdims=True)
