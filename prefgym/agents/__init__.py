@@ -1,0 +1,27 @@
+"""Agents: update rules plus estimators plus schedules (see DESIGN.md)."""
+
+from prefgym.agents.base import BaseAgent
+from prefgym.agents.callbacks import BaseCallback, CallbackList, StopTrainingOnGap
+from prefgym.agents.tabular import EGPO, MMD, MPO, MWU, OMWU, ONPO, SPO, SPPO, NashMD, TabularAgent
+
+MD = MWU
+
+#: agent name (CLI) -> class
+AGENTS: dict[str, type[BaseAgent]] = {
+    cls.name: cls for cls in (MWU, OMWU, ONPO, MMD, MPO, NashMD, EGPO, SPPO, SPO)
+}
+
+
+def get_agent_class(name: str) -> type[BaseAgent]:
+    """Look an agent class up by its CLI name (case-insensitive, ``-`` or ``_``)."""
+    key = name.lower().replace("-", "_")
+    aliases = {"mwu": "md", "omd": "md", "nashmd": "nash_md"}
+    key = aliases.get(key, key)
+    if key not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; choose from {sorted(AGENTS)}")
+    return AGENTS[key]
+
+
+__all__ = ["AGENTS", "BaseAgent", "BaseCallback", "CallbackList", "EGPO", "MD", "MMD", "MPO", "MWU",
+           "NashMD", "OMWU", "ONPO", "SPO", "SPPO", "StopTrainingOnGap", "TabularAgent",
+           "get_agent_class"]

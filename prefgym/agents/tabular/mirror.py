@@ -1,0 +1,86 @@
+"""Unregularised mirror descent: MD/MWU, OMWU (002) and ONPO (002 App. D.2)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from prefgym.agents.rules import log_normalize, mirror_step, optimistic_step, regression_fit
+from prefgym.agents.tabular.base import TabularAgent
+
+__all__ = ["MWU", "OMWU", "ONPO"]
+
+
+class MWU(TabularAgent):
+    """Mirror descent / multiplicative weights, ``pi_{t+1} ~ pi_t exp(eta A pi_t)``.
+
+    002's "OMD" baseline and 000's "MD": the average iterate converges, the
+    last iterate cycles around the NE (000 Fig. 3).
+    """
+
+    name = "md"
+
+    def _update(self) -> np.ndarray:
+        return mirror_step(self.logits, self._payoff, self.learning_rate)
+
+
+class OMWU(TabularAgent):
+    """Optimistic multiplicative weights (002 Sec. 3.3, Eqs. 1-2).
+
+    Single-sequence form ``pi_{t+1} ~ pi_t exp(eta (2 A pi_t - A pi_{t-1}))``.
+    The two initialisations of 002 are equal, ``pi_0 = pihat_1 = init`` with
+    ``g_0 = 0``, so the first step is ``pi_2 ~ pi_1 exp(2 eta A pi_1)``.
+    Last-iterate linear convergence under a full-support NE (Theorem 2).
+    """
+
+    name = "omwu"
+    _state_names = ("prev_payoff",)
+
+    def __init__(self, game, learning_rate: float = 0.1, **kwargs):
+        super().__init__(game, learning_rate, **kwargs)
+        self.prev_payoff = np.zeros_like(self._payoff)
+
+    def _update(self) -> np.ndarray:
+        new = optimistic_step(self.logits, self._payoff, self.prev_payoff, self.learning_rate)
+        self.prev_payoff = self._payoff
+        return new
+
+
+class ONPO(TabularAgent):
+    """Optimistic online mirror descent with nested optimisation (ONPO, 002 App. D.2).
+
+    Two prox steps per iteration (Zhang et al. 2025, Sec. 4.2):
+    ``pihat_{t+1} = argmax eta <pi, A pi_t> - KL(pi || pihat_t)`` and
+    ``pi_{t+1} = argmax eta <pi, A pi_t> - KL(pi || pihat_{t+1})``, each solved
+    by :func:`~prefgym.agents.rules.regression_fit` (``inner_steps`` gradient
+    steps on the SPPO-style squared loss, samples from ``pi_t``). With
+    ``inner_steps=None`` both prox steps are exact and ONPO equals OMWU.
+    """
+
+    name = "onpo"
+    _hparam_names = ("inner_steps", "inner_lr", "inner_tol")
+    _state_names = ("hat_logits",)
+
+    def __init__(
+        self,
+        game,
+        learning_rate: float = 0.1,
+        inner_steps: int | None = 10,
+        inner_lr: float = 1.0,
+        inner_tol: float = 1e-10,
+        **kwargs,
+    ):
+        super().__init__(game, learning_rate, **kwargs)
+        self.inner_steps, self.inner_lr, self.inner_tol = inner_steps, float(inner_lr), inner_tol
+        self.hat_logits = self.logits.copy()
+
+    def _prox(self, start: np.ndarray, target: np.ndarray) -> np.ndarray:
+        if self.inner_steps is None:
+            return target
+        fit, _ = regression_fit(start, target, self._policy, self.inner_steps, self.inner_lr,
+                                self.inner_tol)
+        return fit
+
+    def _update(self) -> np.ndarray:
+        step = self.learning_rate * self._payoff
+        self.hat_logits = log_normalize(self._prox(self.hat_logits, self.hat_logits + step))[0]
+        return self._prox(self.hat_logits, self.hat_logits + step)
