@@ -68,6 +68,14 @@ def validate_preference_matrix(matrix: np.ndarray, atol: float = DEFAULT_ATOL) -
     if out.any():
         i = tuple(np.argwhere(out)[0])
         raise ValueError(f"preference {where(out)} = {P[i]:.6g} lies outside [0, 1]")
+    diag = np.abs(np.diagonal(P, axis1=-2, axis2=-1) - 0.5) > atol
+    if diag.any():
+        k = tuple(int(i) for i in np.argwhere(diag)[0])
+        lead = f"game {k[:-1]} " if batch else ""
+        raise ValueError(
+            f"preference {lead}diagonal entry P[{k[-1]}, {k[-1]}] = "
+            f"{P[k[:-1] + (k[-1], k[-1])]:.6g} must be 1/2"
+        )
     asym = np.abs(P + np.swapaxes(P, -1, -2) - 1.0) > atol
     if asym.any():
         i = tuple(np.argwhere(asym)[0])
@@ -75,14 +83,6 @@ def validate_preference_matrix(matrix: np.ndarray, atol: float = DEFAULT_ATOL) -
         raise ValueError(
             f"preference {where(asym)} + P[{i[-1]}, {i[-2]}] = {P[i] + P[j]:.6g} != 1 "
             f"(a constant-sum preference needs P + P.T = 1, atol={atol:g})"
-        )
-    diag = np.abs(np.diagonal(P, axis1=-2, axis2=-1) - 0.5) > atol
-    if diag.any():
-        k = tuple(np.argwhere(diag)[0])
-        lead = f"game {k[:-1]} " if batch else ""
-        raise ValueError(
-            f"preference {lead}diagonal entry P[{k[-1]}, {k[-1]}] = "
-            f"{P[k[:-1] + (k[-1], k[-1])]:.6g} must be 1/2"
         )
     return np.clip(P, 0.0, 1.0)
 

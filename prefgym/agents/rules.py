@@ -88,11 +88,14 @@ def regression_fit(
 
     Gradient descent on ``L(theta) = sum_y w(y) (log softmax(theta)(y) - target(y))^2``
     for at most ``steps`` steps, stopping early once successive losses differ by
-    at most ``tol`` in every game of the batch. ``target`` is the (unnormalised)
-    log-policy of the exact prox step, e.g. SPPO's ``log pi_t + eta (P(y > pi_t) - 1/2)``
-    (Wu et al. Eq. 4.6); ``weights`` is the sampling distribution (``pi_t``).
+    at most ``tol`` in every game of the batch. ``target`` is the log-policy of
+    the exact prox step, e.g. SPPO's ``log pi_t + eta (P(y > pi_t) - 1/2)``
+    (Wu et al. Eq. 4.6); it is normalised here, so the exact step is the unique
+    minimiser (Wu et al. instead approximate ``log Z`` by a constant).
+    ``weights`` is the sampling distribution (``pi_t``).
     Returns the fitted logits and the number of steps taken.
     """
+    target = log_normalize(target)[0]
     theta = logits.copy()
     prev = None
     for k in range(steps):

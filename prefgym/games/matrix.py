@@ -213,8 +213,12 @@ def transitive(
 
 
 def planted_nash(
-    n: int, rank: int = 1, seed=None, batch: int | tuple[int, ...] | None = None
-) -> MatrixGame:
+    n: int,
+    rank: int = 1,
+    seed=None,
+    batch: int | tuple[int, ...] | None = None,
+    return_planted: bool = False,
+) -> MatrixGame | tuple[MatrixGame, np.ndarray]:
     """002 Algorithm 1: a game whose NE polytope contains ``rank`` planted policies.
 
     Reconstruction (the seed text lost the symbols of Sec. 5.1 / App. D.1):
@@ -228,6 +232,8 @@ def planted_nash(
     Then ``A pi_i = 0`` for every planted policy, so each is a full-support NE
     (Assumption 1 of 002 holds), and ``rank(A) in {n-r, n-r-1}``. The Dirichlet
     choice is ours; the paper does not say how the policies are drawn.
+    With ``return_planted=True`` the planted policies ``(*batch, rank, n)`` are
+    returned too.
     """
     if not 1 <= rank < n:
         raise ValueError(f"rank must satisfy 1 <= rank < n = {n}; got {rank}")
@@ -235,14 +241,18 @@ def planted_nash(
     shape = _shape(batch)
     count = int(np.prod(shape)) if shape else 1
     mats = np.empty((count, n, n))
+    planted = np.empty((count, rank, n))
     for k in range(count):  # one null-space basis per game (an SVD each)
-        pis = rng.dirichlet(np.ones(n), size=rank)  # (r, n)
+        pis = planted[k] = rng.dirichlet(np.ones(n), size=rank)  # (r, n)
         Q = null_space(pis)  # (n, n - r)
         G = rng.standard_normal((n - rank, n - rank))
         A = Q @ (G - G.T) @ Q.T
         mats[k] = 0.5 * A / np.abs(A).max()
     P = 0.5 + mats.reshape(*shape, n, n) if shape else 0.5 + mats[0]
-    return MatrixGame(P)
+    game = MatrixGame(P)
+    if return_planted:
+        return game, planted.reshape(*shape, rank, n) if shape else planted[0]
+    return game
 
 
 GENERATORS = {
