@@ -1,0 +1,299 @@
+"""Gymnasium and PettingZoo faces of a :class:`~prefgym.games.MatrixGame`.
+
+- :class:`MatrixGameEnv`: single-agent Gymnasium env. The agent is player 0
+  against a settable opponent mixture; its reward is the preference
+  ``P(a beats b)``, so any Gymnasium / SB3 algorithm trains on it unchanged.
+- :class:`MatrixGameParallelEnv`: PettingZoo parallel env for self-play by
+  ``"player_0"`` and ``"player_1"``; rewards ``P(a0 > a1)`` and its complement.
+
+Both envs repeat the game for ``rounds`` rounds and then *terminate*: the
+game is over, so learners do not bootstrap past its end. Each player observes
+the other's previous action, ``n`` at the start of an episode. With
+``reward_mode="expected"`` the reward is the exact win probability; with
+``"sample"`` it is one Bernoulli draw of the outcome, as a human rater gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from pettingzoo import ParallelEnv
+from pettingzoo.utils import parallel_to_aec
+
+from prefgym.games.matrix import MatrixGame, make_game
+from prefgym.simplex import check_policy
+
+__all__ = ["MatrixGameEnv", "MatrixGameParallelEnv", "parallel_env", "aec_env", "REWARD_MODES"]
+
+REWARD_MODES = ("expected", "sample")
+OpponentPolicy = np.ndarray | Callable[[np.random.Generator], Any]
+
+
+def game_from_kwargs(
+    game: MatrixGame | None = None,
+    matrix=None,
+    generator: str | None = None,
+    generator_kwargs: dict | None = None,
+) -> MatrixGame:
+    """Build the single game given by exactly one of the three sources (RPS if none)."""
+    sources = {"game": game, "matrix": matrix, "generator": generator}
+    given = [k for k, v in sources.items() if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"give at most one of game, matrix, generator; got {given}")
+    if generator_kwargs and generator is None:
+        raise ValueError("generator_kwargs needs a generator name")
+    if game is None:
+        if matrix is not None:
+            game = MatrixGame(matrix)
+        else:
+            game = make_game(generator or "rps", **(generator_kwargs or {}))
+    if not isinstance(game, MatrixGame):
+        raise TypeError(f"game must be a MatrixGame; got {type(game).__name__}")
+    if game.batch_shape:
+        raise ValueError(f"an env plays one game; got a batch of shape {game.batch_shape}")
+    return game
+
+
+def check_action(action, n: int, name: str = "action") -> int:
+    """Return ``action`` as an ``int`` in ``[0, n)``; raise ValueError otherwise."""
+    arr = np.asarray(action)
+    if arr.dtype.kind not in "iu" or arr.size != 1:
+        raise ValueError(
+            f"invalid {name} {action!r} (type {type(action).__name__}); "
+            f"expected one integer in [0, {n})"
+        )
+    a = int(arr.reshape(-1)[0])
+    if not 0 <= a < n:
+        raise ValueError(f"{name} {a} is out of range; valid actions are integers in [0, {n})")
+    return a
+
+
+def check_opponent(policy, n: int) -> np.ndarray:
+    """Validate an opponent mixture: length ``n``, non-negative, summing to 1."""
+    p = np.asarray(policy, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"opponent policy must be a 1-D probability vector of length {n}; "
+                         f"got shape {p.shape}")
+    return check_policy(p, n, name="opponent policy")
+
+
+def _check_common(reward_mode: str, rounds: int, render_mode: str | None, modes) -> None:
+    if reward_mode not in REWARD_MODES:
+        raise ValueError(f"reward_mode must be one of {REWARD_MODES}; got {reward_mode!r}")
+    if isinstance(rounds, bool) or int(rounds) != rounds or rounds < 1:
+        raise ValueError(f"rounds must be an integer >= 1; got {rounds!r}")
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"render_mode must be None or one of {modes}; got {render_mode!r}")
+
+
+class MatrixGameEnv(gymnasium.Env):
+    """Player 0 of a preference game against a fixed (settable) opponent.
+
+    Parameters
+    ----------
+    game, matrix, generator, generator_kwargs
+        The game: a :class:`MatrixGame`, a preference matrix, or a generator
+        name of :data:`~prefgym.games.GENERATORS` with its kwargs. At most one
+        source; rock-paper-scissors if none.
+    opponent
+        The opponent's mixed strategy (length ``n``; uniform by default), or a
+        callable ``policy(rng) -> probability vector`` queried every step.
+    reward_mode
+        ``"expected"``: reward ``P(a > opponent) = sum_b opp[b] P[a, b]``;
+        ``"sample"``: one Bernoulli draw of ``a`` beating a sampled ``b``.
+    rounds
+        Episode length; the episode terminates after ``rounds`` steps.
+    render_mode
+        ``None`` or ``"ansi"`` (a one-line text of the last round).
+
+    Notes
+    -----
+    Observation ``Discrete(n + 1)``: the opponent's previous action, ``n`` at
+    the start. Action ``Discrete(n)``. ``info`` has ``opponent_action`` (the
+    sampled ``b``, drawn in both modes) and ``win_prob`` ``= P(a > opponent
+    mixture)``, the expected reward of the action played.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        game: MatrixGame | None = None,
+        matrix=None,
+        generator: str | None = None,
+        generator_kwargs: dict | None = None,
+        opponent: OpponentPolicy | None = None,
+        reward_mode: str = "expected",
+        rounds: int = 1,
+        render_mode: str | None = None,
+    ):
+        _check_common(reward_mode, rounds, render_mode, self.metadata["render_modes"])
+        self.game = game_from_kwargs(game, matrix, generator, generator_kwargs)
+        self.n_actions = n = self.game.n_actions
+        self.reward_mode, self.rounds, self.render_mode = reward_mode, int(rounds), render_mode
+        self.observation_space = spaces.Discrete(n + 1)
+        self.action_space = spaces.Discrete(n)
+        self._P = self.game.preference
+        self.set_opponent(np.full(n, 1.0 / n) if opponent is None else opponent)
+        self._t: int | None = None
+        self._last: tuple[int, int, float, float] | None = None
+
+    @property
+    def opponent(self) -> OpponentPolicy:
+        """The opponent's mixture (a copy) or its callable policy."""
+        return self._opponent if callable(self._opponent) else self._opponent.copy()
+
+    def set_opponent(self, policy: OpponentPolicy) -> None:
+        """Replace the opponent, effective from the next step.
+
+        Raises
+        ------
+        ValueError
+            If a vector is not a probability vector over the ``n`` actions.
+        """
+        self._opponent = policy if callable(policy) else check_opponent(policy, self.n_actions)
+
+    def _opponent_mixture(self) -> np.ndarray:
+        if callable(self._opponent):
+            return check_opponent(self._opponent(self.np_random), self.n_actions)
+        return self._opponent
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode; the first observation is ``n`` (no previous action)."""
+        super().reset(seed=seed)
+        self._t, self._last = 0, None
+        return np.int64(self.n_actions), {}
+
+    def step(self, action):
+        """Play ``action`` against an opponent draw ``b``; observe ``b``."""
+        if self._t is None:
+            raise RuntimeError("call reset() before step()")
+        a = check_action(action, self.n_actions)
+        opp = self._opponent_mixture()
+        win_prob = float((self._P @ opp)[a])
+        b = int(self.np_random.choice(self.n_actions, p=opp))
+        if self.reward_mode == "expected":
+            reward = win_prob
+        else:
+            reward = float(self.np_random.random() < self._P[a, b])
+        self._t += 1
+        self._last = (a, b, reward, win_prob)
+        info = {"opponent_action": b, "win_prob": win_prob}
+        return np.int64(b), reward, self._t >= self.rounds, False, info
+
+    def render(self) -> str | None:
+        """A one-line text of the last round (``render_mode="ansi"``)."""
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            return None
+        if self._last is None:
+            return f"round {self._t or 0}/{self.rounds}: no moves yet\n"
+        a, b, reward, win_prob = self._last
+        return (f"round {self._t}/{self.rounds}: agent plays {a}, opponent plays {b}; "
+                f"P(win)={win_prob:.3f} reward={reward:.3f}\n")
+
+
+class MatrixGameParallelEnv(ParallelEnv):
+    """Two-player self-play version of a preference game (PettingZoo parallel API).
+
+    ``"player_0"`` and ``"player_1"`` act simultaneously; ``player_0`` earns
+    ``P(a0 > a1)`` (``"expected"``: exactly ``P[a0, a1]``; ``"sample"``: a
+    Bernoulli draw) and ``player_1`` earns ``1 -`` that. Each player observes
+    the other's previous action (``n`` at the start). Parameters are those of
+    :class:`MatrixGameEnv` less ``opponent``. ``infos[agent]`` holds
+    ``opponent_action`` and ``win_prob`` ``= P(own action > other action)``.
+    """
+
+    metadata = {"name": "prefgym_matrix_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+
+    def __init__(
+        self,
+        game: MatrixGame | None = None,
+        matrix=None,
+        generator: str | None = None,
+        generator_kwargs: dict | None = None,
+        reward_mode: str = "expected",
+        rounds: int = 1,
+        render_mode: str | None = None,
+    ):
+        _check_common(reward_mode, rounds, render_mode, self.metadata["render_modes"])
+        self.game = game_from_kwargs(game, matrix, generator, generator_kwargs)
+        self.n_actions = n = self.game.n_actions
+        self.reward_mode, self.rounds, self.render_mode = reward_mode, int(rounds), render_mode
+        self.possible_agents = ["player_0", "player_1"]
+        self.agents: list[str] = []
+        self.observation_spaces = {a: spaces.Discrete(n + 1) for a in self.possible_agents}
+        self.action_spaces = {a: spaces.Discrete(n) for a in self.possible_agents}
+        self._P = self.game.preference
+        self.np_random, self.np_random_seed = seeding.np_random()
+        self._t = 0
+        self._last: tuple[int, int, float, float] | None = None
+
+    def observation_space(self, agent: str) -> spaces.Discrete:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return self.action_spaces[agent]
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        """Start an episode; both players observe ``n``."""
+        if seed is not None:
+            self.np_random, self.np_random_seed = seeding.np_random(seed)
+        self.agents = self.possible_agents[:]
+        self._t, self._last = 0, None
+        obs = {a: np.int64(self.n_actions) for a in self.agents}
+        return obs, {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]):
+        """Play one simultaneous round; agents leave after ``rounds`` rounds."""
+        if not self.agents:
+            raise RuntimeError("episode is over (or never began); call reset()")
+        if set(actions) != set(self.agents):
+            raise ValueError(f"actions needed for exactly {self.agents}; got {sorted(actions)}")
+        a0 = check_action(actions["player_0"], self.n_actions, "player_0 action")
+        a1 = check_action(actions["player_1"], self.n_actions, "player_1 action")
+        p = float(self._P[a0, a1])
+        r0 = p if self.reward_mode == "expected" else float(self.np_random.random() < p)
+        self._t += 1
+        self._last = (a0, a1, p, r0)
+        done = self._t >= self.rounds
+        obs = {"player_0": np.int64(a1), "player_1": np.int64(a0)}
+        rewards = {"player_0": r0, "player_1": 1.0 - r0}
+        terminations = dict.fromkeys(self.agents, done)
+        truncations = dict.fromkeys(self.agents, False)
+        infos = {
+            "player_0": {"opponent_action": a1, "win_prob": p},
+            "player_1": {"opponent_action": a0, "win_prob": 1.0 - p},
+        }
+        if done:
+            self.agents = []
+        return obs, rewards, terminations, truncations, infos
+
+    def render(self) -> str | None:
+        """A one-line text of the last round (``render_mode="ansi"``)."""
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            return None
+        if self._last is None:
+            return f"round {self._t}/{self.rounds}: no moves yet\n"
+        a0, a1, p, r0 = self._last
+        return (f"round {self._t}/{self.rounds}: player_0 plays {a0}, player_1 plays {a1}; "
+                f"P(player_0 wins)={p:.3f} rewards=({r0:.3f}, {1.0 - r0:.3f})\n")
+
+    def close(self) -> None:
+        pass
+
+
+def parallel_env(**kwargs) -> MatrixGameParallelEnv:
+    """PettingZoo parallel env; kwargs as :class:`MatrixGameParallelEnv`."""
+    return MatrixGameParallelEnv(**kwargs)
+
+
+def aec_env(**kwargs):
+    """PettingZoo AEC env (``parallel_to_aec`` of :func:`parallel_env`)."""
+    return parallel_to_aec(parallel_env(**kwargs))
