@@ -156,7 +156,10 @@ class BaseAgent(ABC):
         if cls is BaseAgent:
             from prefgym.agents import AGENTS  # late import: registry of classes
 
-            klass = next(c for c in AGENTS.values() if c.__name__ == meta["class"])
+            by_name = {c.__name__: c for c in AGENTS.values()}
+            if meta["class"] not in by_name:
+                raise ValueError(f"{path} holds an unknown agent class {meta['class']!r}")
+            klass = by_name[meta["class"]]
         hparams = {**meta["hparams"], **overrides}
         agent = klass._from_saved(hparams, state, env)
         agent.num_iterations = meta["num_iterations"]

@@ -9,6 +9,7 @@ __all__ = [
     "BaseCallback",
     "CallbackList",
     "ConvertCallback",
+    "RecordPolicy",
     "StopTrainingOnGap",
     "convert_callback",
 ]
@@ -131,3 +132,32 @@ def convert_callback(callback) -> BaseCallback:
     if callable(callback):
         return ConvertCallback(callback)
     raise TypeError(f"callback must be a BaseCallback, a list of them or a function; got {callback!r}")
+
+
+class RecordPolicy(BaseCallback):
+    """Record copies of ``agent.policy``: the start of training, then every ``every`` updates.
+
+    ``policies`` holds the arrays and ``iterations`` the update counts at which
+    they were taken (``agent.num_iterations``), e.g. for simplex trajectories.
+    """
+
+    def __init__(self, every: int = 1, verbose: int = 0):
+        super().__init__(verbose)
+        if int(every) != every or every < 1:
+            raise ValueError(f"every must be a positive integer; got {every}")
+        self.every = int(every)
+        self.policies: list = []
+        self.iterations: list[int] = []
+
+    def _record(self) -> None:
+        self.policies.append(self.agent.policy.copy())
+        self.iterations.append(self.num_iterations)
+
+    def _on_training_start(self) -> None:
+        if not self.iterations or self.iterations[-1] != self.num_iterations:
+            self._record()
+
+    def _on_step(self) -> bool:
+        if self.num_iterations % self.every == 0:
+            self._record()
+        return True

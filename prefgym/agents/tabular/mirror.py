@@ -30,12 +30,15 @@ class OMWU(TabularAgent):
     The two initialisations of 002 are equal, ``pi_0 = pihat_1 = init`` with
     ``g_0 = 0``, so the first step is ``pi_2 ~ pi_1 exp(2 eta A pi_1)``.
     Last-iterate linear convergence under a full-support NE (Theorem 2).
+    The default ``eta = 2`` reached a gap below 1e-6 in 9 of 10 of 002's
+    Algorithm-1 games (n = 10, rank 3) within 30 000 updates; 4 in 10 of 10,
+    8 diverged on 7 (``prefgym reproduce omwu-fig2``, BENCHMARKS.md).
     """
 
     name = "omwu"
     _state_names = ("prev_payoff",)
 
-    def __init__(self, game, learning_rate: float = 0.1, **kwargs):
+    def __init__(self, game, learning_rate: float = 2.0, **kwargs):
         super().__init__(game, learning_rate, **kwargs)
         self.prev_payoff = np.zeros_like(self._payoff)
 

@@ -1,0 +1,386 @@
+"""Command line: ``prefgym list | train | evaluate | reproduce``.
+
+Examples
+--------
+::
+
+    prefgym list
+    prefgym train --agent omwu --iterations 5000 --lr 2 --out runs/omwu
+    prefgym train --agent mmd --param alpha=0.5 --param magnet_refresh_every=100 \\
+        --env prefgym/RPS-v0 --no-progress
+    prefgym evaluate runs/omwu
+    prefgym reproduce omwu-fig2 --quick
+
+User errors (unknown agent, bad parameter, bad environment, missing file)
+print one line on stderr and return exit code 2.
+
+A training run folder holds ``config.json``, ``metrics.csv``, ``agent.zip`` and
+``gap.png``. ``metrics.csv`` has one row per update with columns
+``iteration,last_gap,average_gap`` (``iteration`` counts updates from 1); for
+a batch of games it is in long format, ``iteration,game,last_gap,average_gap``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main", "train", "evaluate", "build_parser", "CLIError"]
+
+DEFAULT_ENV = "prefgym/MatrixGame-v0"
+DEFAULT_ENV_KWARGS = {"generator": "planted", "generator_kwargs": {"n": 10, "rank": 3, "seed": 0}}
+
+
+class CLIError(Exception):
+    """A user error: reported in one line with exit code 2."""
+
+
+# ------------------------------------------------------------------ helpers
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
+
+
+def env_ids() -> list[str]:
+    """Registered Gymnasium ids under ``prefgym/`` (empty if ``prefgym.envs`` is absent)."""
+    try:
+        import gymnasium
+
+        import prefgym.envs  # noqa: F401  (registers the ids)
+    except ImportError:
+        return []
+    return sorted(k for k in gymnasium.registry if k.startswith("prefgym/"))
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """``["alpha=0.5", "magnet=[0.2,0.8]"]`` -> kwargs; values are JSON, else plain strings."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise CLIError(f"--param expects key=value, key a Python identifier; got {item!r}")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def game_from_env(env_id: str, env_kwargs: dict[str, Any]):
+    """The :class:`~prefgym.games.MatrixGame` behind ``gymnasium.make(env_id, **env_kwargs)``."""
+    from prefgym.games import MatrixGame
+
+    if not env_id.startswith("prefgym/"):
+        raise CLIError(f"environment {env_id!r} is not a prefgym id; see `prefgym list`")
+    try:
+        import gymnasium
+
+        import prefgym.envs  # noqa: F401
+    except ImportError as exc:
+        raise CLIError(f"prefgym environments are unavailable ({exc})") from None
+    try:
+        env = gymnasium.make(env_id, **env_kwargs)
+    except Exception as exc:  # any failure to build the env is a user error here
+        raise CLIError(f"cannot make environment {env_id!r} with kwargs {env_kwargs}: "
+                       f"{type(exc).__name__}: {exc}") from None
+    game = getattr(env.unwrapped, "game", None)
+    env.close()
+    if not isinstance(game, MatrixGame):
+        raise CLIError(f"environment {env_id!r} does not expose a matrix game (env.unwrapped.game)")
+    return game
+
+
+def _fmt(x: float) -> str:
+    return f"{float(x):.3g}"
+
+
+def _compact(obj: Any, depth: int = 0) -> str:
+    """Summary dict as indented text with numbers at 3 significant digits."""
+    pad = "  " * depth
+    if isinstance(obj, dict):
+        lines = []
+        for k, v in obj.items():
+            if isinstance(v, dict):
+                lines.append(f"{pad}{k}:\n{_compact(v, depth + 1)}")
+            else:
+                lines.append(f"{pad}{k}: {_compact(v)}")
+        return "\n".join(lines)
+    if isinstance(obj, list | tuple | np.ndarray):
+        return "[" + ", ".join(_compact(v) for v in obj) + "]"
+    if isinstance(obj, float | np.floating):
+        return f"{float(obj):.3g}"
+    return str(obj)
+
+
+# -------------------------------------------------------------------- train
+def train(
+    agent: str = "omwu",
+    env: str = DEFAULT_ENV,
+    env_kwargs: dict[str, Any] | None = None,
+    iterations: int = 20000,
+    params: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train an agent on an env's game and write a run folder; return its config.
+
+    Raises
+    ------
+    CLIError
+        On an unknown agent, bad parameters or a bad environment.
+    """
+    from prefgym import __version__
+    from prefgym.agents import get_agent_class
+    from prefgym.plotting import plot_curves
+
+    try:
+        cls = get_agent_class(agent)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if int(iterations) != iterations or iterations < 1:
+        raise CLIError(f"--iterations must be a positive integer; got {iterations}")
+    if env_kwargs is None:
+        env_kwargs = dict(DEFAULT_ENV_KWARGS) if env == DEFAULT_ENV else {}
+    params = dict(params or {})
+    game = game_from_env(env, env_kwargs)
+    try:
+        model = cls(game, **params)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"cannot build agent {cls.name!r} with parameters {params}: {exc}") from None
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = Path(out) if out is not None else Path("runs") / f"{cls.name}-{stamp}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    model.learn(int(iterations), progress_bar=progress)
+    runtime = time.perf_counter() - start
+
+    hist = model.history
+    last = hist["last_gap"].reshape(hist["last_gap"].shape[0], -1)
+    avg = hist["average_gap"].reshape(last.shape)
+    _write_metrics(out_dir / "metrics.csv", last, avg, batched=bool(game.batch_shape))
+    model.save(out_dir / "agent.zip")
+    plot_curves({"last iterate": last if game.batch_shape else last[:, 0],
+                 "average iterate": avg if game.batch_shape else avg[:, 0]},
+                out_dir / "gap.png", title=f"{cls.__name__} on {env} ({game.n_actions} actions)",
+                ylabel="duality gap")
+    config = {
+        "agent": cls.name, "agent_class": cls.__name__, "agent_params": params,
+        "env": env, "env_kwargs": env_kwargs, "n_actions": game.n_actions,
+        "batch_shape": list(game.batch_shape), "iterations": int(iterations),
+        "updates_done": int(last.shape[0]), "runtime_s": round(runtime, 3),
+        "final_last_gap": model.current_gap("last").tolist(),
+        "final_average_gap": model.current_gap("average").tolist(),
+        "metrics_columns": ("iteration,game,last_gap,average_gap" if game.batch_shape
+                            else "iteration,last_gap,average_gap"),
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "prefgym_version": __version__, "out": str(out_dir),
+    }
+    with open(out_dir / "config.json", "w") as fh:
+        json.dump(config, fh, indent=2, default=_json_default)
+    return config
+
+
+def _write_metrics(path: Path, last: np.ndarray, avg: np.ndarray, batched: bool) -> None:
+    T, G = last.shape
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        if not batched:
+            writer.writerow(["iteration", "last_gap", "average_gap"])
+            writer.writerows((t + 1, repr(float(last[t, 0])), repr(float(avg[t, 0])))
+                             for t in range(T))
+            return
+        writer.writerow(["iteration", "game", "last_gap", "average_gap"])
+        for t in range(T):
+            writer.writerows((t + 1, g, repr(float(last[t, g])), repr(float(avg[t, g])))
+                             for g in range(G))
+
+
+def _json_default(obj):
+    if isinstance(obj, np.integer | np.floating):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+# ----------------------------------------------------------------- evaluate
+def evaluate(path: str | Path) -> dict[str, Any]:
+    """Load a saved agent (run folder or zip) and measure it against the game's Nash equilibria.
+
+    Returns the duality gaps of the last and average iterates, the LP Nash
+    equilibrium, the L1 distance of both iterates to it and to the NE set
+    (which is a polytope when the NE is not unique), per game of a batch.
+    """
+    from prefgym.agents import BaseAgent
+    from prefgym.reproductions.solvers import l1_distance_to_nash_set
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "agent.zip"
+    if not path.exists() and not path.with_suffix(path.suffix + ".zip").exists():
+        raise CLIError(f"no saved agent at {path}")
+    try:
+        agent = BaseAgent.load(path)
+    except Exception as exc:  # corrupt or foreign zip: a user error
+        raise CLIError(f"cannot load an agent from {path}: {type(exc).__name__}: {exc}") from None
+    game = getattr(agent, "game", None)
+    if game is None:
+        raise CLIError(f"{type(agent).__name__} has no matrix game to evaluate against")
+    ne = game.nash_equilibrium()
+    last, avg = agent.policy, agent.average_policy
+    per_game = []
+    for idx in np.ndindex(*game.batch_shape):
+        A = game.payoff[idx]
+        per_game.append({
+            "game": list(idx),
+            "last_gap": float(game.duality_gap(last)[idx]),
+            "average_gap": float(game.duality_gap(avg)[idx]),
+            "nash_equilibrium": ne[idx].tolist(),
+            "last_l1_to_lp_ne": float(np.abs(last[idx] - ne[idx]).sum()),
+            "average_l1_to_lp_ne": float(np.abs(avg[idx] - ne[idx]).sum()),
+            "last_l1_to_ne_set": l1_distance_to_nash_set(A, last[idx]),
+            "average_l1_to_ne_set": l1_distance_to_nash_set(A, avg[idx]),
+            "last_policy": last[idx].tolist(),
+        })
+    return {"path": str(path), "agent": type(agent).__name__, "learning_rate": agent.learning_rate,
+            "updates": agent.num_iterations, "n_actions": game.n_actions,
+            "batch_shape": list(game.batch_shape), "games": per_game}
+
+
+# ----------------------------------------------------------------- commands
+def _cmd_list(args: argparse.Namespace) -> int:
+    from prefgym.agents import AGENTS
+    from prefgym.reproductions import REPRODUCTIONS
+
+    ids = env_ids()
+    print("Environments:")
+    print("\n".join(f"  {i}" for i in ids) if ids else "  (none: prefgym.envs is not available)")
+    print("Agents:")
+    for name, cls in AGENTS.items():
+        print(f"  {name:<8} {cls.__name__:<7} {_first_line(cls.__doc__)}")
+    print("Reproductions:")
+    for name, rep in REPRODUCTIONS.items():
+        print(f"  {name:<10} {rep.description}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    params = parse_params(args.param)
+    if args.lr is not None:
+        params["learning_rate"] = args.lr
+    if args.seed is not None:
+        params["seed"] = args.seed
+    env_kwargs = None
+    if args.env_kwargs is not None:
+        try:
+            env_kwargs = json.loads(args.env_kwargs)
+        except json.JSONDecodeError as exc:
+            raise CLIError(f"--env-kwargs is not valid JSON: {exc}") from None
+        if not isinstance(env_kwargs, dict):
+            raise CLIError(f"--env-kwargs must be a JSON object; got {args.env_kwargs!r}")
+    cfg = train(args.agent, args.env, env_kwargs, args.iterations, params, args.out,
+                progress=not args.no_progress)
+    last, avg = np.asarray(cfg["final_last_gap"]), np.asarray(cfg["final_average_gap"])
+    label = "final duality gap (max over games)" if last.ndim else "final duality gap"
+    print(f"{cfg['agent_class']} on {cfg['env']} ({cfg['n_actions']} actions): "
+          f"{cfg['updates_done']} updates in {cfg['runtime_s']:.2f} s")
+    print(f"{label}: last iterate {_fmt(last.max())}, average iterate {_fmt(avg.max())}")
+    print(f"run folder: {cfg['out']}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    res = evaluate(args.path)
+    print(f"{res['agent']} (learning rate {res['learning_rate']:g}) after {res['updates']} "
+          f"updates, {res['n_actions']} actions, from {res['path']}")
+    for g in res["games"]:
+        tag = f"game {tuple(g['game'])}: " if res["batch_shape"] else ""
+        ne = np.array2string(np.asarray(g["nash_equilibrium"]), precision=4, suppress_small=True)
+        print(f"{tag}duality gap: last iterate {_fmt(g['last_gap'])}, "
+              f"average iterate {_fmt(g['average_gap'])}")
+        print(f"{tag}LP Nash equilibrium: {ne}")
+        print(f"{tag}L1 distance to it: last {_fmt(g['last_l1_to_lp_ne'])}, average "
+              f"{_fmt(g['average_l1_to_lp_ne'])}; to the NE set: last "
+              f"{_fmt(g['last_l1_to_ne_set'])}, average {_fmt(g['average_l1_to_ne_set'])}")
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from prefgym.reproductions import get_reproduction
+
+    try:
+        rep = get_reproduction(args.name)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    out = Path(args.out) if args.out else Path("runs") / "reproduce" / rep.name
+    summary = rep.run(out, quick=args.quick, progress=not args.no_progress)
+    body = {k: v for k, v in summary.items() if k not in ("verdicts", "files")}
+    print(_compact(body))
+    print("files: " + ", ".join([*summary["files"], str(out / "summary.json")]))
+    print("verdicts:")
+    for claim, text in summary["verdicts"].items():
+        print(f"  - {claim}\n      {text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``prefgym`` command."""
+    parser = argparse.ArgumentParser(prog="prefgym", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list environments, agents and reproductions")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("train", help="train an agent on a matrix-game environment")
+    p.add_argument("--agent", default="omwu", help="agent name (see `prefgym list`); default omwu")
+    p.add_argument("--env", default=DEFAULT_ENV, help=f"environment id; default {DEFAULT_ENV}")
+    p.add_argument("--env-kwargs", default=None, metavar="JSON",
+                   help="JSON kwargs for gymnasium.make; default for the default env: "
+                        + json.dumps(DEFAULT_ENV_KWARGS))
+    p.add_argument("--iterations", type=int, default=20000, help="policy updates; default 20000")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (agent default if absent)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="agent constructor argument, value parsed as JSON; repeatable")
+    p.add_argument("--seed", type=int, default=None, help="seed of the agent's action sampler")
+    p.add_argument("--out", default=None, help="run folder; default runs/<agent>-<timestamp>")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a saved agent against the game's Nash equilibria")
+    p.add_argument("path", help="run folder (holding agent.zip) or agent zip")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("reproduce", help="run a paper reproduction and report its verdicts")
+    p.add_argument("name", help="reproduction name (see `prefgym list`)")
+    p.add_argument("--out", default=None, help="output folder; default runs/reproduce/NAME")
+    p.add_argument("--quick", action="store_true", help="small budget (seconds)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=_cmd_reproduce)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``prefgym`` command; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse usage errors (2) and --help (0)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return args.func(args)
+    except CLIError as exc:
+        print(f"prefgym {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

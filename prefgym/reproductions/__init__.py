@@ -1,0 +1,26 @@
+"""Reproductions of paper figures: each runs, plots, and reports whether the claim held.
+
+>>> from prefgym.reproductions import REPRODUCTIONS
+>>> summary = REPRODUCTIONS["mpo-fig3"].run("runs/reproduce/mpo-fig3", quick=True)  # doctest: +SKIP
+>>> summary["verdicts"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from prefgym.reproductions import mpo_fig3, omwu_fig2
+from prefgym.reproductions.registry import Reproduction
+
+#: reproduction name -> :class:`Reproduction`
+REPRODUCTIONS: dict[str, Reproduction] = {
+    r.name: r for r in (omwu_fig2.REPRODUCTION, mpo_fig3.REPRODUCTION)
+}
+
+
+def get_reproduction(name: str) -> Reproduction:
+    """Look a reproduction up by name."""
+    if name not in REPRODUCTIONS:
+        raise ValueError(f"unknown reproduction {name!r}; choose from {sorted(REPRODUCTIONS)}")
+    return REPRODUCTIONS[name]
+
+
+__all__ = ["REPRODUCTIONS", "Reproduction", "get_reproduction"]

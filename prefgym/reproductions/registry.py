@@ -1,0 +1,58 @@
+"""The :class:`Reproduction` record: a named paper claim and the function that checks it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Reproduction"]
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """A reproduction of one paper figure.
+
+    Attributes
+    ----------
+    name
+        Registry key (``prefgym reproduce NAME``).
+    description
+        One line naming the paper claim.
+    runner
+        ``runner(out_dir, quick, progress) -> summary``; writes figures and CSVs.
+    """
+
+    name: str
+    description: str
+    runner: Callable[[Path, bool, bool], dict]
+
+    def run(self, out_dir: str | Path, quick: bool = False, progress: bool = True) -> dict:
+        """Run; write figures, CSVs and ``summary.json`` into ``out_dir``; return the summary.
+
+        The summary holds the measured numbers, ``verdicts`` (claim -> ``"held: ..."``
+        or ``"did not hold: ..."``), ``files`` written and ``runtime_s``.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        summary = self.runner(out, quick, progress)
+        summary = {"reproduction": self.name, "quick": quick, **summary,
+                   "runtime_s": round(time.perf_counter() - start, 2)}
+        with open(out / "summary.json", "w") as fh:
+            json.dump(summary, fh, indent=2, default=_json_default)
+        return summary
+
+
+def _json_default(obj):
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
