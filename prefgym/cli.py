@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from prefgym.serialization import json_default
+
 __all__ = ["main", "train", "evaluate", "build_parser", "CLIError"]
 
 DEFAULT_ENV = "prefgym/MatrixGame-v0"
@@ -185,7 +187,7 @@ def train(
         "prefgym_version": __version__, "out": str(out_dir),
     }
     with open(out_dir / "config.json", "w") as fh:
-        json.dump(config, fh, indent=2, default=_json_default)
+        json.dump(config, fh, indent=2, default=json_default)
     return config
 
 
@@ -203,13 +205,6 @@ def _write_metrics(path: Path, last: np.ndarray, avg: np.ndarray, batched: bool)
             writer.writerows((t + 1, g, repr(float(last[t, g])), repr(float(avg[t, g])))
                              for g in range(G))
 
-
-def _json_default(obj):
-    if isinstance(obj, np.integer | np.floating):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
 # ----------------------------------------------------------------- evaluate

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from prefgym.agents.callbacks import convert_callback
+from prefgym.serialization import json_default
 
 __all__ = ["BaseAgent"]
 
@@ -133,7 +134,7 @@ class BaseAgent(ABC):
         buf = io.BytesIO()
         np.savez(buf, **self._get_state())
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("agent.json", json.dumps(meta, indent=2, default=_json_default))
+            zf.writestr("agent.json", json.dumps(meta, indent=2, default=json_default))
             zf.writestr("state.npz", buf.getvalue())
         return path
 
@@ -171,12 +172,3 @@ class BaseAgent(ABC):
     def _from_saved(cls, hparams: dict, state: dict[str, np.ndarray], env) -> BaseAgent:
         return cls(env, **hparams)
 
-
-def _json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"cannot serialise {type(obj).__name__} in agent hyper-parameters")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from prefgym.serialization import json_default
 
 __all__ = ["Reproduction"]
 
@@ -44,15 +44,6 @@ class Reproduction:
         summary = {"reproduction": self.name, "quick": quick, **summary,
                    "runtime_s": round(time.perf_counter() - start, 2)}
         with open(out / "summary.json", "w") as fh:
-            json.dump(summary, fh, indent=2, default=_json_default)
+            json.dump(summary, fh, indent=2, default=json_default)
         return summary
 
-
-def _json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"cannot serialise {type(obj).__name__}")

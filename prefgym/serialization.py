@@ -1,0 +1,18 @@
+"""JSON for the NumPy values that configs, checkpoints and summaries hold."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["json_default"]
+
+
+def json_default(obj):
+    """``default=`` hook for :func:`json.dump`: NumPy scalars and arrays as Python values."""
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
