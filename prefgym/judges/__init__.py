@@ -1,0 +1,5 @@
+"""Pairwise judges for text: ``P(a beats b | context)``."""
+
+from prefgym.judges.base import JudgeOutputError, PairwiseJudge
+
+__all__ = ["JudgeOutputError", "PairwiseJudge"]
