@@ -25,8 +25,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from prefgym.games.markov import TabularMarkovGame
+from prefgym.games.step_preference import FeatureStepPreference
 
-__all__ = ["GridLayout", "MOVES", "random_gridworld", "grid_transitions"]
+__all__ = [
+    "GridLayout",
+    "MOVES",
+    "random_gridworld",
+    "grid_transitions",
+    "cyclic_goals_gridworld",
+    "intermediate_preference_gridworld",
+    "GRIDWORLD_GENERATORS",
+    "make_gridworld",
+]
 
 #: (d_row, d_col) of stay, up, down, left, right
 MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]])

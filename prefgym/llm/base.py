@@ -28,7 +28,7 @@ class TextGenerator(Protocol):
 
 
 def format_dialogue(turns: Sequence[tuple[str, str | None]]) -> str:
-    """Render ``[(user, assistant), ...]`` as plain text, ending with an open assistant turn.
+    """Render ``[(user, assistant), ...]`` as plain text; a last ``None`` reply leaves the assistant turn open.
 
     ``format_dialogue([("hi", "hello"), ("2+2?", None)])`` gives
     ``"User: hi\\nAssistant: hello\\nUser: 2+2?\\nAssistant:"``. A plain format is
@@ -39,6 +39,4 @@ def format_dialogue(turns: Sequence[tuple[str, str | None]]) -> str:
     for user, reply in turns:
         lines.append(f"{USER}: {user}")
         lines.append(f"{ASSISTANT}:" if reply is None else f"{ASSISTANT}: {reply}")
-    if turns and turns[-1][1] is not None:
-        lines.append(f"{ASSISTANT}:")
     return "\n".join(lines)
