@@ -28,7 +28,9 @@ class TextGenerator(Protocol):
 
 
 def format_dialogue(turns: Sequence[tuple[str, str | None]]) -> str:
-    """Render ``[(user, assistant), ...]`` as plain text; a last ``None`` reply leaves the assistant turn open.
+    """Render ``[(user, assistant), ...]`` as plain text.
+
+    A last ``None`` reply leaves the assistant turn open.
 
     ``format_dialogue([("hi", "hello"), ("2+2?", None)])`` gives
     ``"User: hi\\nAssistant: hello\\nUser: 2+2?\\nAssistant:"``. A plain format is
