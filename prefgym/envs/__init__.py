@@ -1,5 +1,8 @@
 """Gymnasium / PettingZoo environments; importing this registers the ``prefgym/`` ids."""
 
+from prefgym.envs.gridworld import GridworldEnv, GridworldParallelEnv
+from prefgym.envs.gridworld import aec_env as gridworld_aec_env
+from prefgym.envs.gridworld import parallel_env as gridworld_parallel_env
 from prefgym.envs.matrix import (
     MatrixGameEnv,
     MatrixGameParallelEnv,
@@ -11,10 +14,14 @@ from prefgym.envs.registration import PARALLEL_ENVS, make_parallel, register_env
 register_envs()
 
 __all__ = [
+    "GridworldEnv",
+    "GridworldParallelEnv",
     "MatrixGameEnv",
     "MatrixGameParallelEnv",
     "PARALLEL_ENVS",
     "aec_env",
+    "gridworld_aec_env",
+    "gridworld_parallel_env",
     "make_parallel",
     "parallel_env",
     "register_envs",

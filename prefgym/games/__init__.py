@@ -1,5 +1,11 @@
 """Preference games with exact solvers."""
 
+from prefgym.games.gridworld import (
+    GRIDWORLD_GENERATORS,
+    cyclic_goals_gridworld,
+    intermediate_preference_gridworld,
+    make_gridworld,
+)
 from prefgym.games.matrix import (
     GENERATORS,
     MatrixGame,
@@ -20,4 +26,8 @@ __all__ = [
     "random_skew_symmetric",
     "rps",
     "transitive",
+    "GRIDWORLD_GENERATORS",
+    "cyclic_goals_gridworld",
+    "intermediate_preference_gridworld",
+    "make_gridworld",
 ]

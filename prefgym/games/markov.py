@@ -111,7 +111,7 @@ class TabularMarkovGame:
     def check_policy(self, policy, name: str = "policy", atol: float = 1e-6) -> np.ndarray:
         """Validate and broadcast a policy ``(H, S, A)`` / ``(..., K, H, S, A)``."""
         pi = np.asarray(policy, dtype=np.float64)
-        if pi.ndim == 3:
+        if pi.ndim == 3 and pi.shape == self.policy_shape[1:]:
             pi = np.broadcast_to(pi, self.policy_shape)
         if pi.shape[-4:] != self.policy_shape:
             raise ValueError(f"{name} must have shape (H, S, A) or (K, H, S, A) = {self.policy_shape}; "
