@@ -1,5 +1,43 @@
-"""Pairwise judges for text: ``P(a beats b | context)``."""
+"""Pairwise judges for text: ``P(a beats b | context)``.
+
+- :class:`PairwiseJudge`: the interface (batched, output-checked).
+- Exact, rule-based judges: :class:`FeatureRaterJudge` (populations of raters
+  over reply features, possibly non-transitive), :class:`TableJudge` (any
+  preference matrix over a finite reply set).
+- :class:`RewardModelJudge`: Bradley-Terry from a reward callable or model.
+- :class:`PairwiseModelJudge`: a learned PairRM-style judge, trained by
+  :func:`train_pairwise_judge`.
+- :func:`exact_win_rate` / :func:`sampled_win_rate`: ``P(pi > pi')`` by
+  enumeration or by sampling.
+
+The transformers-backed judges import ``transformers`` only when built.
+"""
 
 from prefgym.judges.base import JudgeOutputError, PairwiseJudge
+from prefgym.judges.pairwise_model import PairwiseModelJudge, tiny_pairwise_judge, train_pairwise_judge
+from prefgym.judges.reward_model import RewardModelJudge, build_word_tokenizer, tiny_sequence_classifier
+from prefgym.judges.synthetic import (
+    FEATURES,
+    FeatureRaterJudge,
+    TableJudge,
+    WinRateEstimate,
+    exact_win_rate,
+    sampled_win_rate,
+)
 
-__all__ = ["JudgeOutputError", "PairwiseJudge"]
+__all__ = [
+    "FEATURES",
+    "FeatureRaterJudge",
+    "JudgeOutputError",
+    "PairwiseJudge",
+    "PairwiseModelJudge",
+    "RewardModelJudge",
+    "TableJudge",
+    "WinRateEstimate",
+    "build_word_tokenizer",
+    "exact_win_rate",
+    "sampled_win_rate",
+    "tiny_pairwise_judge",
+    "tiny_sequence_classifier",
+    "train_pairwise_judge",
+]
