@@ -2,13 +2,22 @@
 
 from prefgym.agents.base import BaseAgent
 from prefgym.agents.callbacks import BaseCallback, CallbackList, StopTrainingOnGap
+from prefgym.agents.markov import (
+    OMPO,
+    MagneticMPO,
+    MarkovAgent,
+    MarkovMD,
+    MarkovMMD,
+    NaturalActorCriticMPO,
+)
 from prefgym.agents.tabular import EGPO, MMD, MPO, MWU, OMWU, ONPO, SPO, SPPO, NashMD, TabularAgent
 
 MD = MWU
 
 #: agent name (CLI) -> class
 AGENTS: dict[str, type[BaseAgent]] = {
-    cls.name: cls for cls in (MWU, OMWU, ONPO, MMD, MPO, NashMD, EGPO, SPPO, SPO)
+    cls.name: cls for cls in (MWU, OMWU, ONPO, MMD, MPO, NashMD, EGPO, SPPO, SPO,
+                              OMPO, NaturalActorCriticMPO, MarkovMD, MarkovMMD, MagneticMPO)
 }
 
 
@@ -23,5 +32,6 @@ def get_agent_class(name: str) -> type[BaseAgent]:
 
 
 __all__ = ["AGENTS", "BaseAgent", "BaseCallback", "CallbackList", "EGPO", "MD", "MMD", "MPO", "MWU",
-           "NashMD", "OMWU", "ONPO", "SPO", "SPPO", "StopTrainingOnGap", "TabularAgent",
+           "MagneticMPO", "MarkovAgent", "MarkovMD", "MarkovMMD", "NashMD", "NaturalActorCriticMPO",
+           "OMPO", "OMWU", "ONPO", "SPO", "SPPO", "StopTrainingOnGap", "TabularAgent",
            "get_agent_class"]

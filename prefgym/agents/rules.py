@@ -15,6 +15,7 @@ __all__ = [
     "log_normalize",
     "mirror_step",
     "optimistic_step",
+    "optimistic_payoff",
     "magnetic_step",
     "regularized_step",
     "geometric_mixture",
@@ -47,6 +48,16 @@ def optimistic_step(
     ``Q = 2 Q(pi^t) - Q(pi^{t-1})`` in 001.
     """
     return logits + lr * (2.0 * payoff - prev_payoff)
+
+
+def optimistic_payoff(payoff: np.ndarray, prev_payoff: np.ndarray) -> np.ndarray:
+    """The optimistic payoff ``2 g_t - g_{t-1}`` of :func:`optimistic_step`.
+
+    ``optimistic_step(theta, g, g_prev, eta) == mirror_step(theta, optimistic_payoff(g, g_prev), eta)``.
+    001 applies it to stage rewards, ``r~_h^t = 2 r_h^t - r_h^{t-1}`` (Alg. 1), before the
+    Bellman backup: Q is linear in the reward, so this is ``2 Q(pi^t, pi^t) - Q(pi^t, pi^{t-1})``.
+    """
+    return 2.0 * payoff - prev_payoff
 
 
 def magnetic_step(
