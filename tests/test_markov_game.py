@@ -43,13 +43,14 @@ def deterministic_policies(game):
         yield np.eye(A)[np.array(acts).reshape(K, H, S)]
 
 
-@pytest.mark.parametrize(("seed", "per_step"), [(0, False), (1, True), (2, False)])
-def test_values_and_exploitability_match_brute_force(seed, per_step):
-    game = tiny_game(seed, per_step=per_step)
+@pytest.mark.parametrize(("seed", "per_step", "two_starts", "H"),
+                         [(0, False, True, 2), (1, True, False, 3), (2, False, False, 3)])
+def test_values_and_exploitability_match_brute_force(seed, per_step, two_starts, H):
+    game = tiny_game(seed, H=H, two_starts=two_starts, per_step=per_step)
     rng = np.random.default_rng(seed)
     pi, rho = (rng.dirichlet(np.ones(2), size=game.policy_shape[:-1]) for _ in range(2))
     assert game.value(pi, rho) == pytest.approx(joint_value(game, pi, rho), abs=1e-12)
-    # best response by enumerating every deterministic policy (K*H*S = 18 binary choices)
+    # best response by enumerating every deterministic policy (2^(K H S) of them)
     best = max(joint_value(game, det, rho) for det in deterministic_policies(game))
     assert game.exploitability(rho) == pytest.approx(best - game.horizon / 2, abs=1e-9)
     br, per_start = game.best_response(rho)
