@@ -13,6 +13,10 @@ from prefgym.envs.registration import PARALLEL_ENVS, make_parallel, register_env
 
 register_envs()
 
+from prefgym.envs.language_registration import register_language_envs  # noqa: E402
+
+PARALLEL_ENVS.update(register_language_envs())
+
 __all__ = [
     "GridworldEnv",
     "GridworldParallelEnv",

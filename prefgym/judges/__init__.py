@@ -7,6 +7,8 @@
 - :class:`RewardModelJudge`: Bradley-Terry from a reward callable or model.
 - :class:`PairwiseModelJudge`: a learned PairRM-style judge, trained by
   :func:`train_pairwise_judge`.
+- Task judges with exact preferences for the shipped language games:
+  :class:`DialogueTaskJudge`, :class:`ArithmeticStepJudge`, :class:`FinalAnswerJudge`.
 - :func:`exact_win_rate` / :func:`sampled_win_rate`: ``P(pi > pi')`` by
   enumeration or by sampling.
 
@@ -24,8 +26,13 @@ from prefgym.judges.synthetic import (
     exact_win_rate,
     sampled_win_rate,
 )
+from prefgym.judges.tasks import ArithmeticStepJudge, DialogueTaskJudge, FinalAnswerJudge, ScoredJudge
 
 __all__ = [
+    "ArithmeticStepJudge",
+    "DialogueTaskJudge",
+    "FinalAnswerJudge",
+    "ScoredJudge",
     "FEATURES",
     "FeatureRaterJudge",
     "JudgeOutputError",
