@@ -398,3 +398,23 @@ def test_training_inputs(tokenizer):
         train_pairwise_judge(judge, [("c", "a", "b", 1.5)])
     with pytest.raises(ValueError, match="over the model's max length"):
         train_pairwise_judge(judge, [("c", "the cat " * 30, "b")])
+
+
+def test_reward_model_scores_do_not_depend_on_the_batch_with_a_left_padding_tokenizer():
+    """A classifier's score of a reply is the same alone and inside a padded batch."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, GPT2Config
+
+    from prefgym.llm import tiny_lm
+
+    _, tok = tiny_lm("gpt2", seed=0)
+    assert tok.padding_side == "left"
+    config = GPT2Config(vocab_size=len(tok), n_layer=1, n_embd=32, n_head=2, n_positions=128,
+                        num_labels=1, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config).eval()
+    judge = RewardModelJudge(model, tok)
+    replies = ["ok", "a much longer reply with many more words in it", "two words"]
+    together = judge.prob("ctx", [replies[0]] * 2, replies[1:])
+    alone = np.array([judge.prob("ctx", [replies[0]], [r])[0] for r in replies[1:]])
+    assert np.allclose(together, alone, atol=1e-6)

@@ -64,7 +64,7 @@ class PairwiseJudge(ABC):
         if bad.size:
             i = int(bad[0])
             raise JudgeOutputError(
-                f"{type(self).__name__} returned P = {p[i]!r} for pair {i} (context {ctx[i][:60]!r}, "
+                f"{type(self).__name__} returned P = {float(p[i])} for pair {i} (context {ctx[i][:60]!r}, "
                 f"a {a[i][:40]!r}, b {b[i][:40]!r}); a preference must be a probability in [0, 1]"
             )
         return p

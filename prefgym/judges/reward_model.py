@@ -209,14 +209,20 @@ class _HFScorer:
         self.device = _model_device(model, device)
 
     def encode(self, texts: list[str]):
-        """Tokenise ``texts`` (padded tensors); an over-long text is a ``ValueError`` unless truncating."""
+        """Tokenise ``texts`` (padded tensors); an over-long text is a ``ValueError`` unless truncating.
+
+        Padding is always on the right, whatever the tokenizer's ``padding_side``: a
+        sequence classifier reads the last non-pad token, and with left padding GPT-2
+        style models would shift position ids and make a score depend on its batch.
+        """
         if self.truncation:
             if self.max_length is None:
                 raise ValueError("truncation=True needs a max_length (the model and tokenizer give none)")
             enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                                 return_tensors="pt")
+                                 return_tensors="pt", padding_side="right")
         else:
-            enc = self.tokenizer(texts, padding=True, truncation=False, return_tensors="pt")
+            enc = self.tokenizer(texts, padding=True, truncation=False, return_tensors="pt",
+                                 padding_side="right")
             if self.max_length is not None:
                 lengths = enc["attention_mask"].sum(dim=1)
                 over = (lengths > self.max_length).nonzero()
