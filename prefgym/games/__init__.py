@@ -1,11 +1,14 @@
-"""Preference games with exact solvers."""
+"""Preference games with exact solvers: matrix games and tabular Markov games."""
 
 from prefgym.games.gridworld import (
     GRIDWORLD_GENERATORS,
+    GridLayout,
     cyclic_goals_gridworld,
     intermediate_preference_gridworld,
     make_gridworld,
+    random_gridworld,
 )
+from prefgym.games.markov import TabularMarkovGame
 from prefgym.games.matrix import (
     GENERATORS,
     MatrixGame,
@@ -16,18 +19,25 @@ from prefgym.games.matrix import (
     rps,
     transitive,
 )
+from prefgym.games.step_preference import DenseStepPreference, FeatureStepPreference, StepPreference
 
 __all__ = [
     "GENERATORS",
+    "GRIDWORLD_GENERATORS",
+    "DenseStepPreference",
+    "FeatureStepPreference",
+    "GridLayout",
     "MatrixGame",
+    "StepPreference",
+    "TabularMarkovGame",
     "cyclic",
+    "cyclic_goals_gridworld",
+    "intermediate_preference_gridworld",
     "make_game",
+    "make_gridworld",
     "planted_nash",
+    "random_gridworld",
     "random_skew_symmetric",
     "rps",
     "transitive",
-    "GRIDWORLD_GENERATORS",
-    "cyclic_goals_gridworld",
-    "intermediate_preference_gridworld",
-    "make_gridworld",
 ]
