@@ -9,6 +9,8 @@ Examples
     prefgym train --agent mmd --param alpha=0.5 --param magnet_refresh_every=100 \\
         --env prefgym/RPS-v0 --no-progress
     prefgym evaluate runs/omwu
+    prefgym train --agent ompo --env prefgym/GridworldRandom-v0 --env-kwargs '{"seed": 3}' --lr 10
+    prefgym train --agent mpo_ac --env prefgym/Gridworld-v0 --iterations 500
     prefgym reproduce omwu-fig2 --quick
 
 User errors (unknown agent, bad parameter, bad environment, missing file)
@@ -18,6 +20,20 @@ A training run folder holds ``config.json``, ``metrics.csv``, ``agent.zip`` and
 ``gap.png``. ``metrics.csv`` has one row per update with columns
 ``iteration,last_gap,average_gap`` (``iteration`` counts updates from 1); for
 a batch of games it is in long format, ``iteration,game,last_gap,average_gap``.
+
+Markov games (001): an env whose ``env.unwrapped.game`` is a
+:class:`~prefgym.games.markov.TabularMarkovGame` (the ``prefgym/Gridworld*`` ids)
+trains a Markov agent (``ompo``, ``mpo_ac``, ``md_markov``, ``mmd_markov``,
+``magnetic_mpo``); ``metrics.csv`` then has the columns
+``iteration,exploitability,average_exploitability`` (001 Sec. 4.1; the duality
+gap of the symmetric profile is twice the exploitability) and ``gap.png`` plots
+exploitability. For the gridworld ids, ``--env-kwargs`` keys that are not
+arguments of :class:`~prefgym.envs.gridworld.GridworldEnv` go to the game
+generator: ``'{"seed": 3}'`` on ``prefgym/GridworldRandom-v0`` is
+``generator_kwargs={"seed": 3}``, merged over the id's default generator kwargs.
+``prefgym evaluate`` on a saved Markov agent prints the exploitability of the
+last and average iterates and the duality gaps (no LP: Markov games are solved
+by backward induction).
 """
 
 from __future__ import annotations
@@ -40,6 +56,8 @@ __all__ = ["main", "train", "evaluate", "build_parser", "CLIError"]
 
 DEFAULT_ENV = "prefgym/MatrixGame-v0"
 DEFAULT_ENV_KWARGS = {"generator": "planted", "generator_kwargs": {"n": 10, "rank": 3, "seed": 0}}
+#: columns of ``metrics.csv`` for a Markov-game run
+MARKOV_METRICS = ("iteration", "exploitability", "average_exploitability")
 
 
 class CLIError(Exception):
@@ -77,9 +95,47 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
     return params
 
 
+def _gridworld_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Route ``env_kwargs`` keys that :class:`GridworldEnv` does not take into ``generator_kwargs``.
+
+    The routed keys are merged over ``generator_kwargs`` when given; otherwise,
+    without an explicit ``generator`` or ``game``, over the id's default generator
+    kwargs. So ``{"seed": 3}`` on ``prefgym/GridworldRandom-v0`` builds
+    ``random_gridworld(seed=3)``. Other ids are returned unchanged.
+    """
+    import inspect
+
+    from prefgym.envs.gridworld import GridworldEnv
+    from prefgym.envs.registration import GRIDWORLD_ENV_KWARGS
+
+    if env_id not in GRIDWORLD_ENV_KWARGS:
+        return env_kwargs
+    accepted = set(inspect.signature(GridworldEnv.__init__).parameters) - {"self"}
+    routed = {k: v for k, v in env_kwargs.items() if k not in accepted}
+    if not routed:
+        return env_kwargs
+    kwargs = {k: v for k, v in env_kwargs.items() if k in accepted}
+    if "generator_kwargs" in kwargs:
+        base = kwargs["generator_kwargs"] or {}
+    elif "generator" in kwargs or "game" in kwargs:
+        base = {}
+    else:
+        base = GRIDWORLD_ENV_KWARGS[env_id].get("default_generator_kwargs") or {}
+    if not isinstance(base, dict):
+        raise CLIError(f"generator_kwargs must be a JSON object; got {base!r}")
+    kwargs["generator_kwargs"] = {**base, **routed}
+    return kwargs
+
+
 def game_from_env(env_id: str, env_kwargs: dict[str, Any]):
-    """The :class:`~prefgym.games.MatrixGame` behind ``gymnasium.make(env_id, **env_kwargs)``."""
+    """The game behind ``gymnasium.make(env_id, **env_kwargs)``.
+
+    A :class:`~prefgym.games.MatrixGame` for the matrix ids, a
+    :class:`~prefgym.games.markov.TabularMarkovGame` for the gridworld ids (whose
+    generator arguments may be given directly, see :func:`_gridworld_kwargs`).
+    """
     from prefgym.games import MatrixGame
+    from prefgym.games.markov import TabularMarkovGame
 
     if not env_id.startswith("prefgym/"):
         raise CLIError(f"environment {env_id!r} is not a prefgym id; see `prefgym list`")
@@ -89,15 +145,17 @@ def game_from_env(env_id: str, env_kwargs: dict[str, Any]):
         import prefgym.envs  # noqa: F401
     except ImportError as exc:
         raise CLIError(f"prefgym environments are unavailable ({exc})") from None
+    make_kwargs = _gridworld_kwargs(env_id, env_kwargs)
     try:
-        env = gymnasium.make(env_id, **env_kwargs)
+        env = gymnasium.make(env_id, **make_kwargs)
     except Exception as exc:  # any failure to build the env is a user error here
         raise CLIError(f"cannot make environment {env_id!r} with kwargs {env_kwargs}: "
                        f"{type(exc).__name__}: {exc}") from None
     game = getattr(env.unwrapped, "game", None)
     env.close()
-    if not isinstance(game, MatrixGame):
-        raise CLIError(f"environment {env_id!r} does not expose a matrix game (env.unwrapped.game)")
+    if not isinstance(game, MatrixGame | TabularMarkovGame):
+        raise CLIError(f"environment {env_id!r} exposes neither a matrix game nor a tabular Markov game "
+                       "(env.unwrapped.game)")
     return game
 
 
@@ -142,6 +200,8 @@ def train(
     """
     from prefgym import __version__
     from prefgym.agents import get_agent_class
+    from prefgym.agents.markov import MarkovAgent
+    from prefgym.games.markov import TabularMarkovGame
     from prefgym.plotting import plot_curves
 
     try:
@@ -154,6 +214,12 @@ def train(
         env_kwargs = dict(DEFAULT_ENV_KWARGS) if env == DEFAULT_ENV else {}
     params = dict(params or {})
     game = game_from_env(env, env_kwargs)
+    markov = issubclass(cls, MarkovAgent)
+    if isinstance(game, TabularMarkovGame) and not markov:
+        from prefgym.agents import AGENTS
+
+        names = sorted(n for n, c in AGENTS.items() if issubclass(c, MarkovAgent))
+        raise CLIError(f"agent {cls.name!r} plays matrix games; {env!r} is a Markov game: use one of {names}")
     try:
         model = cls(game, **params)
     except (TypeError, ValueError) as exc:
@@ -164,31 +230,63 @@ def train(
     start = time.perf_counter()
     model.learn(int(iterations), progress_bar=progress)
     runtime = time.perf_counter() - start
-
-    hist = model.history
-    last = hist["last_gap"].reshape(hist["last_gap"].shape[0], -1)
-    avg = hist["average_gap"].reshape(last.shape)
-    _write_metrics(out_dir / "metrics.csv", last, avg, batched=bool(game.batch_shape))
-    model.save(out_dir / "agent.zip")
-    plot_curves({"last iterate": last if game.batch_shape else last[:, 0],
-                 "average iterate": avg if game.batch_shape else avg[:, 0]},
-                out_dir / "gap.png", title=f"{cls.__name__} on {env} ({game.n_actions} actions)",
-                ylabel="duality gap")
-    config = {
-        "agent": cls.name, "agent_class": cls.__name__, "agent_params": params,
-        "env": env, "env_kwargs": env_kwargs, "n_actions": game.n_actions,
-        "batch_shape": list(game.batch_shape), "iterations": int(iterations),
-        "updates_done": int(last.shape[0]), "runtime_s": round(runtime, 3),
-        "final_last_gap": model.current_gap("last").tolist(),
-        "final_average_gap": model.current_gap("average").tolist(),
-        "metrics_columns": ("iteration,game,last_gap,average_gap" if game.batch_shape
-                            else "iteration,last_gap,average_gap"),
+    base = {"agent": cls.name, "agent_class": cls.__name__, "agent_params": params,
+            "env": env, "env_kwargs": env_kwargs}
+    if markov:
+        config = {**base, **_finish_markov_run(model, env, out_dir)}
+    else:
+        hist = model.history
+        last = hist["last_gap"].reshape(hist["last_gap"].shape[0], -1)
+        avg = hist["average_gap"].reshape(last.shape)
+        _write_metrics(out_dir / "metrics.csv", last, avg, batched=bool(game.batch_shape))
+        model.save(out_dir / "agent.zip")
+        plot_curves({"last iterate": last if game.batch_shape else last[:, 0],
+                     "average iterate": avg if game.batch_shape else avg[:, 0]},
+                    out_dir / "gap.png", title=f"{cls.__name__} on {env} ({game.n_actions} actions)",
+                    ylabel="duality gap")
+        config = {
+            **base, "game_kind": "matrix", "n_actions": game.n_actions,
+            "batch_shape": list(game.batch_shape), "updates_done": int(last.shape[0]),
+            "final_last_gap": model.current_gap("last").tolist(),
+            "final_average_gap": model.current_gap("average").tolist(),
+            "metrics_columns": ("iteration,game,last_gap,average_gap" if game.batch_shape
+                                else "iteration,last_gap,average_gap"),
+        }
+    config.update({
+        "iterations": int(iterations), "runtime_s": round(runtime, 3),
         "created": datetime.now().isoformat(timespec="seconds"),
         "prefgym_version": __version__, "out": str(out_dir),
-    }
+    })
     with open(out_dir / "config.json", "w") as fh:
         json.dump(config, fh, indent=2, default=json_default)
     return config
+
+
+def _finish_markov_run(model, env: str, out_dir: Path) -> dict[str, Any]:
+    """Metrics, agent and figure of a Markov-game run; the config entries it adds."""
+    from prefgym.plotting import plot_curves
+
+    game = model.game
+    hist = model.history
+    last, avg = hist["exploitability"], hist["average_exploitability"]
+    with open(out_dir / "metrics.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(MARKOV_METRICS)
+        writer.writerows((t + 1, repr(float(last[t])), repr(float(avg[t]))) for t in range(last.shape[0]))
+    model.save(out_dir / "agent.zip")
+    shape = f"S={game.n_states}, A={game.n_actions}, H={game.horizon}"
+    plot_curves({"last iterate": last, "average iterate": avg}, out_dir / "gap.png",
+                title=f"{type(model).__name__} on {env} ({shape})", ylabel="exploitability")
+    return {
+        "game_kind": "markov", "n_states": game.n_states, "n_actions": game.n_actions,
+        "horizon": game.horizon, "n_initial": game.n_initial, "batch_shape": [],
+        "updates_done": int(last.shape[0]),
+        "final_exploitability": model.exploitability("last"),
+        "final_average_exploitability": model.exploitability("average"),
+        "final_last_gap": float(model.current_gap("last")),
+        "final_average_gap": float(model.current_gap("average")),
+        "metrics_columns": ",".join(MARKOV_METRICS),
+    }
 
 
 def _write_metrics(path: Path, last: np.ndarray, avg: np.ndarray, batched: bool) -> None:
@@ -211,11 +309,13 @@ def _write_metrics(path: Path, last: np.ndarray, avg: np.ndarray, batched: bool)
 def evaluate(path: str | Path) -> dict[str, Any]:
     """Load a saved agent (run folder or zip) and measure it against the game's Nash equilibria.
 
-    Returns the duality gaps of the last and average iterates, the LP Nash
-    equilibrium, the L1 distance of both iterates to it and to the NE set
-    (which is a polytope when the NE is not unique), per game of a batch.
+    For a matrix game: the duality gaps of the last and average iterates, the LP
+    Nash equilibrium, the L1 distance of both iterates to it and to the NE set
+    (which is a polytope when the NE is not unique), per game of a batch. For a
+    Markov game: see :func:`_evaluate_markov`.
     """
     from prefgym.agents import BaseAgent
+    from prefgym.games.markov import TabularMarkovGame
     from prefgym.reproductions.solvers import l1_distance_to_nash_set
 
     path = Path(path)
@@ -230,6 +330,8 @@ def evaluate(path: str | Path) -> dict[str, Any]:
     game = getattr(agent, "game", None)
     if game is None:
         raise CLIError(f"{type(agent).__name__} has no matrix game to evaluate against")
+    if isinstance(game, TabularMarkovGame):
+        return _evaluate_markov(agent, path)
     ne = game.nash_equilibrium()
     last, avg = agent.policy, agent.average_policy
     per_game = []
@@ -249,6 +351,26 @@ def evaluate(path: str | Path) -> dict[str, Any]:
     return {"path": str(path), "agent": type(agent).__name__, "learning_rate": agent.learning_rate,
             "updates": agent.num_iterations, "n_actions": game.n_actions,
             "batch_shape": list(game.batch_shape), "games": per_game}
+
+
+def _evaluate_markov(agent, path: Path) -> dict[str, Any]:
+    """Exploitability (001 Sec. 4.1) and duality gap of a Markov agent's last and average iterates.
+
+    Recomputed from the policies by one forward pass (occupancy) and one best-response
+    backward induction each (:meth:`TabularMarkovGame.exploitability`); no LP.
+    """
+    game = agent.game
+    last, avg = agent.policy, agent.average_policy
+    return {
+        "path": str(path), "agent": type(agent).__name__, "game_kind": "markov",
+        "learning_rate": agent.learning_rate, "updates": agent.num_iterations,
+        "n_states": game.n_states, "n_actions": game.n_actions, "horizon": game.horizon,
+        "n_initial": game.n_initial,
+        "last_exploitability": float(game.exploitability(last)),
+        "average_exploitability": float(game.exploitability(avg)),
+        "last_gap": float(game.duality_gap(last)),
+        "average_gap": float(game.duality_gap(avg)),
+    }
 
 
 # ----------------------------------------------------------------- commands
@@ -284,6 +406,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise CLIError(f"--env-kwargs must be a JSON object; got {args.env_kwargs!r}")
     cfg = train(args.agent, args.env, env_kwargs, args.iterations, params, args.out,
                 progress=not args.no_progress)
+    if cfg["game_kind"] == "markov":
+        print(f"{cfg['agent_class']} on {cfg['env']} (S={cfg['n_states']}, A={cfg['n_actions']}, "
+              f"H={cfg['horizon']}): {cfg['updates_done']} updates in {cfg['runtime_s']:.2f} s")
+        print(f"final exploitability: last iterate {_fmt(cfg['final_exploitability'])}, average iterate "
+              f"{_fmt(cfg['final_average_exploitability'])} (duality gap = 2 x exploitability)")
+        print(f"run folder: {cfg['out']}")
+        return 0
     last, avg = np.asarray(cfg["final_last_gap"]), np.asarray(cfg["final_average_gap"])
     label = "final duality gap (max over games)" if last.ndim else "final duality gap"
     print(f"{cfg['agent_class']} on {cfg['env']} ({cfg['n_actions']} actions): "
@@ -295,6 +424,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     res = evaluate(args.path)
+    if res.get("game_kind") == "markov":
+        print(f"{res['agent']} (learning rate {res['learning_rate']:g}) after {res['updates']} updates, "
+              f"Markov game S={res['n_states']}, A={res['n_actions']}, H={res['horizon']}, "
+              f"from {res['path']}")
+        print(f"exploitability: last iterate {_fmt(res['last_exploitability'])}, "
+              f"average iterate {_fmt(res['average_exploitability'])}")
+        print(f"duality gap: last iterate {_fmt(res['last_gap'])}, "
+              f"average iterate {_fmt(res['average_gap'])}")
+        return 0
     print(f"{res['agent']} (learning rate {res['learning_rate']:g}) after {res['updates']} "
           f"updates, {res['n_actions']} actions, from {res['path']}")
     for g in res["games"]:
@@ -335,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list environments, agents and reproductions")
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("train", help="train an agent on a matrix-game environment")
+    p = sub.add_parser("train", help="train an agent on a matrix-game or Markov-game environment")
     p.add_argument("--agent", default="omwu", help="agent name (see `prefgym list`); default omwu")
     p.add_argument("--env", default=DEFAULT_ENV, help=f"environment id; default {DEFAULT_ENV}")
     p.add_argument("--env-kwargs", default=None, metavar="JSON",
@@ -350,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a saved agent against the game's Nash equilibria")
+    p = sub.add_parser("evaluate", help="evaluate a saved agent: duality gap / exploitability, Nash distance")
     p.add_argument("path", help="run folder (holding agent.zip) or agent zip")
     p.set_defaults(func=_cmd_evaluate)
 

@@ -124,3 +124,73 @@ def test_reproduce_command_writes_outputs(tmp_path, capsys):
     assert summary["quick"] is True
     for name in ("mpo_fig3_simplex.png", "mpo_fig3_gap.png", "mpo_fig3_curves.csv"):
         assert (out / name).stat().st_size > 0
+
+
+# ------------------------------------------------------------------ Markov games
+MARKOV_COLUMNS = ["iteration", "exploitability", "average_exploitability"]
+
+
+@pytest.fixture(scope="module")
+def markov_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "ompo-grid"
+    code = main(["train", "--agent", "ompo", "--env", "prefgym/GridworldRandom-v0", "--env-kwargs",
+                 '{"seed": 3}', "--iterations", "60", "--lr", "10", "--out", str(out), "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_train_markov_env_writes_exploitability_metrics(markov_run):
+    from prefgym.agents import OMPO
+    from prefgym.games.gridworld import random_gridworld
+
+    assert RUN_FILES <= {p.name for p in markov_run.iterdir()}
+    config = json.loads((markov_run / "config.json").read_text())
+    assert config["game_kind"] == "markov" and config["env_kwargs"] == {"seed": 3}
+    assert config["metrics_columns"] == ",".join(MARKOV_COLUMNS)
+    with open(markov_run / "metrics.csv") as fh:
+        assert next(csv.reader(fh)) == MARKOV_COLUMNS
+    metrics = _read_metrics(markov_run / "metrics.csv")
+    np.testing.assert_array_equal(metrics["iteration"], np.arange(1, 61))
+    # '{"seed": 3}' is random_gridworld(seed=3): an independent run on it gives the same curves
+    game = random_gridworld(seed=3)
+    assert (config["n_states"], config["n_actions"], config["horizon"]) == (
+        game.n_states, game.n_actions, game.horizon)
+    fresh = OMPO(game, learning_rate=10.0).learn(60)
+    np.testing.assert_array_equal(metrics["exploitability"], fresh.history["exploitability"])
+    np.testing.assert_array_equal(metrics["average_exploitability"], fresh.history["average_exploitability"])
+    assert config["final_exploitability"] == metrics["exploitability"][-1]
+    assert config["final_average_gap"] == pytest.approx(2 * metrics["average_exploitability"][-1])
+    assert metrics["average_exploitability"][-1] < 0.5 * metrics["average_exploitability"][0]
+
+
+def test_evaluate_markov_agent_prints_exploitability(markov_run, capsys):
+    assert main(["evaluate", str(markov_run)]) == 0
+    out = capsys.readouterr().out
+    assert "exploitability: last iterate" in out and "duality gap: last iterate" in out
+    assert "LP Nash" not in out
+    res = evaluate(markov_run)
+    metrics = _read_metrics(markov_run / "metrics.csv")
+    assert res["game_kind"] == "markov" and res["updates"] == 60
+    assert res["last_exploitability"] == pytest.approx(metrics["exploitability"][-1], rel=1e-9, abs=1e-15)
+    assert res["average_exploitability"] == pytest.approx(metrics["average_exploitability"][-1], rel=1e-9)
+    assert res["average_gap"] == pytest.approx(2 * res["average_exploitability"])
+
+
+def test_train_hand_made_gridworld_and_errors(tmp_path, capsys):
+    out = tmp_path / "mpo-ac"
+    assert main(["train", "--agent", "mpo_ac", "--env", "prefgym/Gridworld-v0", "--iterations", "20",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert "final exploitability" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert (config["n_states"], config["n_actions"], config["horizon"]) == (25, 5, 8)
+    assert game_from_env("prefgym/GridworldRandom-v0", {}).n_states == \
+        game_from_env("prefgym/GridworldRandom-v0", {"seed": 0}).n_states
+    small = game_from_env("prefgym/GridworldRandom-v0", {"n_states": 4, "n_actions": 2, "horizon": 3})
+    assert (small.n_states, small.n_actions, small.horizon) == (4, 2, 3)
+    bad = tmp_path / "bad"
+    assert main(["train", "--agent", "omwu", "--env", "prefgym/Gridworld-v0", "--out", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "is a Markov game" in err and len(err.strip().splitlines()) == 1 and not bad.exists()
+    assert main(["train", "--agent", "ompo", "--env", "prefgym/GridworldRandom-v0", "--env-kwargs",
+                 '{"no_such_arg": 1}', "--out", str(bad)]) == 2
+    assert "cannot make environment" in capsys.readouterr().err

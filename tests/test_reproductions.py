@@ -187,3 +187,68 @@ def test_record_policy_callback():
     assert agent.num_iterations == 5
     with pytest.raises(ValueError, match="every"):
         RecordPolicy(every=0)
+
+
+# ------------------------------------------------------------------ ompo-gridworld
+@pytest.fixture(scope="module")
+def ompo_grid(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ompo_grid")
+    return out, get_reproduction("ompo-gridworld").run(out, quick=True, progress=False)
+
+
+def test_ompo_gridworld_outputs(ompo_grid):
+    out, summary = ompo_grid
+    for name in ("ompo_gridworld.png", "ompo_gridworld_curves.csv", "summary.json"):
+        assert (out / name).stat().st_size > 0
+    with open(out / "ompo_gridworld_curves.csv") as fh:
+        header = next(csv.reader(fh))
+    for key in ("ompo_last_mean", "ompo_average_std", "mpo_average_mean", "ompo_policy_last_max",
+                "ompo_theory_average_mean", "mpo_theory_last_mean"):
+        assert key in header
+    _verdicts_are_well_formed(summary)
+    assert len(summary["verdicts"]) == 6
+
+
+def test_ompo_gridworld_claims_shape(ompo_grid):
+    _, s = ompo_grid
+    T = s["settings"]["updates"]
+    expl = s["exploitability"]
+    # the claim's shape: OMPO's mean average-iterate exploitability is below MPO's at the end,
+    # and at every checkpoint for both iterates (each at its selected step size)
+    ompo_avg, mpo_avg = expl["ompo"]["average"]["mean_at"][T], expl["mpo"]["average"]["mean_at"][T]
+    assert ompo_avg < 0.5 * mpo_avg, (ompo_avg, mpo_avg)
+    for it in ("last", "average"):
+        for t in s["settings"]["checkpoints"]:
+            assert expl["ompo"][it]["mean_at"][t] < expl["mpo"][it]["mean_at"][t], (it, t)
+    # OMPO reaches MPO's final average-iterate level well before T
+    assert 0 < s["speed"]["average"]["ompo_updates_to_that_level"] < T // 2
+    # learning happened: the first checkpoint is above the last one for the average iterates
+    t0 = s["settings"]["checkpoints"][0]
+    assert expl["ompo"]["average"]["mean_at"][T] < 0.2 * expl["ompo"]["average"]["mean_at"][t0]
+    # Thm 4's bound is never violated at beta = 1/sqrt(2)
+    assert s["theorem4"]["violations"] == 0 and s["theorem4"]["max_ratio_to_bound"] < 1
+    # the selected step sizes are the ones the fixed rule ranks first
+    for method, per_it in s["sweep"].items():
+        for it, table in per_it.items():
+            best = min(table, key=lambda b: (table[b]["final_10pct_mean_log10"],
+                                             table[b]["all_updates_mean_log10"]))
+            assert float(best) == s["chosen_beta"][method][it]
+
+
+def test_select_step_rule_and_blas_threads():
+    from prefgym.reproductions.ompo_gridworld import blas_threads, select_step
+
+    T = 20
+    slow = np.full((T, 2), 1e-2)
+    fast = np.full((T, 2), 1e-3)
+    floor_early = np.concatenate([np.full((T // 2, 2), 1e-20), np.full((T // 2, 2), 1e-14)])
+    floor_late = np.concatenate([np.full((T // 2, 2), 1e-2), np.full((T // 2, 2), 1e-15)])
+    nan = np.full((T, 2), np.nan)
+    best, table = select_step({0.1: slow, 1.0: fast, 3.0: nan})
+    assert best == 1.0 and table[3.0]["final_10pct_mean_log10"] == np.inf
+    # both reach the 1e-12 floor over the final 10%: the faster one (smaller area) wins
+    assert select_step({1.0: floor_late, 2.0: floor_early})[0] == 2.0
+    with blas_threads(1) as before:
+        pass
+    with blas_threads(1) as again:
+        assert again == before  # the previous count was restored

@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-from prefgym.reproductions import mpo_fig3, omwu_fig2
+from prefgym.reproductions import mpo_fig3, ompo_gridworld, omwu_fig2
 from prefgym.reproductions.registry import Reproduction
 
 #: reproduction name -> :class:`Reproduction`
 REPRODUCTIONS: dict[str, Reproduction] = {
-    r.name: r for r in (omwu_fig2.REPRODUCTION, mpo_fig3.REPRODUCTION)
+    r.name: r for r in (omwu_fig2.REPRODUCTION, mpo_fig3.REPRODUCTION, ompo_gridworld.REPRODUCTION)
 }
 
 
