@@ -22,7 +22,6 @@ induction for values.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 
 from prefgym.games.matrix import MatrixGame
 from prefgym.games.step_preference import DenseStepPreference, StepPreference
@@ -105,6 +104,17 @@ class TabularMarkovGame:
         """``f(. | ., .)`` used to move from step ``h`` to ``h + 1``: ``(S, A, S)``."""
         return self.transitions[min(h, self.transitions.shape[0] - 1)]
 
+    def _next_state_distribution(self, d_h: np.ndarray, h: int) -> np.ndarray:
+        """``rho_{h+1}(s') = sum_{s,a} d_h(s,a) f(s'|s,a)``: one GEMV/GEMM over ``f``."""
+        S, A = self.n_states, self.n_actions
+        return d_h.reshape(*d_h.shape[:-2], S * A) @ self.step_transitions(h).reshape(S * A, S)
+
+    def _expected_next_value(self, v_next: np.ndarray, h: int) -> np.ndarray:
+        """``sum_{s'} f(s'|s,a) V_{h+1}(s')`` for every ``(s, a)``: one GEMV/GEMM over ``f``."""
+        S, A = self.n_states, self.n_actions
+        out = v_next @ self.step_transitions(h).reshape(S * A, S).T
+        return out.reshape(*v_next.shape[:-1], S, A)
+
     def uniform_policy(self) -> np.ndarray:
         return np.full(self.policy_shape, 1.0 / self.n_actions)
 
@@ -134,7 +144,7 @@ class TabularMarkovGame:
         for h in range(self.horizon):
             d[..., h, :, :] = rho[..., :, None] * pi[..., h, :, :]
             if h + 1 < self.horizon:  # rho_{h+1}(s') = sum_{s,a} d_h(s,a) f(s'|s,a)
-                rho = np.einsum("...sa,sat->...t", d[..., h, :, :], self.step_transitions(h))
+                rho = self._next_state_distribution(d[..., h, :, :], h)
         return d
 
     def stage_payoff(self, opponent_occupancy: np.ndarray) -> np.ndarray:
@@ -165,13 +175,15 @@ class TabularMarkovGame:
         for h in range(self.horizon - 1, -1, -1):
             Q[..., h, :, :] = stage_reward[..., h, :, :]
             if h + 1 < self.horizon:
-                Q[..., h, :, :] += np.einsum("sat,...t->...sa", self.step_transitions(h), V[..., h + 1, :])
+                Q[..., h, :, :] += self._expected_next_value(V[..., h + 1, :], h)
             if betas is None:
                 V[..., h, :] = (pi[..., h, :, :] * Q[..., h, :, :]).sum(axis=-1)
             else:
                 b = betas[h]
                 with np.errstate(divide="ignore"):
-                    V[..., h, :] = logsumexp(np.log(pi[..., h, :, :]) + b * Q[..., h, :, :], axis=-1) / b
+                    z = np.log(pi[..., h, :, :]) + b * Q[..., h, :, :]
+                m = z.max(axis=-1)
+                V[..., h, :] = (m + np.log(np.exp(z - m[..., None]).sum(axis=-1))) / b
         return Q, V
 
     def best_response(self, opponent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +199,7 @@ class TabularMarkovGame:
         for h in range(self.horizon - 1, -1, -1):
             Q[..., h, :, :] = reward[..., h, :, :]
             if h + 1 < self.horizon:
-                Q[..., h, :, :] += np.einsum("sat,...t->...sa", self.step_transitions(h), V[..., h + 1, :])
+                Q[..., h, :, :] += self._expected_next_value(V[..., h + 1, :], h)
             V[..., h, :] = Q[..., h, :, :].max(axis=-1)
         best = np.eye(self.n_actions)[Q.argmax(axis=-1)]
         start_values = V[..., np.arange(self.n_initial), 0, self.initial_states]
