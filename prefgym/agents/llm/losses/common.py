@@ -1,0 +1,84 @@
+"""Shared pieces of the LLM losses: the output type, reductions and token-level helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "LossOutput",
+    "weighted_mean",
+    "masked_sum",
+    "discounted_sum",
+    "returns_to_go",
+    "pairwise_differences",
+]
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    """A scalar loss and its diagnostics.
+
+    Attributes
+    ----------
+    loss
+        0-d tensor to call ``backward()`` on (a mean over the batch).
+    metrics
+        Detached 0-d tensors (no host sync is forced; call ``.item()`` to log).
+
+    ``loss, metrics = out`` unpacks it.
+    """
+
+    loss: Tensor
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator:
+        return iter((self.loss, self.metrics))
+
+
+def weighted_mean(values: Tensor, weights: Tensor | None = None) -> Tensor:
+    """``mean(values)``, or ``sum(w values) / sum(w)`` with (detached, broadcast) ``weights``.
+
+    Weights are sample weights: pass ``pi_t(y)`` over an enumerated response set to
+    turn a batch mean into the exact expectation ``E_{y ~ pi_t}``.
+    """
+    if weights is None:
+        return values.mean()
+    w = torch.broadcast_to(weights.detach().to(values.dtype), values.shape)
+    return (w * values).sum() / w.sum()
+
+
+def masked_sum(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Sum over the last (token) axis of ``x`` (B, T) where ``mask`` is true; a (B,) tensor."""
+    if mask is None:
+        return x.sum(dim=-1)
+    return (x * mask.to(x.dtype)).sum(dim=-1)
+
+
+def discounted_sum(x: Tensor, mask: Tensor | None = None, gamma: float = 1.0) -> Tensor:
+    """``sum_t gamma^t x_t`` over valid tokens (t from 0): AIHF's discounted log-likelihood (004 Eq. 6)."""
+    t = torch.arange(x.shape[-1], device=x.device, dtype=x.dtype)
+    return masked_sum(x * gamma**t, mask)
+
+
+def returns_to_go(rewards: Tensor, mask: Tensor | None = None, gamma: float = 1.0) -> Tensor:
+    """``G_t = sum_{l >= t} gamma^{l - t} R_l`` over valid tokens (000 Alg. 1 line 7, before the baseline).
+
+    ``rewards`` and ``mask`` are (B, T); masked positions get return 0 and do not
+    contribute. Computed with a reversed scan (T is short for responses).
+    """
+    r = rewards if mask is None else rewards * mask.to(rewards.dtype)
+    out = torch.zeros_like(r)
+    running = torch.zeros_like(r[..., 0])
+    for t in range(r.shape[-1] - 1, -1, -1):
+        running = r[..., t] + gamma * running
+        out[..., t] = running
+    return out if mask is None else out * mask.to(out.dtype)
+
+
+def pairwise_differences(x: Tensor) -> Tensor:
+    """``x[..., i] - x[..., j]`` for all ordered pairs of a grouped (B, K) tensor, shaped (B, K, K)."""
+    return x[..., :, None] - x[..., None, :]
