@@ -15,7 +15,15 @@ import torch
 from prefgym.agents import rules
 from prefgym.agents.llm import losses as L
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """This module computes in float64; restore the default dtype for the other modules."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
 
 # ---------------------------------------------------------------- 2-token toy
 LW = math.log(0.5) + math.log(0.4)  # policy, chosen response y_w = (a, b)
