@@ -498,6 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small budget (seconds)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_cmd_reproduce)
+
+    from prefgym.data.control import add_data_commands
+
+    add_data_commands(sub)
     return parser
 
 
@@ -508,9 +512,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse usage errors (2) and --help (0)
         return exc.code if isinstance(exc.code, int) else 2
+    from prefgym.data.control import DatasetError
+
     try:
         return args.func(args)
-    except CLIError as exc:
+    except (CLIError, DatasetError) as exc:
         print(f"prefgym {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

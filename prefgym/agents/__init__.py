@@ -31,7 +31,16 @@ def get_agent_class(name: str) -> type[BaseAgent]:
     return AGENTS[key]
 
 
-__all__ = ["AGENTS", "BaseAgent", "BaseCallback", "CallbackList", "EGPO", "MD", "MMD", "MPO", "MWU",
+def __getattr__(name: str):
+    # AIHF needs stable-baselines3 (the `mujoco` extra): import it on first use only
+    if name == "AIHF":
+        from prefgym.agents.aihf import AIHF
+
+        return AIHF
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["AGENTS", "AIHF", "BaseAgent", "BaseCallback", "CallbackList", "EGPO", "MD", "MMD", "MPO", "MWU",
            "MagneticMPO", "MarkovAgent", "MarkovMD", "MarkovMMD", "NashMD", "NaturalActorCriticMPO",
            "OMPO", "OMWU", "ONPO", "SPO", "SPPO", "StopTrainingOnGap", "TabularAgent",
            "get_agent_class"]

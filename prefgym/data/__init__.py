@@ -5,8 +5,22 @@
 - :mod:`prefgym.data.reasoning`: :class:`ReasoningTask`, :func:`make_arithmetic_tasks`,
   GSM8K / MATH loaders and answer extraction, exact step checking.
 - :mod:`prefgym.data.io`: the JSONL / ``datasets`` record reader they share.
+- :mod:`prefgym.data.control`: expert training, demonstrations and checkpoint rollouts
+  as Minari datasets, preference pairs (004's MuJoCo pipeline).
 """
 
+from prefgym.data.control import (
+    DatasetError,
+    Episode,
+    PreferencePairs,
+    build_preference_pairs,
+    collect_episodes,
+    load_episodes,
+    make_checkpoint_rollouts,
+    make_demonstrations,
+    scripted_policy,
+    train_expert,
+)
 from prefgym.data.dialogue import (
     DialogueTask,
     FixedReply,
@@ -30,6 +44,16 @@ from prefgym.data.reasoning import (
 )
 
 __all__ = [
+    "DatasetError",
+    "Episode",
+    "PreferencePairs",
+    "build_preference_pairs",
+    "collect_episodes",
+    "load_episodes",
+    "make_checkpoint_rollouts",
+    "make_demonstrations",
+    "scripted_policy",
+    "train_expert",
     "DialogueTask",
     "FixedReply",
     "ReasoningTask",

@@ -17,7 +17,21 @@ from prefgym.envs.language_registration import register_language_envs  # noqa: E
 
 PARALLEL_ENVS.update(register_language_envs())
 
+from prefgym.envs.mujoco import (  # noqa: E402
+    ControlPreferenceEnv,
+    ControlPreferenceParallelEnv,
+    LearnedRewardWrapper,
+    PreferenceFeedback,
+    register_mujoco_envs,
+)
+
+PARALLEL_ENVS.update(register_mujoco_envs())
+
 __all__ = [
+    "ControlPreferenceEnv",
+    "ControlPreferenceParallelEnv",
+    "LearnedRewardWrapper",
+    "PreferenceFeedback",
     "GridworldEnv",
     "GridworldParallelEnv",
     "MatrixGameEnv",

@@ -1,0 +1,760 @@
+"""AIHF: joint reward and policy learning from demonstrations and preferences (004, Alg. 1).
+
+The bilevel problem of 004 (Eq. 5): the upper level fits one reward
+``R(s, a; theta)`` to both data sources,
+
+    max_theta  w_1 L_1(pi_theta) + L_2(R(.; theta))                    (5a)
+
+and the lower level is entropy-regularised RL on that reward (Eq. 7), here
+SB3's SAC (004 A.2.1). Each outer iteration (Alg. 1):
+
+1. *policy alignment*: ``sac_steps_per_iter`` SAC steps on the current reward,
+   warm-started (the actor, critics and replay buffer persist across iterations);
+2. *reward alignment*: ``reward_steps_per_iter`` Adam steps on the surrogate
+   loss whose negative gradient is Eq. (19):
+
+       loss = w_demo * (mean_{(s,a) ~ pi} r - mean_{(s,a) ~ D^E} r)          (Eq. 18, ML-IRL)
+            - w_pref * mean_P [ y log sig(R_a - R_b) + (1 - y) log sig(R_b - R_a) ]   (Eq. 8, BTL)
+
+   with ``R(sigma) = sum_t gamma^t r(s_t, a_t)`` over a segment and ``y`` the label
+   ``P(a > b)`` (soft labels allow the equal teacher's 1/2).
+
+Estimator choices (not fixed by the paper, see 004 sec. 2.4):
+
+- The demonstration term uses per-step means over ``(s, a)`` pairs, as the
+  ML-IRL code does; for equal-length undiscounted trajectories it is Eq. (19)'s
+  ``R(tau^E) - R(tau^A)`` divided by ``T``, so the paper's ``w_1`` is ``w_demo * T``.
+- ``tau^A`` ~ ``pi^{k+1}``: the agent samples are the transitions SAC collected
+  in the latest policy-alignment step (the newest ``agent_window`` of its
+  replay buffer), so no extra environment steps are spent.
+- The reward reaches SAC by *relabelling*: :class:`RewardRelabelingReplayBuffer`
+  replaces the stored rewards of every sampled minibatch by ``R(s, a; theta)``
+  (one batched forward pass under ``torch.no_grad`` per gradient step). Old
+  transitions therefore always carry the current reward, and the environment
+  steps at full speed: the environment keeps its true reward, so SB3's
+  ``rollout/ep_rew_mean`` logs the *true* return. (:class:`~prefgym.envs.mujoco.
+  LearnedRewardWrapper` is the per-step alternative for other learners.)
+
+Special cases (004 sec. 3.3, the baselines of Fig. 5):
+
+- ``mode="rlhf"`` (``w_1 = 0``): the reward model is fitted on preferences
+  alone for ``reward_pretrain_steps`` steps (Eq. 3), then frozen while SAC trains
+  on it (Eq. 4 with SAC's entropy in place of the KL to the SFT policy);
+  ``bc_steps`` > 0 first behaviour-clones the SAC actor on the demonstrations
+  (the BC-initialised RLHF of 004).
+- ``mode="irl"``: preferences off, ML-IRL from demonstrations alone.
+- ``mode="aihf"``: both terms, weights ``w_demo`` and ``w_pref``.
+
+>>> agent = AIHF("Hopper-v5", demonstrations="prefgym/Hopper-v5/demos-v0",
+...              preferences="hopper_prefs.npz", sac_steps_per_iter=5000)
+>>> agent.learn(1_000_000, progress_bar=True)
+>>> action, _ = agent.predict(obs, deterministic=True)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3 import SAC
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback as SB3BaseCallback
+from stable_baselines3.common.callbacks import CallbackList, ConvertCallback
+from stable_baselines3.common.utils import configure_logger
+from torch import nn
+from tqdm.auto import tqdm
+
+from prefgym.agents.base import BaseAgent
+from prefgym.data.control import Episode, PreferencePairs, flatten_episodes, load_episodes
+from prefgym.serialization import json_default
+
+__all__ = ["AIHF", "DEFAULT_SAC_KWARGS", "RewardNet", "RewardRelabelingReplayBuffer", "aihf_loss",
+           "learned_returns", "reward_rank_correlation"]
+
+MODES = ("aihf", "rlhf", "irl")
+
+#: 004 A.2.1 / ML-IRL: (64, 64) ReLU actor and critics, lr 3e-3, batch 100, fixed entropy 0.2
+DEFAULT_SAC_KWARGS: dict[str, Any] = {
+    "learning_rate": 3e-3,
+    "batch_size": 100,
+    "buffer_size": 1_000_000,
+    "ent_coef": 0.2,
+    "policy_kwargs": {"net_arch": [64, 64]},
+}
+
+
+# ------------------------------------------------------------------ reward network
+class RewardNet(nn.Module):
+    """``r(s, a; theta)``: an MLP on standardised observations and SAC-scaled actions in ``[-1, 1]``.
+
+    Parameters
+    ----------
+    obs_dim, act_dim
+        Input sizes (flattened).
+    hidden_sizes
+        Hidden widths (004: (64, 64)).
+    activation
+        ``"relu"`` (004), ``"tanh"`` or ``"elu"``.
+    use_action
+        Feed the action; False learns a state-only reward ``r(s)``.
+    clamp_magnitude
+        Outputs are clipped to ``[-c, c]`` (ML-IRL: 10); None leaves them free.
+    output_activation
+        None (linear output), ``"softplus"`` or ``"sigmoid"`` (non-negative rewards, which
+        remove the incentive to end episodes early on tasks that terminate, e.g. Hopper;
+        Kostrikov et al. 2019), or ``"tanh"``. Applied before the clamp.
+
+    Notes
+    -----
+    The observation mean and scale are buffers, set from the training data by
+    :meth:`set_normalization` and saved with the weights.
+    """
+
+    ACTIVATIONS: ClassVar[dict[str, type[nn.Module]]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+    OUTPUTS: ClassVar[dict[str | None, Any]] = {None: None, "softplus": F.softplus, "sigmoid": torch.sigmoid,
+                                                "tanh": torch.tanh}
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes=(64, 64), activation: str = "relu",
+                 use_action: bool = True, clamp_magnitude: float | None = 10.0,
+                 output_activation: str | None = None):
+        super().__init__()
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(self.ACTIVATIONS)}; got {activation!r}")
+        if output_activation not in self.OUTPUTS:
+            raise ValueError(f"output_activation must be one of {list(self.OUTPUTS)}; "
+                             f"got {output_activation!r}")
+        self.output_activation = output_activation
+        self.obs_dim, self.act_dim, self.use_action = int(obs_dim), int(act_dim), bool(use_action)
+        self.clamp_magnitude = clamp_magnitude
+        layers: list[nn.Module] = []
+        width = self.obs_dim + (self.act_dim if use_action else 0)
+        for h in hidden_sizes:
+            layers += [nn.Linear(width, int(h)), self.ACTIVATIONS[activation]()]
+            width = int(h)
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+        self.register_buffer("obs_mean", torch.zeros(self.obs_dim))
+        self.register_buffer("obs_scale", torch.ones(self.obs_dim))
+
+    def set_normalization(self, observations: np.ndarray) -> None:
+        """Standardise inputs with the mean and std of ``observations (N, obs_dim)`` (std floored at 1e-3)."""
+        obs = np.asarray(observations, dtype=np.float64).reshape(-1, self.obs_dim)
+        self.obs_mean.copy_(torch.as_tensor(obs.mean(0), dtype=torch.float32))
+        self.obs_scale.copy_(torch.as_tensor(np.maximum(obs.std(0), 1e-3), dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor | None = None) -> torch.Tensor:
+        """Rewards of ``obs (..., obs_dim)`` and scaled ``act (..., act_dim)``, shape ``(...)``."""
+        x = (obs.float() - self.obs_mean) / self.obs_scale
+        if self.use_action:
+            x = torch.cat([x, act.float()], dim=-1)
+        r = self.mlp(x).squeeze(-1)
+        if self.output_activation is not None:
+            r = self.OUTPUTS[self.output_activation](r)
+        if self.clamp_magnitude is not None:
+            r = torch.clamp(r, -self.clamp_magnitude, self.clamp_magnitude)
+        return r
+
+
+class RewardRelabelingReplayBuffer(ReplayBuffer):
+    """SB3 replay buffer whose sampled rewards are ``reward_fn(observations, actions)``.
+
+    ``reward_fn`` takes the minibatch tensors (observations as stored, actions
+    SAC-scaled to ``[-1, 1]``) and returns rewards ``(B,)``; it is called once per
+    sampled batch under ``torch.no_grad``. With ``reward_fn = None`` the stored
+    (true) rewards are returned.
+    """
+
+    reward_fn = None
+
+    def _get_samples(self, batch_inds: np.ndarray, env=None):
+        samples = super()._get_samples(batch_inds, env)
+        if self.reward_fn is None:
+            return samples
+        with torch.no_grad():
+            r = self.reward_fn(samples.observations, samples.actions).reshape(-1, 1)
+        return samples._replace(rewards=r.to(samples.rewards.dtype))
+
+
+# ------------------------------------------------------------------ callbacks
+class _OuterCallback(CallbackList):
+    """Forward SB3 callbacks through every inner ``SAC.learn`` call; drive the progress bar; note stops."""
+
+    def __init__(self, callbacks: list[SB3BaseCallback], bar: tqdm | None):
+        super().__init__(callbacks)
+        self.bar = bar
+        self.stopped = False
+        self._last = None
+
+    def _on_training_start(self) -> None:
+        self._last = self.model.num_timesteps
+        super()._on_training_start()
+
+    def _on_step(self) -> bool:
+        keep = super()._on_step()
+        if self.bar is not None:
+            self.bar.update(self.model.num_timesteps - self._last)
+            self._last = self.model.num_timesteps
+        if not keep:
+            self.stopped = True
+        return keep
+
+
+def _convert_sb3_callback(callback) -> list[SB3BaseCallback]:
+    if callback is None:
+        return []
+    if isinstance(callback, list):
+        return [c for cb in callback for c in _convert_sb3_callback(cb)]
+    if isinstance(callback, SB3BaseCallback):
+        return [callback]
+    if callable(callback):
+        return [ConvertCallback(callback)]
+    raise TypeError(f"callback must be an SB3 BaseCallback, a list of them, or a function; "
+                    f"got {type(callback).__name__}")
+
+
+# ------------------------------------------------------------------ the loss
+def aihf_loss(
+    net: RewardNet,
+    demo: tuple[torch.Tensor, torch.Tensor] | None = None,
+    agent: tuple[torch.Tensor, torch.Tensor] | None = None,
+    prefs: dict[str, torch.Tensor] | None = None,
+    w_demo: float = 1.0,
+    w_pref: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The reward loss whose negative gradient is 004's estimator ``g = w_1 g_1 + g_2`` (Eq. 19).
+
+    Parameters
+    ----------
+    net
+        The reward ``r(s, a; theta)``.
+    demo, agent
+        ``(observations (B, obs_dim), scaled actions (B, act_dim))`` from ``D^E`` and from
+        the current policy; the term is ``w_demo * (mean r(agent) - mean r(demo))``, whose
+        negative gradient is ML-IRL's ``E_D[grad r] - E_pi[grad r]`` (Eq. 18). None: no term.
+    prefs
+        Segment pairs: ``obs_a``, ``act_a`` ``(B, L, .)``, step weights ``w_a`` ``(B, L)``
+        (mask times ``gamma^t``), the same for ``b``, and labels ``y = P(a > b)``. The term is
+        ``-w_pref * mean[y log sig(R_a - R_b) + (1 - y) log sig(R_b - R_a)]`` (Eq. 8), whose
+        negative gradient is ``(y - sig(R_a - R_b)) (grad R_a - grad R_b)`` (Eq. 17a).
+
+    Returns
+    -------
+    The loss and a dict of its terms (``demo_loss``, ``reward_expert``, ``reward_agent``,
+    ``pref_loss``, ``pref_accuracy``, ``loss``).
+    """
+    loss = torch.zeros((), device=next(net.parameters()).device)
+    stats: dict[str, float] = {}
+    if demo is not None and w_demo > 0:
+        if agent is None:
+            raise ValueError("the demonstration term needs agent samples")
+        r_e = net(*demo).mean()
+        r_a = net(*agent).mean()
+        demo_loss = r_a - r_e  # -(E_D[r] - E_pi[r]): Eq. (18) as ML-IRL estimates it
+        loss = loss + w_demo * demo_loss
+        stats.update(demo_loss=demo_loss.item(), reward_expert=r_e.item(), reward_agent=r_a.item())
+    if prefs is not None and w_pref > 0:
+        ret_a = (net(prefs["obs_a"], prefs["act_a"]) * prefs["w_a"]).sum(-1)
+        ret_b = (net(prefs["obs_b"], prefs["act_b"]) * prefs["w_b"]).sum(-1)
+        y = prefs["y"]
+        pref_loss = F.binary_cross_entropy_with_logits(ret_a - ret_b, y)  # -log BTL likelihood, Eq. (8)
+        loss = loss + w_pref * pref_loss
+        decided = y != 0.5
+        agree = ((ret_a > ret_b) == (y > 0.5))[decided].float()
+        stats.update(pref_loss=pref_loss.item(),
+                     pref_accuracy=agree.mean().item() if decided.any() else float("nan"))
+    stats["loss"] = loss.item()
+    return loss, stats
+
+
+# ------------------------------------------------------------------ the agent
+class AIHF(BaseAgent):
+    """Alignment with Integrated Human Feedback (004 Alg. 1) with an SB3 SAC lower level.
+
+    Parameters
+    ----------
+    env
+        A Gymnasium env or id with ``Box`` observation and action spaces (or an SB3 VecEnv).
+    demonstrations
+        Expert data ``D^E``: a Minari dataset id (checked against the env), a list of
+        :class:`~prefgym.data.control.Episode`, or a tuple ``(observations, actions)``.
+    preferences
+        Preference data ``P``: :class:`~prefgym.data.control.PreferencePairs` or a path
+        to its ``.npz`` (checked against the env).
+    mode
+        ``"aihf"`` (both terms), ``"rlhf"`` (``w_1 = 0``: reward model from preferences,
+        then SAC) or ``"irl"`` (preferences off: ML-IRL).
+    w_demo, w_pref
+        Weights of the demonstration (Eq. 18) and preference (Eq. 8) terms; ``w_demo``
+        multiplies per-step means (the paper's ``w_1`` is ``w_demo * T``).
+    reward_net_kwargs
+        :class:`RewardNet` arguments (default (64, 64) ReLU, clamp 10).
+    sac_kwargs
+        SAC arguments, merged over :data:`DEFAULT_SAC_KWARGS` (``policy`` defaults to
+        ``"MlpPolicy"``; ``replay_buffer_class`` is always the relabelling buffer).
+    reward_lr, reward_weight_decay
+        Adam on the reward (004: 1e-4; ML-IRL: weight decay 1e-3).
+    reward_steps_per_iter
+        Reward gradient steps per outer iteration (ignored in ``"rlhf"`` mode).
+    reward_batch_size, pref_batch_size
+        ``(s, a)`` pairs per side of the demonstration term; segment pairs per step.
+    sac_steps_per_iter
+        Environment steps of SAC per outer iteration (004: 5k).
+    agent_window
+        The newest buffer transitions the agent samples come from; default the last
+        iteration's ``sac_steps_per_iter``.
+    reward_pretrain_steps
+        Preference-only reward steps before SAC starts (default 2000 for ``"rlhf"``,
+        else 0).
+    bc_steps, bc_batch_size
+        Behaviour cloning of the SAC actor on the demonstrations before SAC starts.
+    pref_discount
+        ``gamma`` in ``R(sigma) = sum_t gamma^t r_t`` of a segment (default 1).
+    device
+        Torch device of SAC and the reward net.
+    seed
+        Seeds SAC, the reward net's initialisation and the minibatch sampler.
+    verbose, tensorboard_log
+        As in SB3; reward-step statistics go to the SAC logger under ``aihf/``.
+
+    Attributes
+    ----------
+    sac
+        The SB3 SAC model (the lower level).
+    reward_net
+        The :class:`RewardNet`.
+    history
+        One dict per outer iteration: timesteps and reward-loss terms.
+    """
+
+    name: ClassVar[str] = "aihf"
+
+    def __init__(
+        self,
+        env,
+        demonstrations=None,
+        preferences=None,
+        mode: str = "aihf",
+        w_demo: float = 1.0,
+        w_pref: float = 1.0,
+        reward_net_kwargs: dict | None = None,
+        sac_kwargs: dict | None = None,
+        reward_lr: float = 1e-4,
+        reward_weight_decay: float = 1e-3,
+        reward_steps_per_iter: int = 10,
+        reward_batch_size: int = 256,
+        pref_batch_size: int = 64,
+        sac_steps_per_iter: int = 5000,
+        agent_window: int | None = None,
+        reward_pretrain_steps: int | None = None,
+        bc_steps: int = 0,
+        bc_batch_size: int = 256,
+        pref_discount: float = 1.0,
+        device: str = "cpu",
+        seed: int | None = None,
+        verbose: int = 0,
+        tensorboard_log: str | None = None,
+    ):
+        super().__init__(seed=seed, verbose=verbose)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+        if isinstance(env, str):
+            env = gymnasium.make(env)
+        self.mode = mode
+        self.w_demo = 0.0 if mode == "rlhf" else float(w_demo)
+        self.w_pref = 0.0 if mode == "irl" else float(w_pref)
+        if self.w_demo < 0 or self.w_pref < 0:
+            raise ValueError(f"w_demo and w_pref must be >= 0; got {w_demo}, {w_pref}")
+        self.reward_net_kwargs = dict(reward_net_kwargs or {})
+        self.sac_kwargs = {**DEFAULT_SAC_KWARGS, **(sac_kwargs or {})}
+        self.reward_lr, self.reward_weight_decay = float(reward_lr), float(reward_weight_decay)
+        self.reward_steps_per_iter = int(reward_steps_per_iter)
+        self.reward_batch_size, self.pref_batch_size = int(reward_batch_size), int(pref_batch_size)
+        self.sac_steps_per_iter = int(sac_steps_per_iter)
+        if self.sac_steps_per_iter < 1:
+            raise ValueError(f"sac_steps_per_iter must be >= 1; got {sac_steps_per_iter}")
+        self.agent_window = agent_window
+        self.reward_pretrain_steps = (2000 if mode == "rlhf" else 0) if reward_pretrain_steps is None \
+            else int(reward_pretrain_steps)
+        self.bc_steps, self.bc_batch_size = int(bc_steps), int(bc_batch_size)
+        self.pref_discount = float(pref_discount)
+        self.device = torch.device(device)
+        self.tensorboard_log = tensorboard_log
+        self.history: list[dict[str, float]] = []
+        self._pretrained = False
+        self._last_chunk = 0
+
+        obs_space, act_space = env.observation_space, env.action_space
+        if not isinstance(obs_space, spaces.Box) or not isinstance(act_space, spaces.Box):
+            raise TypeError("AIHF needs Box observation and action spaces; got "
+                            f"{type(obs_space).__name__} and {type(act_space).__name__}")
+        kwargs = dict(self.sac_kwargs)
+        policy = kwargs.pop("policy", "MlpPolicy")
+        kwargs.pop("replay_buffer_class", None)
+        self.sac = SAC(policy, env, replay_buffer_class=RewardRelabelingReplayBuffer, seed=seed,
+                       device=device, verbose=verbose, tensorboard_log=tensorboard_log, **kwargs)
+        self.env_id = _env_id(env)
+        self.obs_dim = int(np.prod(obs_space.shape))
+        self.act_dim = int(np.prod(act_space.shape))
+        self._low = np.asarray(act_space.low, np.float64).reshape(-1)
+        self._high = np.asarray(act_space.high, np.float64).reshape(-1)
+
+        gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+            self.reward_net = RewardNet(self.obs_dim, self.act_dim, **self.reward_net_kwargs).to(self.device)
+        self.reward_optimizer = torch.optim.Adam(self.reward_net.parameters(), lr=self.reward_lr,
+                                                 weight_decay=self.reward_weight_decay)
+        self._attach_reward()
+
+        self.demonstrations = self._prepare_demos(demonstrations)
+        self.preferences = self._prepare_prefs(preferences)
+        stats = [d for d in (self._demo_obs_np, self._pref_obs_np) if d is not None]
+        if stats:
+            self.reward_net.set_normalization(np.concatenate(stats))
+
+    # -------------------------------------------------------------- data
+    def scale_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Env-unit actions ``(..., act_dim)`` -> SAC's ``[-1, 1]`` scale (clipped)."""
+        a = np.asarray(actions, np.float64)
+        return np.clip(2.0 * (a - self._low) / (self._high - self._low) - 1.0, -1.0, 1.0).astype(np.float32)
+
+    def _tensor(self, x) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x), dtype=torch.float32, device=self.device)
+
+    def _prepare_demos(self, demos):
+        self._demo_obs_np = None
+        if demos is None:
+            return None
+        if isinstance(demos, str):
+            demos = load_episodes(demos, env_id=self.env_id, kind="demos")
+        if isinstance(demos, tuple) and len(demos) == 2:
+            obs, act = (np.asarray(x, np.float32) for x in demos)
+        elif isinstance(demos, (list, tuple)) and all(isinstance(e, Episode) for e in demos):
+            obs, act = flatten_episodes(demos)
+        else:
+            raise TypeError("demonstrations must be a Minari dataset id, a list of Episodes or "
+                            f"(observations, actions); got {type(demos).__name__}")
+        obs = obs.reshape(len(obs), -1)
+        act = act.reshape(len(act), -1)
+        if obs.shape[1] != self.obs_dim or act.shape[1] != self.act_dim or len(obs) != len(act):
+            raise ValueError(f"demonstrations have observations {obs.shape} and actions {act.shape}; the env "
+                             f"needs (N, {self.obs_dim}) and (N, {self.act_dim})")
+        self._demo_obs_np = obs
+        return {"obs": self._tensor(obs), "act": self._tensor(self.scale_actions(act))}
+
+    def _prepare_prefs(self, prefs):
+        self._pref_obs_np = None
+        if prefs is None:
+            return None
+        if isinstance(prefs, (str, Path)):
+            prefs = PreferencePairs.load(prefs, env_id=self.env_id)
+        if not isinstance(prefs, PreferencePairs):
+            raise TypeError("preferences must be PreferencePairs or a path to one; "
+                            f"got {type(prefs).__name__}")
+        if self.env_id is not None and prefs.env_id not in (None, self.env_id):
+            from prefgym.data.control import DatasetError
+
+            raise DatasetError(f"preference pairs were recorded on {prefs.env_id!r}, not {self.env_id!r}")
+        n, L = len(prefs), prefs.segment_length
+        if prefs.obs_a.shape[-1] != self.obs_dim or prefs.act_a.shape[-1] != self.act_dim:
+            raise ValueError(f"preference segments have obs dim {prefs.obs_a.shape[-1]} and action dim "
+                             f"{prefs.act_a.shape[-1]}; the env needs {self.obs_dim} and {self.act_dim}")
+        self._pref_obs_np = np.concatenate([prefs.obs_a[prefs.mask_a], prefs.obs_b[prefs.mask_b]])
+        disc = self.pref_discount ** np.arange(L)
+        return {
+            "obs_a": self._tensor(prefs.obs_a), "act_a": self._tensor(self.scale_actions(prefs.act_a)),
+            "w_a": self._tensor(prefs.mask_a * disc), "obs_b": self._tensor(prefs.obs_b),
+            "act_b": self._tensor(self.scale_actions(prefs.act_b)), "w_b": self._tensor(prefs.mask_b * disc),
+            "y": self._tensor(prefs.labels), "n": n,
+        }
+
+    def _attach_reward(self) -> None:
+        net = self.reward_net
+        self.sac.replay_buffer.reward_fn = lambda obs, act: net(obs, act)
+
+    # -------------------------------------------------------------- rewards
+    def reward(self, observations, actions) -> np.ndarray:
+        """Learned rewards ``r(s, a; theta)`` of env-unit ``observations (B, ...)``, ``actions (B, ...)``."""
+        obs = np.asarray(observations, np.float32).reshape(-1, self.obs_dim)
+        act = self.scale_actions(np.asarray(actions).reshape(-1, self.act_dim))
+        with torch.no_grad():
+            return self.reward_net(self._tensor(obs), self._tensor(act)).cpu().numpy()
+
+    def _agent_batch(self, n: int):
+        rb = self.sac.replay_buffer
+        filled = rb.buffer_size if rb.full else rb.pos
+        window = min(self.agent_window or max(self._last_chunk // rb.n_envs, 1), filled)
+        if window < 1:
+            raise RuntimeError("no agent transitions yet: run SAC before a demonstration step")
+        back = self.rng.integers(1, window + 1, size=n)
+        idx = (rb.pos - back) % rb.buffer_size
+        env_idx = self.rng.integers(rb.n_envs, size=n)
+        obs = rb.observations[idx, env_idx].reshape(n, -1)
+        act = rb.actions[idx, env_idx].reshape(n, -1)
+        return self._tensor(obs), self._tensor(act)
+
+    def reward_loss(self, use_demo: bool = True,
+                    use_pref: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+        """The surrogate loss :func:`aihf_loss` on one sampled minibatch of each data source."""
+        demo = agent = prefs = None
+        if use_demo and self.w_demo > 0:
+            d = self.demonstrations
+            i = self.rng.integers(len(d["obs"]), size=self.reward_batch_size)
+            demo = (d["obs"][i], d["act"][i])
+            agent = self._agent_batch(self.reward_batch_size)
+        if use_pref and self.w_pref > 0:
+            p = self.preferences
+            i = torch.as_tensor(self.rng.integers(p["n"], size=self.pref_batch_size), device=self.device)
+            prefs = {k: p[k][i] for k in ("obs_a", "act_a", "w_a", "obs_b", "act_b", "w_b", "y")}
+        return aihf_loss(self.reward_net, demo, agent, prefs, self.w_demo, self.w_pref)
+
+    def reward_step(self, n_steps: int = 1, use_demo: bool = True, use_pref: bool = True) -> dict[str, float]:
+        """``n_steps`` Adam steps on the reward (Alg. 1's reward alignment); returns mean statistics."""
+        acc: dict[str, list[float]] = {}
+        for _ in range(n_steps):
+            loss, stats = self.reward_loss(use_demo, use_pref)
+            self.reward_optimizer.zero_grad()
+            loss.backward()
+            self.reward_optimizer.step()
+            for k, v in stats.items():
+                acc.setdefault(k, []).append(v)
+        return {k: float(np.nanmean(v)) if not np.all(np.isnan(v)) else float("nan") for k, v in acc.items()}
+
+    # -------------------------------------------------------------- pretraining
+    def _check_data(self) -> None:
+        if self.w_demo > 0 and self.demonstrations is None:
+            raise ValueError(f"mode {self.mode!r} with w_demo > 0 needs demonstrations")
+        if self.w_pref > 0 and self.preferences is None:
+            raise ValueError(f"mode {self.mode!r} with w_pref > 0 needs preferences")
+        if self.bc_steps > 0 and self.demonstrations is None:
+            raise ValueError("bc_steps > 0 needs demonstrations")
+
+    def behaviour_clone(self, n_steps: int) -> float:
+        """Behaviour cloning: ``n_steps`` steps of max likelihood of the demonstrations under SAC's actor.
+
+        Returns the last minibatch's negative log-likelihood.
+        """
+        actor, d = self.sac.actor, self.demonstrations
+        nll = float("nan")
+        for _ in range(n_steps):
+            i = self.rng.integers(len(d["obs"]), size=self.bc_batch_size)
+            obs, act = d["obs"][i], d["act"][i].clamp(-1 + 1e-4, 1 - 1e-4)
+            mean, log_std, kw = actor.get_action_dist_params(obs)
+            dist = actor.action_dist.proba_distribution(mean, log_std, **kw)
+            loss = -dist.log_prob(act).mean()
+            actor.optimizer.zero_grad()
+            loss.backward()
+            actor.optimizer.step()
+            nll = loss.item()
+        return nll
+
+    def _pretrain(self) -> None:
+        if self._pretrained:
+            return
+        if self.bc_steps > 0:
+            nll = self.behaviour_clone(self.bc_steps)
+            self.history.append({"timesteps": 0, "iteration": -1, "bc_nll": nll})
+        if self.reward_pretrain_steps > 0 and self.w_pref > 0:
+            stats = self.reward_step(self.reward_pretrain_steps, use_demo=False)
+            self.history.append({"timesteps": 0, "iteration": -1,
+                                 **{f"pretrain_{k}": v for k, v in stats.items()}})
+        self._pretrained = True
+
+    # -------------------------------------------------------------- training
+    @property
+    def updates_reward(self) -> bool:
+        """Whether outer iterations take reward steps (not in ``"rlhf"`` mode, where the reward is frozen)."""
+        return self.mode != "rlhf" and self.reward_steps_per_iter > 0
+
+    def learn(self, total_timesteps: int, callback=None, progress_bar: bool = False,
+              log_interval: int = 4, tb_log_name: str = "AIHF") -> AIHF:
+        """Run Alg. 1 for ``total_timesteps`` SAC environment steps (continuing from the current state).
+
+        Parameters
+        ----------
+        total_timesteps
+            SAC environment steps; ``ceil(total / sac_steps_per_iter)`` outer iterations.
+        callback
+            SB3 callback(s) or a function ``f(locals, globals)``, passed to every inner
+            ``SAC.learn`` call (each outer iteration is one SB3 training run;
+            ``num_timesteps`` keeps counting). Returning False stops AIHF.
+        progress_bar
+            One tqdm bar over ``total_timesteps``.
+        log_interval, tb_log_name
+            As in SB3.
+        """
+        if int(total_timesteps) != total_timesteps or total_timesteps < 0:
+            raise ValueError(f"total_timesteps must be a non-negative integer; got {total_timesteps}")
+        self._check_data()
+        if not getattr(self.sac, "_custom_logger", False):
+            # one logger for all inner learn calls, so reward statistics are not lost between them
+            self.sac.set_logger(configure_logger(self.verbose, self.tensorboard_log, tb_log_name,
+                                                 self.sac.num_timesteps == 0))
+        self._pretrain()
+        bar = tqdm(total=int(total_timesteps), disable=not progress_bar, desc="AIHF", unit="step",
+                   mininterval=0.25)
+        outer = _OuterCallback(_convert_sb3_callback(callback), bar)
+        remaining = int(total_timesteps)
+        try:
+            while remaining > 0:
+                n = min(self.sac_steps_per_iter, remaining)
+                before = self.sac.num_timesteps
+                # Policy alignment: SAC on the current reward (Eq. 7), warm-started
+                self.sac.learn(n, callback=outer, log_interval=log_interval, tb_log_name=tb_log_name,
+                               reset_num_timesteps=False, progress_bar=False)
+                self._last_chunk = self.sac.num_timesteps - before
+                remaining -= max(self._last_chunk, 1)
+                if outer.stopped:
+                    break
+                # Reward alignment: theta <- theta + eta g^k (Eq. 19)
+                stats = self.reward_step(self.reward_steps_per_iter) if self.updates_reward else {}
+                self.num_iterations += 1
+                row = {"timesteps": self.sac.num_timesteps, "iteration": self.num_iterations, **stats}
+                self.history.append(row)
+                for k, v in stats.items():
+                    self.sac.logger.record(f"aihf/{k}", v)
+                self.sac.logger.record("aihf/iteration", self.num_iterations)
+                if self.verbose > 0:
+                    self.sac.logger.dump(self.sac.num_timesteps)
+        finally:
+            bar.close()
+        return self
+
+    def set_logger(self, logger) -> None:
+        """Use an SB3 ``Logger`` for SAC's and the reward's statistics."""
+        self.sac.set_logger(logger)
+
+    @property
+    def logger(self):
+        return self.sac.logger
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
+        """SAC's action for ``observation`` (SB3's ``predict``)."""
+        return self.sac.predict(observation, state=state, episode_start=episode_start,
+                                deterministic=deterministic)
+
+    @property
+    def policy(self):
+        """SAC's policy (the current, last-iterate policy)."""
+        return self.sac.policy
+
+    # -------------------------------------------------------------- BaseAgent hooks (learn is overridden)
+    def _setup_learn(self, total_iterations: int) -> None:  # pragma: no cover - learn is overridden
+        pass
+
+    def _iterate(self, index: int) -> None:  # pragma: no cover
+        self.learn(self.sac_steps_per_iter)
+
+    def _finish_learn(self, done: int) -> None:  # pragma: no cover
+        pass
+
+    def _get_hparams(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode, "w_demo": self.w_demo, "w_pref": self.w_pref,
+            "reward_net_kwargs": self.reward_net_kwargs, "sac_kwargs": self.sac_kwargs,
+            "reward_lr": self.reward_lr, "reward_weight_decay": self.reward_weight_decay,
+            "reward_steps_per_iter": self.reward_steps_per_iter, "reward_batch_size": self.reward_batch_size,
+            "pref_batch_size": self.pref_batch_size, "sac_steps_per_iter": self.sac_steps_per_iter,
+            "agent_window": self.agent_window, "reward_pretrain_steps": self.reward_pretrain_steps,
+            "bc_steps": self.bc_steps, "bc_batch_size": self.bc_batch_size,
+            "pref_discount": self.pref_discount,
+            "device": str(self.device), "seed": self.seed, "verbose": self.verbose,
+            "tensorboard_log": self.tensorboard_log,
+        }
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.reward_net.state_dict().items()}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.reward_net.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+
+    # -------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Save SAC (SB3 zip, without the replay buffer), the reward net and its optimizer to one zip."""
+        path = Path(path)
+        if path.suffix != ".zip":
+            path = path.with_suffix(path.suffix + ".zip")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"class": type(self).__name__, "hparams": self._get_hparams(), "env_id": self.env_id,
+                "num_iterations": self.num_iterations, "pretrained": self._pretrained,
+                "rng": self.rng.bit_generator.state, "history": self.history}
+        sac_buf, reward_buf = io.BytesIO(), io.BytesIO()
+        self.sac.save(sac_buf)
+        torch.save({"reward_net": self.reward_net.state_dict(),
+                    "optimizer": self.reward_optimizer.state_dict()}, reward_buf)
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("agent.json", json.dumps(meta, indent=2, default=json_default))
+            zf.writestr("sac.zip", sac_buf.getvalue())
+            zf.writestr("reward.pt", reward_buf.getvalue())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, env=None, demonstrations=None, preferences=None, **overrides) -> AIHF:
+        """Load an agent saved by :meth:`save`.
+
+        ``env`` defaults to ``gymnasium.make`` of the saved env id; pass the data to
+        continue training (not needed for :meth:`predict` or :meth:`reward`).
+        ``overrides`` replace saved hyper-parameters.
+        """
+        path = Path(path)
+        if not path.exists() and path.with_suffix(path.suffix + ".zip").exists():
+            path = path.with_suffix(path.suffix + ".zip")
+        with zipfile.ZipFile(path) as zf:
+            meta = json.loads(zf.read("agent.json"))
+            sac_bytes, reward_bytes = zf.read("sac.zip"), zf.read("reward.pt")
+        if meta["class"] != cls.__name__:
+            raise ValueError(f"{path} holds a {meta['class']} agent, not a {cls.__name__}")
+        if env is None:
+            if meta.get("env_id") is None:
+                raise ValueError(f"{path} does not name its env; pass env=")
+            env = meta["env_id"]
+        hparams = {**meta["hparams"], **overrides}
+        agent = cls(env, demonstrations=demonstrations, preferences=preferences, **hparams)
+        agent.sac = SAC.load(io.BytesIO(sac_bytes), env=agent.sac.get_env(), device=agent.device,
+                             custom_objects={"replay_buffer_class": RewardRelabelingReplayBuffer})
+        agent._attach_reward()
+        saved = torch.load(io.BytesIO(reward_bytes), map_location=agent.device, weights_only=True)
+        agent.reward_net.load_state_dict(saved["reward_net"])
+        agent.reward_optimizer.load_state_dict(saved["optimizer"])
+        agent.num_iterations = meta["num_iterations"]
+        agent._pretrained = meta.get("pretrained", False)
+        agent.rng.bit_generator.state = meta["rng"]
+        agent.history = meta.get("history", [])
+        return agent
+
+
+def _env_id(env) -> str | None:
+    spec = getattr(env, "spec", None)
+    if spec is None and hasattr(env, "envs"):
+        spec = getattr(env.envs[0], "spec", None)
+    return getattr(spec, "id", None)
+
+
+# ------------------------------------------------------------------ evaluation helpers
+def learned_returns(reward, episodes, per_step: bool = False) -> np.ndarray:
+    """Sum (or mean, ``per_step``) of the learned reward over each episode.
+
+    ``reward`` is an :class:`AIHF` agent or any ``reward(observations, actions) -> (B,)``.
+    """
+    fn = reward.reward if hasattr(reward, "reward") else reward
+    out = []
+    for e in episodes:
+        r = np.asarray(fn(np.asarray(e.observations[:-1]), np.asarray(e.actions)))
+        out.append(r.mean() if per_step else r.sum())
+    return np.asarray(out)
+
+
+def reward_rank_correlation(reward, episodes, per_step: bool = False) -> float:
+    """Spearman correlation between learned and true episode returns (C8's rank check)."""
+    from scipy.stats import spearmanr
+
+    true = np.array([e.ret for e in episodes])
+    return float(spearmanr(learned_returns(reward, episodes, per_step), true).statistic)
