@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from prefgym.serialization import json_default
 from prefgym.teachers import SyntheticTeacher, as_teacher
 
 __all__ = [
@@ -187,7 +188,7 @@ class PreferencePairs:
             path = path.with_suffix(path.suffix + ".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = json.dumps({"format": "prefgym.PreferencePairs/1", "env_id": self.env_id, "info": self.info},
-                          default=_json_default)
+                          default=json_default)
         np.savez_compressed(path, meta=np.array(meta), **{k: getattr(self, k) for k in self._ARRAYS})
         return path
 
@@ -216,17 +217,6 @@ class PreferencePairs:
                                f"not {env_id!r}")
         return cls(**arrays, env_id=meta.get("env_id"), info=meta.get("info", {}))
 
-
-def _json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
 # ------------------------------------------------------------------ policies and rollouts
@@ -441,13 +431,13 @@ def write_dataset(
         ds.storage.update_episode_metadata([_jsonable(e.metadata) for e in episodes])
         ds.storage.update_metadata({"prefgym_kind": kind,
                                     "prefgym_metadata": json.dumps(extra_metadata or {},
-                                                                   default=_json_default)})
+                                                                   default=json_default)})
     env.close()
     return ds
 
 
 def _jsonable(d: dict) -> dict:
-    return json.loads(json.dumps(d, default=_json_default))
+    return json.loads(json.dumps(d, default=json_default))
 
 
 def load_dataset(dataset_id: str, env_id: str | None = None, root: str | Path | None = None,
@@ -585,7 +575,7 @@ def train_expert(
     model.save(final)
     manifest = {"env_id": env_id, "env_kwargs": env_kwargs or {}, "total_timesteps": int(total_timesteps),
                 "seed": seed, "sac_kwargs": sac_kwargs or {}, "final": final.name}
-    (out / "expert.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
+    (out / "expert.json").write_text(json.dumps(manifest, indent=2, default=json_default))
     env.close()
     return ExpertRun(model, env_id, list_checkpoints(out, env_id), final, out)
 
