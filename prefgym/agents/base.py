@@ -45,6 +45,13 @@ class BaseAgent(ABC):
         self.num_iterations = 0
         self.rng = np.random.default_rng(seed)
 
+    @staticmethod
+    def _positive(name: str, value: float) -> float:
+        """``value`` as a float, or a ``ValueError`` naming ``name`` unless finite and > 0."""
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number; got {value}")
+        return float(value)
+
     # ------------------------------------------------------------------ API
     def learn(
         self,

@@ -130,9 +130,7 @@ class MarkovAgent(BaseAgent):
     ):
         super().__init__(seed=seed, verbose=verbose)
         self.game = resolve_markov_game(game)
-        if not (np.isfinite(learning_rate) and learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive number; got {learning_rate}")
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = self._positive("learning_rate", learning_rate)
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}; got {estimator!r}")
         if estimator == "sampled" and self._uses_soft_q():

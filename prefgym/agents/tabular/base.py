@@ -80,9 +80,7 @@ class TabularAgent(BaseAgent):
     ):
         super().__init__(seed=seed, verbose=verbose)
         self.game = resolve_game(game)
-        if not (np.isfinite(learning_rate) and learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive number; got {learning_rate}")
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = self._positive("learning_rate", learning_rate)
         shape = (*self.game.batch_shape, self.game.n_actions)
         if init_policy is None:
             init = np.full(shape, 1.0 / self.game.n_actions)
