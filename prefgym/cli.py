@@ -455,7 +455,13 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     out = Path(args.out) if args.out else Path("runs") / "reproduce" / rep.name
-    summary = rep.run(out, quick=args.quick, progress=not args.no_progress)
+    try:
+        summary = rep.run(out, quick=args.quick, progress=not args.no_progress, budget=args.budget,
+                          env=args.env)
+    except ValueError as exc:
+        if "takes no option" in str(exc):
+            raise CLIError(str(exc)) from None
+        raise
     body = {k: v for k, v in summary.items() if k not in ("verdicts", "files")}
     print(_compact(body))
     print("files: " + ", ".join([*summary["files"], str(out / "summary.json")]))
@@ -497,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder; default runs/reproduce/NAME")
     p.add_argument("--quick", action="store_true", help="small budget (seconds)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--budget", default=None, help="budget of reproductions that take one (aihf-mujoco: "
+                   "quick | small | paper)")
+    p.add_argument("--env", default=None, help="environment of reproductions that take one (aihf-mujoco)")
     p.set_defaults(func=_cmd_reproduce)
 
     from prefgym.data.control import add_data_commands

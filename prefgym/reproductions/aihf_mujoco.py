@@ -1,0 +1,406 @@
+"""004 Figure 5 / Table 1: AIHF vs RLHF vs IRL-only on MuJoCo, true return vs environment steps.
+
+The pipeline of 004 App. A.2.1 (:mod:`prefgym.data.control`), run end to end:
+
+1. *Data.* An SB3 SAC expert on the true reward saves ``n_checkpoints``
+   checkpoints (:func:`~prefgym.data.control.train_expert`; on the quick budget the
+   "checkpoints" are the scripted controller of the cheap task at decreasing action
+   noise); every checkpoint is rolled out deterministically for
+   ``steps_per_checkpoint`` steps into one Minari dataset, and checkpoints are split
+   by mean return into the tiers ``low`` / ``medium`` / ``high``
+   (:func:`~prefgym.data.control.make_checkpoint_rollouts`). Demonstrations: the
+   first ``demo_steps`` steps of ``high`` episodes. Preferences: ``n_pairs`` pairs of
+   ``segment_length``-step segments from two different ``low`` / ``medium``
+   checkpoints, labelled by the oracle teacher on the true segment return
+   (:func:`~prefgym.data.control.build_preference_pairs`). The data-quality table is
+   004's Table 1 for these data (mean +- std of the episode returns per tier).
+2. *Learners* (:class:`~prefgym.agents.aihf.AIHF`, same data, same SAC and reward
+   net, ``seeds`` independent runs each, evaluated every ``eval_every`` env steps
+   by ``eval_episodes`` deterministic episodes of *true* return):
+
+   - ``aihf``: both terms (``w_demo = w_pref = 1``), SAC from a random policy (004);
+   - ``rlhf``: BC-initialised actor (``bc_steps``), reward fitted on preferences alone
+     (``reward_pretrain_steps``) then frozen, SAC on it (004's RLHF baseline);
+   - ``irl``: demonstrations alone (ML-IRL), random policy.
+
+   SAC: :data:`~prefgym.agents.aihf.DEFAULT_SAC_KWARGS` ((64, 64) ReLU, lr 3e-3,
+   batch 100, entropy 0.2; 004 A.2.1 / ML-IRL). Reward net: (64, 64) ReLU on the
+   state alone with a softplus output (non-negative rewards, so that ending a
+   Hopper episode early is never rewarded; clamp 10), Adam with weight decay 1e-3.
+   These and the budget knobs below are our choices; 004 does not give them.
+
+Budgets (``--budget``; ``quick=True`` is ``"quick"``):
+
+- ``quick`` (tests, seconds): ``InvertedPendulum-v5`` capped at 200 steps, scripted
+  checkpoints, 1 seed, 1000 SAC steps per learner;
+- ``small`` (a 2-core CPU, about 25 minutes wall with 2 worker processes):
+  ``Hopper-v5``, 60k-step expert with 10 checkpoints, 3k rollout steps per checkpoint,
+  10k demonstration steps, 2000 pairs of 50-step segments, 3 seeds x 50k SAC steps per
+  learner, 1000 SAC steps and 20 reward steps (lr 1e-3) per outer iteration;
+- ``paper`` (a GPU / many-core machine, hours): 1M-step expert with 20 checkpoints,
+  30k rollout steps per checkpoint (004), 10k demonstration steps and 20k pairs
+  (004's "10k demonstrations and 20k preferences"), 3 seeds x 1M SAC steps, 5k SAC
+  steps (004) and 10 reward steps at lr 1e-4 (004) per outer iteration.
+
+Verdicts, criteria fixed before the run. ``final(m)`` is the mean over seeds of the
+mean true return at the last two evaluations of mode ``m``:
+
+(i) AIHF beats RLHF (004 Fig. 5): ``final(aihf) > final(rlhf)``;
+(ii) AIHF beats IRL-only: ``final(aihf) > final(irl)``;
+(iii) RLHF does not improve on its BC initialisation (004's reading of Fig. 5):
+      ``final(rlhf)`` is below RLHF's mean return at step 0 (after BC) plus 10% of
+      the demonstrations' mean return;
+(iv) data quality as in Table 1: mean returns ``low < medium < high`` (non-preferred
+     < preferred < demonstrations).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from prefgym.reproductions.analysis import verdict
+from prefgym.reproductions.registry import Reproduction
+
+__all__ = ["BUDGETS", "MODES", "REPRODUCTION", "run", "data_quality_table", "train_and_evaluate"]
+
+MODES = ("aihf", "rlhf", "irl")
+LABELS = {"aihf": "AIHF (random init)", "rlhf": "RLHF (BC init, frozen BTL reward)",
+          "irl": "IRL only (ML-IRL)"}
+COLORS = {"aihf": "tab:orange", "rlhf": "tab:blue", "irl": "tab:purple"}
+
+#: reward net and reward optimiser shared by all modes (our choices, module docstring)
+REWARD_NET = {"hidden_sizes": (64, 64), "activation": "relu", "use_action": False,
+              "output_activation": "softplus", "clamp_magnitude": 10.0}
+
+BUDGETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "env": "InvertedPendulum-v5", "env_kwargs": {"max_episode_steps": 200},
+        "scripted_noises": (4.0, 3.0, 2.0, 1.6, 1.2, 0.5), "expert_steps": 3000, "n_checkpoints": 6,
+        "steps_per_checkpoint": 400, "demo_steps": 400, "n_pairs": 300, "segment_length": 50,
+        "seeds": (0,), "total_steps": 1000, "eval_every": 500, "eval_episodes": 2,
+        "sac_steps_per_iter": 250, "reward_steps_per_iter": 20, "reward_lr": 1e-3,
+        "reward_pretrain_steps": 200, "bc_steps": 200, "workers": 1,
+    },
+    "small": {
+        "env": "Hopper-v5", "env_kwargs": {}, "scripted_noises": None, "expert_steps": 60_000,
+        "n_checkpoints": 10, "steps_per_checkpoint": 3000, "demo_steps": 10_000, "n_pairs": 2000,
+        "segment_length": 50, "seeds": (0, 1, 2), "total_steps": 50_000, "eval_every": 5000,
+        "eval_episodes": 3, "sac_steps_per_iter": 1000, "reward_steps_per_iter": 20, "reward_lr": 1e-3,
+        "reward_pretrain_steps": 1000, "bc_steps": 2000, "workers": 2,
+    },
+    "paper": {
+        "env": "Hopper-v5", "env_kwargs": {}, "scripted_noises": None, "expert_steps": 1_000_000,
+        "n_checkpoints": 20, "steps_per_checkpoint": 30_000, "demo_steps": 10_000, "n_pairs": 20_000,
+        "segment_length": 50, "seeds": (0, 1, 2), "total_steps": 1_000_000, "eval_every": 20_000,
+        "eval_episodes": 5, "sac_steps_per_iter": 5000, "reward_steps_per_iter": 10, "reward_lr": 1e-4,
+        "reward_pretrain_steps": 2000, "bc_steps": 10_000, "workers": 9,
+    },
+}
+
+
+# ------------------------------------------------------------------ data
+def _make_data(cfg: dict, out_dir: Path, progress: bool) -> dict:
+    """Expert (or scripted) checkpoints -> ranked rollouts -> demonstrations and preference pairs."""
+    from prefgym.agents.aihf import DEFAULT_SAC_KWARGS
+    from prefgym.data.control import (
+        build_preference_pairs,
+        flatten_episodes,
+        load_episodes,
+        make_checkpoint_rollouts,
+        scripted_policy,
+        train_expert,
+    )
+
+    env_id, env_kwargs = cfg["env"], cfg["env_kwargs"]
+    root = out_dir / "minari"
+    info: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    if cfg["scripted_noises"] is not None:
+        checkpoints = [(k + 1, scripted_policy(env_id, noise, seed=k))
+                       for k, noise in enumerate(cfg["scripted_noises"])]
+        info["source"] = f"scripted controller at action noise {list(cfg['scripted_noises'])}"
+    else:
+        expert_dir = out_dir / "expert"
+        manifest = expert_dir / "expert.json"
+        old = json.loads(manifest.read_text()) if manifest.exists() else {}
+        if old.get("total_timesteps") == cfg["expert_steps"] and old.get("env_id") == env_id:
+            info["expert_reused"] = True
+        else:
+            train_expert(env_id, cfg["expert_steps"], expert_dir, n_checkpoints=cfg["n_checkpoints"],
+                         sac_kwargs=DEFAULT_SAC_KWARGS, seed=0, env_kwargs=env_kwargs, progress_bar=progress)
+        checkpoints = expert_dir
+        info["source"] = (f"SB3 SAC expert, {cfg['expert_steps']} steps, {cfg['n_checkpoints']} checkpoints, "
+                          "DEFAULT_SAC_KWARGS")
+    info["expert_s"] = round(time.perf_counter() - t0, 1)
+    ds = make_checkpoint_rollouts(env_id, checkpoints, steps_per_checkpoint=cfg["steps_per_checkpoint"],
+                                  root=root, overwrite=True, env_kwargs=env_kwargs or None, seed=0)
+    ds_id = ds.spec.dataset_id
+    episodes = load_episodes(ds_id, env_id=env_id, root=root, kind="checkpoints")
+    demos = load_episodes(ds_id, env_id=env_id, root=root, tiers=["high"], kind="checkpoints",
+                          max_steps=cfg["demo_steps"])
+    prefs = build_preference_pairs(episodes, cfg["n_pairs"], segment_length=cfg["segment_length"],
+                                   teacher="oracle", tiers=("low", "medium"), env_id=env_id, seed=0)
+    prefs.save(out_dir / "preferences.npz")
+    info["data_s"] = round(time.perf_counter() - t0 - info["expert_s"], 1)
+    return {"episodes": episodes, "demos": demos, "demo_arrays": flatten_episodes(demos), "prefs": prefs,
+            "dataset_id": ds_id, "info": info}
+
+
+def data_quality_table(episodes, demos, prefs) -> dict[str, dict[str, float]]:
+    """004 Table 1 for our data: episode returns per tier, of the demonstrations used, and segment returns.
+
+    Rows ``non_prefer`` (``low`` tier), ``prefer`` (``medium``), ``demonstration``
+    (``high``), ``demonstrations_used`` (the demonstration episodes given to the
+    learners) and ``segments_preferred`` / ``segments_rejected`` (true returns of the
+    segments the teacher preferred / rejected, pairs with a strict label).
+    """
+    def stats(rets) -> dict[str, float]:
+        rets = np.asarray(rets, float)
+        return {"mean_return": float(rets.mean()), "std_return": float(rets.std()), "n": int(rets.size)}
+
+    out = {}
+    for row, tier in (("non_prefer", "low"), ("prefer", "medium"), ("demonstration", "high")):
+        eps = [e for e in episodes if e.metadata.get("tier") == tier]
+        out[row] = {**stats([e.ret for e in eps]), "steps": int(sum(e.length for e in eps))}
+    out["demonstrations_used"] = {**stats([e.ret for e in demos]), "steps": int(sum(e.length for e in demos))}
+    strict = prefs.labels != 0.5
+    win = np.where(prefs.labels > 0.5, prefs.returns_a, prefs.returns_b)[strict]
+    lose = np.where(prefs.labels > 0.5, prefs.returns_b, prefs.returns_a)[strict]
+    out["segments_preferred"] = stats(win)
+    out["segments_rejected"] = stats(lose)
+    out["checkpoint_returns"] = {
+        str(k): float(np.mean([e.ret for e in episodes if e.metadata.get("checkpoint") == k]))
+        for k in sorted({e.metadata.get("checkpoint") for e in episodes})}
+    return out
+
+
+# ------------------------------------------------------------------ one learner
+def _evaluate(agent, env, n: int, seed: int) -> list[float]:
+    rets = []
+    for i in range(n):
+        obs, _ = env.reset(seed=seed + i)
+        done, total = False, 0.0
+        while not done:
+            action, _ = agent.predict(obs, deterministic=True)
+            obs, r, term, trunc, _ = env.step(action)
+            total += float(r)
+            done = term or trunc
+        rets.append(total)
+    return rets
+
+
+def train_and_evaluate(job: dict) -> dict:
+    """Train one ``job["mode"]`` learner for ``job["total_steps"]`` steps, evaluating every ``eval_every``.
+
+    Runs in a worker process (one torch thread). Returns the evaluation steps, the
+    true returns ``(evals, eval_episodes)``, the reward's rank correlation with the true
+    return on ``job["test_episodes"]`` (a subset of the rollouts, not held out), the last
+    reward statistics and the wall time.
+    """
+    import gymnasium
+    import torch
+
+    from prefgym.agents.aihf import AIHF, reward_rank_correlation
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    env_id, kw, seed, mode = job["env"], job["env_kwargs"], job["seed"], job["mode"]
+    agent = AIHF(gymnasium.make(env_id, **kw), demonstrations=job["demos"], preferences=job["prefs"],
+                 mode=mode, seed=seed, reward_net_kwargs=REWARD_NET, reward_lr=job["reward_lr"],
+                 reward_steps_per_iter=job["reward_steps_per_iter"],
+                 sac_steps_per_iter=job["sac_steps_per_iter"],
+                 reward_pretrain_steps=job["reward_pretrain_steps"] if mode == "rlhf" else 0,
+                 bc_steps=job["bc_steps"] if mode == "rlhf" else 0)
+    eval_env = gymnasium.make(env_id, **kw)
+    eval_seed = 100_000 + 1000 * seed
+    agent.learn(0)  # pretraining only (RLHF: BC and the preference reward)
+    steps, returns = [0], [_evaluate(agent, eval_env, job["eval_episodes"], eval_seed)]
+    while agent.sac.num_timesteps < job["total_steps"]:
+        agent.learn(min(job["eval_every"], job["total_steps"] - agent.sac.num_timesteps))
+        steps.append(int(agent.sac.num_timesteps))
+        returns.append(_evaluate(agent, eval_env, job["eval_episodes"], eval_seed))
+    # rank correlation on a subset of the rollout episodes (the data's source, not held out)
+    rho = reward_rank_correlation(agent, job["test_episodes"]) if job.get("test_episodes") else float("nan")
+    last = {k: v for k, v in (agent.history[-1] if agent.history else {}).items()
+            if isinstance(v, (int, float))}
+    return {"mode": mode, "seed": seed, "steps": steps, "returns": returns, "reward_rank_correlation": rho,
+            "last_reward_stats": last, "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+# ------------------------------------------------------------------ main
+def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str | None = None,
+        env: str | None = None) -> dict:
+    """Make the data, train the three learners over the seeds, judge the claims (module docstring).
+
+    Parameters
+    ----------
+    budget
+        ``"quick"``, ``"small"`` or ``"paper"``; default ``"quick"`` if ``quick`` else ``"small"``.
+    env
+        Override the budget's environment (a MuJoCo / Box task; tiers come from a SAC expert
+        unless the budget is ``"quick"`` and the task has a scripted controller).
+    """
+    import torch
+
+    from prefgym.data.control import _SCRIPTED
+
+    torch.set_num_threads(1)  # the expert and rollouts run here; 2-core machines run 2 workers
+    budget = budget or ("quick" if quick else "small")
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {sorted(BUDGETS)}; got {budget!r}")
+    cfg = dict(BUDGETS[budget])
+    if env is not None and env != cfg["env"]:
+        cfg["env"] = env
+        if budget == "quick" and env in _SCRIPTED:
+            cfg["scripted_noises"] = BUDGETS["quick"]["scripted_noises"]
+        else:
+            cfg["scripted_noises"] = None
+            cfg["env_kwargs"] = {}
+    out_dir = Path(out_dir)
+    t0 = time.perf_counter()
+    data = _make_data(cfg, out_dir, progress)
+    table = data_quality_table(data["episodes"], data["demos"], data["prefs"])
+
+    test_episodes = data["episodes"][:: max(1, len(data["episodes"]) // 60)]
+    common = {k: cfg[k] for k in ("env", "env_kwargs", "total_steps", "eval_every", "eval_episodes",
+                                  "sac_steps_per_iter", "reward_steps_per_iter", "reward_lr",
+                                  "reward_pretrain_steps", "bc_steps")}
+    jobs = [{**common, "mode": m, "seed": s, "demos": data["demo_arrays"], "prefs": data["prefs"],
+             "test_episodes": test_episodes} for s in cfg["seeds"] for m in MODES]
+    bar = tqdm(total=len(jobs), disable=not progress, desc="aihf-mujoco runs", unit="run")
+    results = []
+    t_train = time.perf_counter()
+    if cfg["workers"] <= 1:
+        for job in jobs:
+            results.append(train_and_evaluate(job))
+            bar.update(1)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(cfg["workers"], len(jobs)), mp_context=ctx) as pool:
+            futures = [pool.submit(train_and_evaluate, job) for job in jobs]
+            for fut in as_completed(futures):
+                r = fut.result()
+                results.append(r)
+                bar.update(1)
+                bar.set_postfix_str(f"{r['mode']} seed {r['seed']}: {np.mean(r['returns'][-1]):.0f}")
+    bar.close()
+    train_s = time.perf_counter() - t_train
+
+    steps = np.asarray(results[0]["steps"])
+    curves = {m: np.stack([np.mean(r["returns"], axis=1) for r in sorted(results, key=lambda r: r["seed"])
+                           if r["mode"] == m], axis=1) for m in MODES}  # (evals, seeds)
+    summary: dict[str, Any] = {
+        "settings": {"budget": budget, **{k: v for k, v in cfg.items()}, "reward_net": REWARD_NET,
+                     "modes": {m: LABELS[m] for m in MODES}},
+        "data": {**data["info"], "dataset_id": data["dataset_id"]},
+        "data_quality": table,
+        "true_return": {m: {"steps": steps, "mean": curves[m].mean(1), "std": curves[m].std(1),
+                            "per_seed": curves[m].T} for m in MODES},
+        "runs": [{k: r[k] for k in ("mode", "seed", "reward_rank_correlation", "last_reward_stats", "wall_s")}
+                 for r in results],
+        "train_wall_s": round(train_s, 1),
+        "total_env_steps": int(len(jobs) * cfg["total_steps"]),
+    }
+    summary["verdicts"] = _verdicts(summary, curves, table)
+    summary["files"] = _write_outputs(out_dir, summary, curves, steps, table, cfg)
+    summary["wall_s_before_summary"] = round(time.perf_counter() - t0, 1)
+    return summary
+
+
+def _final(curve: np.ndarray) -> np.ndarray:
+    """Per seed: the mean of the last two evaluations of ``curve (evals, seeds)``."""
+    return curve[-2:].mean(0) if curve.shape[0] >= 2 else curve[-1]
+
+
+def _verdicts(summary: dict, curves: dict[str, np.ndarray], table: dict) -> dict[str, str]:
+    fin = {m: _final(curves[m]) for m in MODES}
+    summary["final_true_return"] = {m: {"mean": float(fin[m].mean()), "std": float(fin[m].std()),
+                                        "per_seed": fin[m]} for m in MODES}
+    demo = table["demonstration"]["mean_return"]
+    n = len(fin["aihf"])
+
+    def versus(other: str) -> str:
+        wins = int((fin["aihf"] > fin[other]).sum())
+        return (f"AIHF {fin['aihf'].mean():.1f} +- {fin['aihf'].std():.1f} vs {other.upper()} "
+                f"{fin[other].mean():.1f} +- {fin[other].std():.1f} (mean +- std over {n} seeds of the "
+                f"last two evaluations; AIHF higher in {wins}/{n} seeds; demonstrations {demo:.1f})")
+
+    v = {
+        "(i) AIHF reaches a higher true return than RLHF with the same data (004 Fig. 5)": verdict(
+            bool(fin["aihf"].mean() > fin["rlhf"].mean()),
+            versus("rlhf") + " (criterion: final mean AIHF > RLHF)"),
+        "(ii) AIHF reaches a higher true return than IRL-only (demonstrations alone)": verdict(
+            bool(fin["aihf"].mean() > fin["irl"].mean()),
+            versus("irl") + " (criterion: final mean AIHF > IRL)"),
+    }
+    start = float(curves["rlhf"][0].mean())
+    v["(iii) RLHF does not improve on its BC initialisation (004's reading of Fig. 5)"] = verdict(
+        bool(fin["rlhf"].mean() < start + 0.1 * demo),
+        f"RLHF after BC (step 0) {start:.1f}, final {fin['rlhf'].mean():.1f} (criterion: final < step 0 + "
+        f"10% of the demonstrations' {demo:.1f})")
+    lo, me, hi = (table[k]["mean_return"] for k in ("non_prefer", "prefer", "demonstration"))
+    v["(iv) data quality as in 004 Table 1: non-preferred < preferred < demonstrations"] = verdict(
+        bool(lo < me < hi),
+        f"episode returns low {lo:.1f} +- {table['non_prefer']['std_return']:.1f}, medium {me:.1f} +- "
+        f"{table['prefer']['std_return']:.1f}, high {hi:.1f} +- {table['demonstration']['std_return']:.1f} "
+        f"(004 Hopper: 2345 / 3025 / 3560)")
+    return v
+
+
+def _write_outputs(out_dir: Path, summary, curves, steps, table, cfg) -> list[str]:
+    from prefgym.plotting import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for m in MODES:
+        mean, std = curves[m].mean(1), curves[m].std(1)
+        ax.plot(steps, mean, label=LABELS[m], color=COLORS[m], lw=1.6)
+        ax.fill_between(steps, mean - std, mean + std, color=COLORS[m], alpha=0.15, linewidth=0)
+    for row, style in (("demonstration", "-"), ("prefer", "--"), ("non_prefer", ":")):
+        ax.axhline(table[row]["mean_return"], color="gray", lw=0.9, ls=style, label=f"data: {row}")
+    ax.set_xlabel("SAC environment steps")
+    ax.set_ylabel(f"true return (mean +- std over {curves['aihf'].shape[1]} seeds)")
+    ax.set_title(f"004 Fig. 5 on {cfg['env']} ({summary['settings']['budget']} budget)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    png = out_dir / "aihf_mujoco.png"
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+    csv_path = out_dir / "aihf_mujoco_curves.csv"
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        n = curves["aihf"].shape[1]
+        w.writerow(["env_steps", *(f"{m}_{s}" for m in MODES for s in ("mean", "std")),
+                    *(f"{m}_seed{i}" for m in MODES for i in range(n))])
+        for i, t in enumerate(steps):
+            w.writerow([int(t),
+                        *(f"{x:.2f}" for m in MODES for x in (curves[m][i].mean(), curves[m][i].std())),
+                        *(f"{curves[m][i, j]:.2f}" for m in MODES for j in range(n))])
+    table_path = out_dir / "aihf_mujoco_data_quality.csv"
+    with open(table_path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["data", "mean_return", "std_return", "n"])
+        for row, s in table.items():
+            if "mean_return" in s:
+                w.writerow([row, f"{s['mean_return']:.2f}", f"{s['std_return']:.2f}", s["n"]])
+    return [str(png), str(csv_path), str(table_path), str(out_dir / "preferences.npz")]
+
+
+REPRODUCTION = Reproduction(
+    name="aihf-mujoco",
+    description=("004 Fig. 5 / Table 1: AIHF vs RLHF vs IRL-only on MuJoCo (Hopper-v5), true return vs "
+                 "SAC steps, and the data-quality table"),
+    runner=run,
+    options=("budget", "env"),
+)
