@@ -7,13 +7,16 @@
 
 from __future__ import annotations
 
-from prefgym.reproductions import mpo_fig3, ompo_gridworld, omwu_fig2
+from prefgym.reproductions import aihf_mujoco, llm_menu, llm_spo, mpo_fig3, ompo_gridworld, omwu_fig2
 from prefgym.reproductions.registry import Reproduction
 
 #: reproduction name -> :class:`Reproduction`
 REPRODUCTIONS: dict[str, Reproduction] = {
     r.name: r for r in (omwu_fig2.REPRODUCTION, mpo_fig3.REPRODUCTION, ompo_gridworld.REPRODUCTION)
 }
+REPRODUCTIONS[aihf_mujoco.REPRODUCTION.name] = aihf_mujoco.REPRODUCTION
+REPRODUCTIONS[llm_menu.REPRODUCTION.name] = llm_menu.REPRODUCTION
+REPRODUCTIONS[llm_spo.REPRODUCTION.name] = llm_spo.REPRODUCTION
 
 
 def get_reproduction(name: str) -> Reproduction:

@@ -1,0 +1,645 @@
+"""Self-play algorithms for the LM trainer: how each builds its iteration's data and which loss it takes.
+
+The shared loop (:class:`~prefgym.agents.llm.trainer.SelfPlayTrainer`) samples (or
+enumerates) ``K`` responses per state, lets the judge compare them and fills a
+:class:`SelfPlayBatch` with the grouped quantities every rule needs:
+
+* ``old_logp`` ``log pi_t(y)`` (B, K), ``ref_logp`` ``log pi_ref(y)`` (B, K) when a
+  reference exists;
+* ``win_matrix`` ``P(y_i > y_j)`` (B, K, K) and ``win_rate``, an estimate of
+  ``P(y_i > pi_t)`` (B, K): the average over the *other* samples (001 Sec. 4.2), or the
+  exact ``sum_j P(y_i > y_j) pi_t(y_j)`` when a menu is enumerated;
+* ``weights`` (B, K): ``None`` for samples (already distributed as ``pi_t``), or ``pi_t``
+  itself for an enumerated menu, so that ``weighted_mean`` is the exact expectation.
+
+An algorithm then adds what it alone needs (:meth:`SelfPlayAlgorithm.prepare`: win
+rates against the previous iterate, the magnet or a geometric mixture; best/worst
+pairs), returns its loss on the current log-probs (:meth:`SelfPlayAlgorithm.loss`,
+called once per optimiser step) and refreshes its frozen models
+(:meth:`SelfPlayAlgorithm.end_iteration`).
+
+===========  =============================================  =========================================
+algorithm    iteration data                                 loss (:mod:`.losses`); tabular rule
+===========  =============================================  =========================================
+``omwu``     ``P(y > pi_t)``, ``P(y > pi_{t-1})`` (previous  ``omwu_loss`` grouped, base ``pi_t``;
+             iterate kept frozen)                           ``optimistic_step`` (002 Sec. 5.2)
+``ompo``     the same, per state ``s_h`` with turn ``h``    ``ompo_loss`` (001 Alg. 2; here H = 1)
+``sppo``     ``P(y > pi_t)``                                ``sppo_loss``; ``mirror_step``
+``mpo``      ``P(y > opponent)``, magnet refreshed every    ``mpo_loss`` (000 Alg. 1);
+             ``refresh_every`` iterations, eta annealed     ``magnetic_step`` + magnet refresh
+``nash_md``  ``P(y > pi_t^(1-b) pi_ref^b)``, b = eta tau    ``nash_md_loss``; ``regularized_step``
+``spo``      all pairs, soft (judge) or Bernoulli labels    ``spo_loss`` (003 Eq. 9/11) + beta KL;
+                                                            minimiser ``Softmax(r / alpha)``
+``dpo``      best vs worst of the group by win rate         ``dpo_loss`` (iterative DPO, 001 B.3)
+``ipo``      best vs worst of the group                     ``ipo_loss`` (iterative IPO)
+===========  =============================================  =========================================
+
+Per-state (multi-turn) use: a batch row is a *state* ``s_h`` (a prompt or a
+conversation prefix) and ``steps`` holds its turn ``h``; nothing here assumes single
+prompts except OMPO's default ``horizon = 1``. A multi-turn collector fills ``steps``
+and the win rates with the continuation estimates of 001 Eq. (2) and reuses these
+classes unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor
+
+from prefgym.agents.llm.losses import (
+    LossOutput,
+    dpo_loss,
+    ipo_loss,
+    mpo_loss,
+    nash_md_loss,
+    ompo_loss,
+    ompo_q_estimate,
+    omwu_loss,
+    sequence_kl,
+    spo_loss,
+    sppo_loss,
+)
+
+__all__ = [
+    "SelfPlayBatch",
+    "SelfPlayAlgorithm",
+    "OMWUAlgorithm",
+    "OMPOAlgorithm",
+    "SPPOAlgorithm",
+    "MPOAlgorithm",
+    "NashMDAlgorithm",
+    "SPOAlgorithm",
+    "DPOAlgorithm",
+    "IPOAlgorithm",
+    "ALGORITHMS",
+    "exact_kl_rows",
+]
+
+
+@dataclass
+class SelfPlayBatch:
+    """One iteration's data: ``B`` states with ``K`` responses each (see the module docstring).
+
+    Attributes
+    ----------
+    prompts
+        The ``B`` states (prompts or conversation prefixes).
+    prompt_ids
+        Their token ids (1-D ``LongTensor`` each).
+    response_ids
+        ``response_ids[b][k]``: token ids of response ``k`` to state ``b``.
+    texts
+        Decoded responses, ``texts[b][k]``.
+    old_logp
+        (B, K) ``log pi_t(y | s)`` (menu-normalised for a menu policy).
+    ref_logp
+        (B, K) reference log-probs, or ``None`` without a reference.
+    win_matrix
+        (B, K, K) ``P(y_i > y_j | s)`` from the judge.
+    win_rate
+        (B, K) estimate of ``P(y_i > pi_t | s)``.
+    weights
+        (B, K) ``pi_t`` over an enumerated menu (exact expectations), or ``None`` for samples.
+    menu_index
+        (B, K) menu item of each response (menu policies only).
+    steps
+        (B,) turn ``h`` of each state (1-based; all ones for single-turn prompts).
+    extra
+        What :meth:`SelfPlayAlgorithm.prepare` adds.
+    """
+
+    prompts: list[str]
+    prompt_ids: list[Tensor]
+    response_ids: list[list[Tensor]]
+    texts: list[list[str]]
+    old_logp: Tensor
+    ref_logp: Tensor | None
+    win_matrix: Tensor
+    win_rate: Tensor
+    weights: Tensor | None = None
+    menu_index: Tensor | None = None
+    steps: Tensor | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the group enumerates a menu (``weights = pi_t``)."""
+        return self.weights is not None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.old_logp.shape)  # type: ignore[return-value]
+
+
+def exact_kl_rows(logp: Tensor, q_logp: Tensor) -> Tensor:
+    """``KL(pi_theta || q)`` per row of an enumerated menu, (B,), differentiable in ``logp``.
+
+    ``logp`` and ``q_logp`` are normalised (B, N) log-probabilities; ``q`` is detached.
+    """
+    return (logp.exp() * (logp - q_logp.detach())).sum(dim=-1)
+
+
+def _optimistic(batch: SelfPlayBatch) -> Tensor:
+    prev = batch.extra["prev_win_rate"]
+    return batch.win_rate if prev is None else 2.0 * batch.win_rate - prev
+
+
+def _expand(x: Tensor, like: Tensor) -> Tensor:
+    return x[:, None].expand_as(like)
+
+
+@dataclass
+class SelfPlayAlgorithm:
+    """Base class: hyper-parameters as dataclass fields, plus the three hooks of the loop.
+
+    Class attributes
+    ----------------
+    name
+        Registry key (``LLM_AGENTS``).
+    snapshots
+        Frozen copies of the policy the algorithm keeps (``"previous"``, ``"magnet"``);
+        the trainer creates them from the initial policy, saves and restores them.
+    requires_reference
+        Whether the policy must carry a reference model.
+    """
+
+    name: ClassVar[str] = ""
+    snapshots: ClassVar[tuple[str, ...]] = ()
+    requires_reference: ClassVar[bool] = False
+
+    def hparams(self) -> dict[str, Any]:
+        """The dataclass fields (JSON-serialisable)."""
+        return asdict(self)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+    def needs_reference(self) -> bool:
+        return self.requires_reference
+
+    def prepare(self, trainer, batch: SelfPlayBatch, iteration: int) -> None:
+        """Add algorithm-specific data to ``batch.extra`` (called once, before the optimiser steps)."""
+
+    def loss(self, trainer, batch: SelfPlayBatch, logp: Tensor, iteration: int) -> LossOutput:
+        """The loss on the current (B, K) log-probs ``logp`` (with grad)."""
+        raise NotImplementedError
+
+    def end_iteration(self, trainer, iteration: int) -> None:
+        """Called after the optimiser steps of ``iteration`` (0-based)."""
+
+    def exact_step(self, batch: SelfPlayBatch) -> Tensor | None:
+        """Unnormalised log-policy of the tabular rule's step from ``pi_t`` on a menu, or ``None``.
+
+        The trainer logs ``step_kl = KL(exact step || pi_{t+1})`` with it: how closely the
+        iteration's optimiser steps realise the rule (``None``: no closed form, e.g. DPO).
+        """
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state that the hyper-parameters do not determine."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
+
+
+# ------------------------------------------------------------------ optimistic rules
+@dataclass
+class _Optimistic(SelfPlayAlgorithm):
+    """Shared data of OMWU and OMPO: win rates against ``pi_t`` and the frozen ``pi_{t-1}``."""
+
+    snapshots: ClassVar[tuple[str, ...]] = ("previous",)
+
+    def __post_init__(self) -> None:
+        self._has_previous = False
+
+    def prepare(self, trainer, batch: SelfPlayBatch, iteration: int) -> None:
+        prev = None
+        if self._has_previous:  # P(y > pi_{t-1}); None at the first iteration (pi_0 = pi_1)
+            prev, _ = trainer.source.win_rates_against(batch, trainer.snapshot("previous"),
+                                                       seed=trainer.iteration_seed(iteration, "previous"))
+        batch.extra["prev_win_rate"] = prev
+        trainer.refresh_snapshot("previous")  # pi_t is the next iteration's pi_{t-1}
+        self._has_previous = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"has_previous": self._has_previous}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._has_previous = bool(state.get("has_previous", False))
+
+
+@dataclass
+class OMWUAlgorithm(_Optimistic):
+    """Neural OMWU (002 Sec. 5.2): generalised IPO on all pairs of the group, base ``sg log pi_t``.
+
+    The target contrast is ``eta [g(y) - g(y')]`` with ``g = 2 P(. > pi_t) - P(. > pi_{t-1})``;
+    ``rho = mu`` = uniform over the group (002's choice: the menu, or the samples), so no
+    weights. The exact minimiser is ``rules.optimistic_step`` with step ``eta``; the
+    optimiser steps of an iteration move towards it from ``pi_t``.
+
+    Parameters
+    ----------
+    eta
+        OMWU step size.
+    """
+
+    name: ClassVar[str] = "omwu"
+    eta: float = 1.0
+
+    def exact_step(self, batch):
+        return batch.old_logp + self.eta * _optimistic(batch)  # rules.optimistic_step
+
+    def loss(self, trainer, batch, logp, iteration):
+        return omwu_loss(logp, batch.win_rate, eta=self.eta, prev_win_rate=batch.extra["prev_win_rate"],
+                         base_logp=batch.old_logp)
+
+
+@dataclass
+class OMPOAlgorithm(_Optimistic):
+    """OMPO practical regression (001 Alg. 2) at the states of the batch.
+
+    ``(log pi(a|s) - log pi_t(a|s) - beta Q_hat + log Z_h)^2`` with the optimistic one-step
+    ``Q_hat = 2 P(a > pi_t) - P(a > pi_{t-1})`` (001 Eq. 2), expectation over ``a ~ pi_t``.
+    ``horizon = 1`` is the single-turn case (= SPPO with optimism); a multi-turn collector
+    sets ``batch.steps`` and a longer horizon.
+
+    Parameters
+    ----------
+    beta
+        Step size.
+    horizon
+        ``H``; ``log Z_h = beta (H - h + 1) / 2`` unless ``log_z`` is given.
+    log_z
+        Overrides the constant ``log Z`` (001 App. G.2 uses 0.5).
+    """
+
+    name: ClassVar[str] = "ompo"
+    beta: float = 1.0
+    horizon: int = 1
+    log_z: float | None = None
+
+    def exact_step(self, batch):
+        return batch.old_logp + self.beta * _optimistic(batch)  # H = 1: rules.optimistic_step
+
+    def loss(self, trainer, batch, logp, iteration):
+        q_hat = ompo_q_estimate(batch.win_rate, batch.extra["prev_win_rate"])  # 001 Eq. (2), one step
+        steps = batch.steps if batch.steps is not None else torch.ones(logp.shape[0])
+        return ompo_loss(logp, batch.old_logp, q_hat, beta=self.beta, horizon=self.horizon,
+                         step=steps.to(logp.device)[:, None], log_z=self.log_z, weights=batch.weights)
+
+
+# ------------------------------------------------------------------ mirror descent
+@dataclass
+class SPPOAlgorithm(SelfPlayAlgorithm):
+    """SPPO (Wu et al. 2024; 002 App. D.2): regress ``log pi/pi_t`` on ``eta (P(y > pi_t) - 1/2)``.
+
+    Parameters
+    ----------
+    eta
+        Mirror-descent step.
+    log_z
+        ``log Z`` (default ``eta / 2``).
+    """
+
+    name: ClassVar[str] = "sppo"
+    eta: float = 1.0
+    log_z: float | None = None
+
+    def exact_step(self, batch):
+        return batch.old_logp + self.eta * batch.win_rate  # rules.mirror_step
+
+    def loss(self, trainer, batch, logp, iteration):
+        return sppo_loss(logp, batch.old_logp, batch.win_rate, eta=self.eta, log_z=self.log_z,
+                         weights=batch.weights)
+
+
+@dataclass
+class MPOAlgorithm(SelfPlayAlgorithm):
+    """Magnetic Preference Optimization (000 Alg. 1, App. A.1).
+
+    Reward ``R = P(y_1 > y_2)`` with ``y_2`` from the opponent, advantage ``A = R - b``, loss
+    ``-A log pi_theta + alpha KL(pi_theta || magnet) + (1/eta_k) KL(pi_theta || pi_k)``
+    (:func:`~prefgym.agents.llm.losses.mpo_loss`), the magnet set to the current
+    iterate every ``refresh_every`` iterations (000 Alg. 1 line 16).
+
+    Two opponents:
+
+    * ``"magnet"`` (default): ``y_2 ~ pi_theta'``, the frozen magnet, as 000 Eqs. (7)-(8)
+      and Alg. 1 line 4 print it ("we simultaneously replace both the opponent and the
+      reference policy", 000 Sec. 3.3). On an enumerated menu the iteration's exact step
+      is then ``rules.magnetic_step`` with the payoff ``P(. > magnet)``; within a period it
+      contracts to ``magnet exp(P magnet / alpha)``, so across long periods the magnets
+      follow multiplicative weights with step ``1 / alpha`` (no last-iterate guarantee).
+    * ``"current"``: ``y_2 ~ pi_t`` (the group's own win rates), i.e. MMD on the game
+      (000 Eq. 4) with magnet refresh, the rule of the tabular
+      :class:`~prefgym.agents.MPO` and of 000 Thms 3.4 / 3.7.
+
+    Estimators: on samples, sequence-level score-function KLs (:func:`..losses.sequence_kl`)
+    and, as in 000, no importance weights across the optimiser steps
+    (``importance_weighting=False``). On an enumerated menu, both KLs are exact and the
+    policy-gradient term is importance weighted (``pi_theta / pi_t``, weights ``pi_t``), so
+    every step follows the exact objective whose maximiser is ``rules.magnetic_step``.
+
+    Parameters
+    ----------
+    alpha
+        Magnet KL coefficient (000: 0.2-0.3 for LLMs).
+    eta
+        MMD step (``1/eta`` weights the trust-region KL).
+    refresh_every
+        ``T_k``: iterations between magnet refreshes.
+    anneal
+        ``eta_k = eta (1 - j / T_k)`` with ``j`` the iteration within the current magnet
+        period (000 Alg. 1 line 19, ``eta <- 1 - k/T_k``; we read ``k`` as counted from the
+        last refresh, since the global reading turns negative after ``T_k``).
+    baseline
+        ``"loo"`` (leave-one-out over the group), ``"mean"`` (group mean, ``pi_t``-weighted
+        on a menu), ``"remax"`` (the greedy response's reward, 000's choice), ``"half"``
+        or ``"none"``.
+    importance_weighting
+        Weight the policy-gradient and sampled KL terms by ``pi_theta / pi_t``; ``None``:
+        on for an enumerated menu, off for samples (000).
+    opponent
+        ``"magnet"`` (000 Alg. 1) or ``"current"`` (000 Eq. 4), see above.
+    """
+
+    name: ClassVar[str] = "mpo"
+    snapshots: ClassVar[tuple[str, ...]] = ("magnet",)
+    alpha: float = 0.2
+    eta: float = 1.0
+    refresh_every: int = 25
+    anneal: bool = True
+    baseline: Literal["auto", "loo", "mean", "remax", "half", "none"] = "auto"
+    importance_weighting: bool | None = None
+    opponent: Literal["magnet", "current"] = "magnet"
+
+    def __post_init__(self) -> None:
+        if self.opponent not in ("magnet", "current"):
+            raise ValueError(f"opponent must be 'magnet' or 'current'; got {self.opponent!r}")
+        if int(self.refresh_every) < 1:
+            raise ValueError(f"refresh_every must be >= 1; got {self.refresh_every}")
+        if self.baseline not in ("auto", "loo", "mean", "remax", "half", "none"):
+            raise ValueError(f"unknown baseline {self.baseline!r}")
+
+    def step_size(self, iteration: int) -> float:
+        """``eta_k`` of iteration ``iteration`` (0-based)."""
+        if not self.anneal:
+            return float(self.eta)
+        j = iteration % int(self.refresh_every)
+        return float(self.eta) * (1.0 - j / int(self.refresh_every))  # 000 Alg. 1 line 19
+
+    def prepare(self, trainer, batch, iteration):
+        magnet = trainer.snapshot("magnet")
+        kind = self.baseline if self.baseline != "auto" else ("mean" if batch.exact else "loo")
+        if self.opponent == "current" and kind != "remax":
+            reward, greedy = batch.win_rate, None  # P(y > pi_t): 000 Eq. (4), the tabular MPO
+        else:
+            opp = magnet if self.opponent == "magnet" else trainer.lm
+            reward, greedy = trainer.source.win_rates_against(
+                batch, opp, seed=trainer.iteration_seed(iteration, "opponent"), greedy=kind == "remax")
+        if kind == "remax":
+            b = greedy[:, None].expand_as(reward)
+        elif kind == "loo":
+            if batch.exact:
+                raise ValueError("the leave-one-out baseline needs samples; use baseline='mean' on a menu")
+            k = reward.shape[-1]
+            if k < 2:
+                raise ValueError("the leave-one-out baseline needs num_samples >= 2")
+            b = (reward.sum(-1, keepdim=True) - reward) / (k - 1)
+        elif kind == "mean":
+            w = batch.weights if batch.exact else torch.full_like(reward, 1.0 / reward.shape[-1])
+            b = (w * reward).sum(-1, keepdim=True).expand_as(reward)
+        elif kind == "half":
+            b = torch.full_like(reward, 0.5)
+        else:
+            b = torch.zeros_like(reward)
+        batch.extra["reward"] = reward
+        batch.extra["advantage"] = (reward - b).detach()  # 000 Alg. 1 line 7 (gamma = 1, sequence level)
+        batch.extra["magnet_logp"] = trainer.source.logp(batch, requires_grad=False, policy=magnet)
+        batch.extra["eta_k"] = self.step_size(iteration)
+
+    def exact_step(self, batch):
+        eta_k = batch.extra["eta_k"]
+        if eta_k <= 0:
+            return None
+        magnet = batch.extra["magnet_logp"]
+        # rules.magnetic_step (000 Eq. 4): (log pi_k + eta alpha log magnet + eta R) / (1 + eta alpha)
+        return (batch.old_logp + eta_k * self.alpha * magnet + eta_k * batch.extra["reward"]) / (
+            1.0 + eta_k * self.alpha)
+
+    def loss(self, trainer, batch, logp, iteration):
+        eta_k = batch.extra["eta_k"]
+        iw = batch.exact if self.importance_weighting is None else bool(self.importance_weighting)
+        old = batch.old_logp.to(logp.device)
+        magnet = batch.extra["magnet_logp"].to(logp.device)
+        adv = batch.extra["advantage"].to(logp.device)
+        sample = old if iw else None
+        if batch.exact:
+            kl_m = _expand(exact_kl_rows(logp, magnet), logp)
+            kl_o = _expand(exact_kl_rows(logp, old), logp) if eta_k > 0 else None
+            out = mpo_loss(logp, adv, alpha=self.alpha, eta=eta_k if eta_k > 0 else math.inf,
+                           kl_magnet=kl_m, kl_old=kl_o, sample_logp=sample, weights=batch.weights)
+        else:
+            out = mpo_loss(logp, adv, alpha=self.alpha, eta=eta_k if eta_k > 0 else math.inf,
+                           magnet_logp=magnet, old_logp=old, sample_logp=sample)
+        out.metrics["reward"] = batch.extra["reward"].mean()
+        out.metrics["eta_k"] = torch.tensor(eta_k)
+        return out
+
+    def end_iteration(self, trainer, iteration):
+        if (iteration + 1) % int(self.refresh_every) == 0:  # 000 Alg. 1 line 16
+            trainer.refresh_snapshot("magnet")
+
+
+@dataclass
+class NashMDAlgorithm(SelfPlayAlgorithm):
+    """Nash-MD (Munos et al. 2023) as a regularised generalised IPO loss.
+
+    The opponent is the geometric mixture ``pi_t^{1-b} pi_ref^b``, ``b = eta tau``; the
+    win rate against it is exact on a menu and, on samples of ``pi_t``, estimated by
+    self-normalised importance weights ``(pi_ref / pi_t)^b`` over the group (the
+    *sequence-level* mixture of the tabular rule; Munos et al. sample a token-level
+    mixture instead). The loss (:func:`~prefgym.agents.llm.losses.nash_md_loss`) has the
+    exact minimiser ``rules.regularized_step``.
+
+    Parameters
+    ----------
+    eta, tau
+        Step size and KL coefficient (``eta tau <= 1``).
+    """
+
+    name: ClassVar[str] = "nash_md"
+    requires_reference: ClassVar[bool] = True
+    eta: float = 1.0
+    tau: float = 0.1
+
+    def prepare(self, trainer, batch, iteration):
+        b = self.eta * self.tau
+        mix = (1.0 - b) * batch.old_logp + b * batch.ref_logp  # Munos et al. Eq. (8), unnormalised
+        batch.extra["mixture_win_rate"] = trainer.source.win_rates_mixture(batch, mix)
+
+    def exact_step(self, batch):
+        b = self.eta * self.tau  # rules.regularized_step against the mixture
+        return (1.0 - b) * batch.old_logp + b * batch.ref_logp + self.eta * batch.extra["mixture_win_rate"]
+
+    def loss(self, trainer, batch, logp, iteration):
+        return nash_md_loss(logp, batch.extra["mixture_win_rate"], ref_logp=batch.ref_logp, eta=self.eta,
+                            tau=self.tau, base_logp=batch.old_logp)
+
+
+# ------------------------------------------------------------------ pairwise losses
+@dataclass
+class SPOAlgorithm(SelfPlayAlgorithm):
+    """Self-play SPO (003): the pairwise loss ``L_pref^{alpha, mu}`` on all pairs of the group.
+
+    Every ordered pair ``(y_i, y_j)`` of a state is a comparison; its label is the
+    judge's probability (``labels="soft"``: the pair enters as winner with weight
+    ``P(y_i > y_j)`` and as loser with ``1 - P``) or one Bernoulli draw
+    (``labels="bernoulli"``). Pairs drawn from ``pi_t`` (or weighted ``pi_t(i) pi_t(j)`` on a
+    menu) have a symmetric full-support sampling weight, so under a Bradley-Terry judge
+    the data are BT-consistent and Theorems 1-2 of 003 give the fixed point
+    ``Softmax(r / alpha)``. ``beta > 0`` adds the global ``beta KL(pi_theta || pi_ref)``
+    (003 Eq. 6; exact on a menu, the sequence-level score-function estimator on samples).
+
+    Parameters
+    ----------
+    alpha
+        Softness.
+    gamma
+        Exponent of the stop-gradient pair weight ``mu = (pi_w + pi_l)^gamma`` (003 Eq. 11).
+    beta
+        Global KL coefficient (0: Theorem 1's setting).
+    labels
+        ``"soft"`` or ``"bernoulli"``.
+    """
+
+    name: ClassVar[str] = "spo"
+    alpha: float = 1.0
+    gamma: float = 0.0
+    beta: float = 0.0
+    labels: Literal["soft", "bernoulli"] = "soft"
+
+    def __post_init__(self) -> None:
+        if self.labels not in ("soft", "bernoulli"):
+            raise ValueError(f"labels must be 'soft' or 'bernoulli'; got {self.labels!r}")
+
+    def needs_reference(self) -> bool:
+        return self.beta > 0
+
+    def prepare(self, trainer, batch, iteration):
+        W = batch.win_matrix
+        if self.labels == "bernoulli":
+            gen = torch.Generator().manual_seed(trainer.iteration_seed(iteration, "labels"))
+            upper = torch.triu(torch.ones(W.shape[-2:], dtype=W.dtype), diagonal=1)
+            won = (torch.rand(W.shape, generator=gen, dtype=W.dtype) < W).to(W.dtype) * upper  # i < j
+            W = won + (upper - won).transpose(-1, -2)  # the label of (j, i) is 1 - that of (i, j)
+        K = W.shape[-1]
+        off = ~torch.eye(K, dtype=torch.bool)
+        pair_w = W * off  # the pair (i wins, j loses) with the label probability; i == j excluded
+        if batch.exact:
+            # s(i, j) = pi_t(i) pi_t(j): the exact expectation over self-play pairs
+            pair_w = pair_w * batch.weights[:, :, None] * batch.weights[:, None, :]
+        batch.extra["pair_weights"] = pair_w.detach()
+
+    def loss(self, trainer, batch, logp, iteration):
+        K = logp.shape[-1]
+        i, j = torch.meshgrid(torch.arange(K), torch.arange(K), indexing="ij")
+        w = batch.extra["pair_weights"].to(logp.device)
+        # 003 Eq. (9) / (11) on every ordered pair (i wins, j loses)
+        out = spo_loss(logp[:, i], logp[:, j], alpha=self.alpha, gamma=self.gamma, weights=w)
+        if self.beta > 0:
+            ref = batch.ref_logp.to(logp.device)
+            if batch.exact:
+                kl = exact_kl_rows(logp, ref).mean()
+            else:
+                kl = sequence_kl(logp, ref).mean()  # 003 App. D on pi_theta's own samples
+            out = LossOutput(out.loss + self.beta * kl, {**out.metrics, "kl_reference": kl.detach()})
+        return out
+
+
+@dataclass
+class _BestWorst(SelfPlayAlgorithm):
+    """Best vs worst of each group by (estimated) win rate against ``pi_t`` (001 App. B.3)."""
+
+    beta: float = 0.1
+    reference: Literal["previous", "initial"] = "previous"
+
+    def __post_init__(self) -> None:
+        if self.reference not in ("previous", "initial"):
+            raise ValueError(f"reference must be 'previous' or 'initial'; got {self.reference!r}")
+
+    def needs_reference(self) -> bool:
+        return self.reference == "initial"
+
+    def prepare(self, trainer, batch, iteration):
+        g = batch.win_rate
+        best, worst = g.argmax(dim=-1), g.argmin(dim=-1)  # ties go to the lowest index
+        rows = torch.arange(g.shape[0])
+        valid = (g[rows, best] > g[rows, worst]).to(g.dtype)  # a tied group carries no signal: skipped
+        ref = batch.old_logp if self.reference == "previous" else batch.ref_logp
+        batch.extra.update(best=best, worst=worst, pair_valid=valid,
+                           ref_chosen=ref[rows, best], ref_rejected=ref[rows, worst])
+
+    def _pair(self, batch, logp):
+        rows = torch.arange(logp.shape[0])
+        e = batch.extra
+        return (logp[rows, e["best"]], logp[rows, e["worst"]], e["ref_chosen"].to(logp.device),
+                e["ref_rejected"].to(logp.device), e["pair_valid"].to(logp.device))
+
+    def _masked(self, fn, batch, logp) -> LossOutput:
+        cw, cl, rw, rl, valid = self._pair(batch, logp)
+        if valid.sum() == 0:  # every group tied: a zero loss that keeps the graph
+            return LossOutput(0.0 * logp.sum(), {"pairs": valid.sum()})
+        out = fn(cw, cl, rw, rl, beta=self.beta, weights=valid)
+        out.metrics["pairs"] = valid.sum()
+        return out
+
+
+@dataclass
+class DPOAlgorithm(_BestWorst):
+    """Iterative DPO on best-vs-worst pairs (001 App. B.3, the baseline of 001 and 002).
+
+    Per state, the best and worst responses by win rate (average over the other samples,
+    or exact ``P(y > pi_t)`` on a menu) form the pair; the DPO loss is taken against the
+    reference ``"previous"`` (``pi_t``, the start of the iteration: online / iterative
+    DPO that refreshes its reference every round) or ``"initial"`` (the policy's
+    reference model).
+
+    Parameters
+    ----------
+    beta
+        DPO's KL coefficient.
+    reference
+        ``"previous"`` or ``"initial"``.
+    """
+
+    name: ClassVar[str] = "dpo"
+
+    def loss(self, trainer, batch, logp, iteration):
+        return self._masked(dpo_loss, batch, logp)
+
+
+@dataclass
+class IPOAlgorithm(_BestWorst):
+    """Iterative IPO (Azar et al. 2023, Eq. 17) on the best-vs-worst pairs of :class:`DPOAlgorithm`.
+
+    ``beta`` is IPO's ``tau``; the target log-ratio margin is ``1 / (2 tau)``.
+    """
+
+    name: ClassVar[str] = "ipo"
+
+    def loss(self, trainer, batch, logp, iteration):
+        return self._masked(ipo_loss, batch, logp)
+
+
+#: algorithm name -> class
+ALGORITHMS: dict[str, type[SelfPlayAlgorithm]] = {
+    cls.name: cls for cls in (OMWUAlgorithm, OMPOAlgorithm, SPPOAlgorithm, MPOAlgorithm, NashMDAlgorithm,
+                              SPOAlgorithm, DPOAlgorithm, IPOAlgorithm)
+}

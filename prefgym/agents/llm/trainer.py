@@ -1,0 +1,1026 @@
+"""The shared iterative self-play loop for language-model policies (issue #5, item 1).
+
+One iteration ``t`` of :class:`SelfPlayTrainer`:
+
+1. pick the iteration's states (prompts; ``prompts_per_iteration`` of them, or all);
+2. collect ``K`` responses per state from ``pi_t`` (:class:`SampledResponses`: one batched
+   ``generate`` call) or enumerate a menu (:class:`MenuResponses`), let the judge
+   compare every pair (one batched call), and build the iteration's
+   :class:`~prefgym.agents.llm.algorithms.SelfPlayBatch`;
+3. let the algorithm add what it needs (win rates against the previous iterate, the
+   magnet, a geometric mixture; best/worst pairs);
+4. take ``steps_per_iteration`` optimiser steps on the algorithm's loss;
+5. refresh frozen models as the algorithm says (previous iterate, magnet);
+6. log one row of metrics (CSV, optional TensorBoard), run the evaluator, checkpoint.
+
+The Agent API is :class:`~prefgym.agents.base.BaseAgent`'s: ``learn(n, callback,
+progress_bar)`` runs ``n`` more iterations; ``save`` / ``load`` write and read a
+checkpoint folder (model and tokenizer through ``save_pretrained``).
+
+Determinism and resuming
+------------------------
+Every random draw of iteration ``t`` is seeded from ``(seed, t, purpose, rank)``
+(prompt choice, generation, opponent samples, Bernoulli labels, and torch's global
+RNG inside the iteration, which ``fork_rng`` restores afterwards), so an iteration
+depends only on the model, optimiser and algorithm state at its start. With
+``output_dir`` the trainer checkpoints after every ``save_every`` iterations:
+``policy/`` (``save_pretrained``), ``snapshots/<name>/`` (frozen previous iterate or
+magnet), ``trainer_state.pt`` (optimiser, scheduler, RNG states, iteration counter,
+algorithm state, metrics history) and ``trainer.json`` (hyper-parameters). A run
+killed at any point restarts from its last checkpoint with ``resume_from=output_dir``
+and, given the same remaining iterations, ends bit-identical to an uninterrupted run
+on the same hardware (tested).
+
+Multi-process runs (``accelerate launch``)
+-----------------------------------------
+Pass ``accelerator=True`` (or an ``accelerate.Accelerator``). Each process takes the
+slice ``rank::world`` of the iteration's prompts and its own sampling seeds; after
+``accelerator.backward`` the gradients are averaged over processes with
+``accelerator.reduce`` (the all-reduce DDP performs, without wrapping the model, so
+generation and teacher forcing use the plain ``transformers`` model); metrics are
+averaged the same way; only the main process writes checkpoints and logs. The model
+must already sit on ``accelerator.device`` (``LMPolicy(..., device=accelerator.device)``).
+Not covered yet: mixed precision through ``accelerator.prepare`` (train in the
+model's dtype), FSDP / DeepSpeed sharding, gradient accumulation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import json
+import math
+import random
+import shutil
+import time
+import warnings
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from prefgym.agents.base import BaseAgent
+from prefgym.agents.llm.algorithms import (
+    ALGORITHMS,
+    DPOAlgorithm,
+    IPOAlgorithm,
+    MPOAlgorithm,
+    NashMDAlgorithm,
+    OMPOAlgorithm,
+    OMWUAlgorithm,
+    SelfPlayAlgorithm,
+    SelfPlayBatch,
+    SPOAlgorithm,
+    SPPOAlgorithm,
+)
+from prefgym.agents.llm.menu import MenuPolicy
+from prefgym.serialization import json_default
+
+__all__ = [
+    "ResponseSource",
+    "SampledResponses",
+    "MenuResponses",
+    "SelfPlayTrainer",
+    "OMWUTrainer",
+    "OMPOTrainer",
+    "SPPOTrainer",
+    "MPOTrainer",
+    "NashMDTrainer",
+    "SPOTrainer",
+    "DPOTrainer",
+    "IPOTrainer",
+    "LLM_AGENTS",
+    "policy_view",
+]
+
+STATE_FILE, CONFIG_FILE, LATEST_FILE = "trainer_state.pt", "trainer.json", "latest"
+
+
+def policy_view(policy, model):
+    """An :class:`~prefgym.llm.policy.LMPolicy` on ``model`` with ``policy``'s tokenizer and settings.
+
+    Used for the frozen snapshots (previous iterate, magnet) and for sampling from the
+    reference model. No weights are copied.
+    """
+    from prefgym.llm.policy import LMPolicy
+
+    view = LMPolicy(model, policy.tokenizer, device=policy.device, max_new_tokens=policy.max_new_tokens,
+                    temperature=policy.temperature, top_p=policy.top_p, top_k=policy.top_k,
+                    stop_strings=policy.stop_strings or None)
+    view.eos_token_ids, view.pad_token_id = policy.eos_token_ids, policy.pad_token_id
+    return view
+
+
+def _torch(x: np.ndarray | Sequence, dtype=torch.float32) -> Tensor:
+    return torch.as_tensor(np.asarray(x), dtype=dtype)
+
+
+def _batch_to(batch: SelfPlayBatch, device: torch.device) -> SelfPlayBatch:
+    for name in ("old_logp", "ref_logp", "win_matrix", "win_rate", "weights", "menu_index", "steps"):
+        v = getattr(batch, name)
+        if isinstance(v, Tensor):
+            setattr(batch, name, v.to(device))
+    batch.extra = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.extra.items()}
+    return batch
+
+
+def _leave_one_out_weights(log_w: Tensor) -> Tensor:
+    """Self-normalised weights over ``j != i`` for every ``i``: (B, K) log-weights -> (B, K, K)."""
+    K = log_w.shape[-1]
+    eye = torch.eye(K, dtype=torch.bool, device=log_w.device)
+    lw = log_w[:, None, :].expand(-1, K, -1).masked_fill(eye, -math.inf)
+    return torch.softmax(lw, dim=-1)
+
+
+# ============================================================================ sources
+class ResponseSource(ABC):
+    """Where an iteration's responses come from and how they are scored (the dataset builder).
+
+    A source fills a :class:`SelfPlayBatch` for a list of states, recomputes the
+    group's log-probs under the current policy (or a snapshot), and estimates win
+    rates of the group against another policy. A multi-turn source (states are
+    conversation prefixes, ``batch.steps`` their turns) implements the same four methods.
+    """
+
+    @abstractmethod
+    def collect(self, prompts: list[str], seed: int) -> SelfPlayBatch:
+        """Responses to ``prompts`` from the current policy, judged."""
+
+    @abstractmethod
+    def logp(self, batch: SelfPlayBatch, requires_grad: bool = False, policy=None) -> Tensor:
+        """(B, K) sequence log-probs of the batch's responses under the policy (or ``policy``)."""
+
+    @abstractmethod
+    def win_rates_against(self, batch: SelfPlayBatch, opponent, seed: int,
+                          greedy: bool = False) -> tuple[Tensor, Tensor | None]:
+        """``P(y > opponent)`` per response (B, K); with ``greedy`` also for the greedy response (B,)."""
+
+    @abstractmethod
+    def win_rates_mixture(self, batch: SelfPlayBatch, log_weights: Tensor) -> Tensor:
+        """``P(y > q)`` with ``q ~ exp(log_weights)`` a reweighting of ``pi_t`` over the group (B, K)."""
+
+    @abstractmethod
+    def predict(self, prompts: list[str], deterministic: bool, seed: int | None) -> list[str]:
+        """One response per prompt."""
+
+
+class SampledResponses(ResponseSource):
+    """``K`` samples per prompt from an :class:`~prefgym.llm.policy.LMPolicy`, all pairs judged.
+
+    ``win_rate`` is each sample's average win rate against the other ``K - 1`` samples,
+    an unbiased estimate of ``P(y > pi_t)`` (001 Sec. 4.2). Opponent win rates
+    (previous iterate, magnet) average ``P(y_i > z_j)`` over ``K`` opponent samples ``z_j``.
+    """
+
+    def __init__(self, policy, judge, num_samples: int, batch_size: int | None = None):
+        if int(num_samples) < 2:
+            raise ValueError(f"self-play needs num_samples >= 2 responses per prompt; got {num_samples}")
+        self.policy, self.judge, self.k, self.batch_size = policy, judge, int(num_samples), batch_size
+
+    def collect(self, prompts, seed):
+        from prefgym.llm.sampling import average_win_rates, win_rate_matrices
+
+        K, B = self.k, len(prompts)
+        gen = self.policy.generate(prompts, num_return_sequences=K, seed=seed, compute_ref=False)
+        texts = [gen.texts[b * K:(b + 1) * K] for b in range(B)]
+        resp = [[gen.response_ids[b * K + k] for k in range(K)] for b in range(B)]
+        W = np.stack(win_rate_matrices(self.judge, prompts, texts))
+        batch = SelfPlayBatch(prompts=list(prompts), prompt_ids=[gen.prompt_ids[b * K] for b in range(B)],
+                              response_ids=resp, texts=texts, old_logp=torch.zeros(B, K), ref_logp=None,
+                              win_matrix=_torch(W), win_rate=_torch(average_win_rates(W)),
+                              steps=torch.ones(B))
+        batch.old_logp = self.logp(batch)  # teacher forced: the same numbers the loss recomputes
+        if self.policy.reference_model is not None:
+            batch.ref_logp = self._sums(batch, self.policy, requires_grad=False, reference=True)
+        batch.extra["lengths"] = gen.lengths.float().reshape(B, K)
+        return batch
+
+    def _sums(self, batch, policy, requires_grad, reference=False):
+        B, K = len(batch.prompts), len(batch.response_ids[0])
+        rows_p = [batch.prompt_ids[b] for b in range(B) for _ in range(K)]
+        rows_r = [r for group in batch.response_ids for r in group]
+        lps = policy.sequence_logprobs(rows_p, rows_r, requires_grad=requires_grad, reference=reference,
+                                       batch_size=self.batch_size)
+        return torch.stack([lp.sum() for lp in lps]).reshape(B, K)
+
+    def logp(self, batch, requires_grad=False, policy=None):
+        return self._sums(batch, self.policy if policy is None else policy, requires_grad)
+
+    def win_rates_against(self, batch, opponent, seed, greedy=False):
+        B, K = batch.shape
+        z = opponent.generate(batch.prompts, num_return_sequences=K, seed=seed, compute_ref=False).texts
+        ctx, a, b = [], [], []
+        for r, x in enumerate(batch.prompts):
+            for i in range(K):
+                for j in range(K):
+                    ctx.append(x)
+                    a.append(batch.texts[r][i])
+                    b.append(z[r * K + j])
+        g_texts = None
+        if greedy:
+            g_texts = self.policy.generate(batch.prompts, seed=seed, do_sample=False, compute_ref=False).texts
+            for r, x in enumerate(batch.prompts):
+                for j in range(K):
+                    ctx.append(x)
+                    a.append(g_texts[r])
+                    b.append(z[r * K + j])
+        p = self.judge.prob(ctx, a, b)
+        rates = _torch(p[: B * K * K].reshape(B, K, K).mean(-1))
+        g = _torch(p[B * K * K:].reshape(B, K).mean(-1)) if greedy else None
+        return rates, g
+
+    def win_rates_mixture(self, batch, log_weights):
+        # q / pi_t ~ exp(log_weights - old_logp): self-normalised importance weights over the others
+        w = _leave_one_out_weights((log_weights - batch.old_logp).float())
+        return (batch.win_matrix * w).sum(-1)
+
+    def predict(self, prompts, deterministic, seed):
+        return self.policy.generate(prompts, seed=seed, do_sample=not deterministic, compute_ref=False).texts
+
+
+class MenuResponses(ResponseSource):
+    """Responses from a :class:`~prefgym.agents.llm.menu.MenuPolicy`: the whole menu, or ``K`` draws from it.
+
+    ``exact=True`` enumerates the ``N`` responses with ``weights = pi_t`` and exact win
+    rates ``P(y > pi_t) = sum_j P(y > y_j) pi_t(y_j)``; opponents (previous iterate, magnet,
+    geometric mixture) are exact too. ``exact=False`` draws ``K`` menu indices from
+    ``pi_t`` and estimates everything from the samples, like :class:`SampledResponses`.
+    """
+
+    def __init__(self, menu: MenuPolicy, judge, exact: bool = True, num_samples: int = 4):
+        if not exact and int(num_samples) < 2:
+            raise ValueError(f"sampling from a menu needs num_samples >= 2; got {num_samples}")
+        self.menu, self.judge, self.exact, self.k = menu, judge, bool(exact), int(num_samples)
+
+    def _menu_win(self, prompts) -> Tensor:
+        from prefgym.llm.sampling import win_rate_matrices
+
+        return _torch(np.stack(win_rate_matrices(self.judge, prompts, [self.menu.responses] * len(prompts))))
+
+    def collect(self, prompts, seed):
+        menu, B, N = self.menu, len(prompts), self.menu.n
+        lp = menu.log_probs(prompts)
+        full_w = self._menu_win(prompts)
+        if self.exact:
+            idx = torch.arange(N).expand(B, N)
+            W = full_w
+            weights = lp.exp()
+            win_rate = (full_w @ weights[..., None])[..., 0]
+        else:
+            gen = torch.Generator().manual_seed(int(seed))
+            idx = menu.sample(prompts, self.k, generator=gen, log_probs=lp)
+            W = torch.stack([full_w[b][idx[b]][:, idx[b]] for b in range(B)])
+            weights = None
+            win_rate = (W.sum(-1) - torch.diagonal(W, dim1=-2, dim2=-1)) / (self.k - 1)
+        ref = None
+        if menu.policy.reference_model is not None:
+            ref = menu.log_probs(prompts, reference=True).gather(-1, idx)
+        tok = menu.tokenizer
+        batch = SelfPlayBatch(
+            prompts=list(prompts),
+            prompt_ids=[torch.tensor(e, dtype=torch.long) for e in tok(list(prompts))["input_ids"]],
+            response_ids=[[menu.response_ids[i] for i in row] for row in idx.tolist()],
+            texts=[[menu.responses[i] for i in row] for row in idx.tolist()],
+            old_logp=lp.gather(-1, idx), ref_logp=ref, win_matrix=W, win_rate=win_rate, weights=weights,
+            menu_index=idx, steps=torch.ones(B))
+        batch.extra.update(menu_logp=lp, menu_win_matrix=full_w)
+        return batch
+
+    def logp(self, batch, requires_grad=False, policy=None):
+        lp = self.menu.log_probs(batch.prompts, requires_grad=requires_grad, policy=policy)
+        return lp.gather(-1, batch.menu_index.to(lp.device))
+
+    def win_rates_against(self, batch, opponent, seed, greedy=False):
+        q = self.menu.log_probs(batch.prompts, policy=opponent).exp()
+        full_w = batch.extra["menu_win_matrix"].cpu()
+        full = (full_w @ q[..., None])[..., 0]  # exact P(y > opponent) for every menu item
+        idx = batch.menu_index.cpu()
+        g = None
+        if greedy:  # ReMax on a menu: the most probable item
+            g = full.gather(-1, batch.extra["menu_logp"].cpu().argmax(-1, keepdim=True))[:, 0]
+        return full.gather(-1, idx), g
+
+    def win_rates_mixture(self, batch, log_weights):
+        if batch.exact:
+            q = torch.softmax(log_weights.float(), dim=-1)
+            return (batch.win_matrix @ q[..., None])[..., 0]
+        w = _leave_one_out_weights((log_weights - batch.old_logp).float())
+        return (batch.win_matrix * w).sum(-1)
+
+    def predict(self, prompts, deterministic, seed):
+        lp = self.menu.log_probs(prompts)
+        if deterministic:
+            idx = lp.argmax(-1)
+        else:
+            gen = None if seed is None else torch.Generator().manual_seed(int(seed))
+            idx = self.menu.sample(prompts, 1, generator=gen, log_probs=lp)[:, 0]
+        return [self.menu.responses[i] for i in idx.tolist()]
+
+
+# ============================================================================ trainer
+def _lr_lambda(kind: str, warmup: int, total: int | None) -> Callable[[int], float]:
+    if kind not in ("constant", "linear", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant', 'linear' or 'cosine'; got {kind!r}")
+    if kind != "constant" and not total:
+        raise ValueError(f"lr_schedule={kind!r} needs schedule_iterations (the planned total)")
+
+    def fn(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        frac = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 1.0 - frac if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    return fn
+
+
+class SelfPlayTrainer(BaseAgent):
+    """Iterative self-play for a ``transformers`` policy under a pairwise judge.
+
+    Parameters
+    ----------
+    policy
+        An :class:`~prefgym.llm.policy.LMPolicy` (responses are sampled) or a
+        :class:`~prefgym.agents.llm.menu.MenuPolicy` (responses come from its menu). Its
+        model is trained in place (dropout off, as in TRL's RLHF trainers); a reference
+        model, when the algorithm needs one, is the policy's ``reference_model``.
+    judge
+        A :class:`~prefgym.judges.base.PairwiseJudge`.
+    prompts
+        The states to train on.
+    algorithm
+        Name in :data:`~prefgym.agents.llm.algorithms.ALGORITHMS` or an instance;
+        the per-algorithm subclasses (:class:`OMWUTrainer`, ...) fix it and take its
+        hyper-parameters as keyword arguments.
+    num_samples
+        ``K`` responses per prompt (sampled policies, and menus with ``exact=False``).
+    exact
+        Menu policies only: enumerate the menu (default ``True``).
+    prompts_per_iteration
+        Prompts drawn (without replacement) per iteration; ``None``: all, in order.
+    steps_per_iteration
+        Optimiser steps per iteration on the iteration's data (000's ``m``).
+    learning_rate, optimizer, weight_decay, adam_betas, adam_eps, max_grad_norm
+        ``"adamw"`` or ``"sgd"``; gradient clipping by global norm (``None``: off).
+    lr_schedule, warmup_steps, schedule_iterations
+        ``"constant"``, ``"linear"`` or ``"cosine"`` decay over ``schedule_iterations``
+        iterations (counted in optimiser steps), after ``warmup_steps`` linear warm-up steps.
+    logp_batch_size
+        Rows per teacher-forced forward pass (``None``: all at once).
+    output_dir
+        Where ``metrics.csv``, checkpoints and TensorBoard logs go (``None``: nothing written).
+    save_every, keep_checkpoints
+        Checkpoint every ``save_every`` iterations, keeping the newest ``keep_checkpoints``.
+    resume_from
+        A checkpoint folder, or an ``output_dir`` (its latest checkpoint): the policy's
+        weights, snapshots, optimiser, scheduler, RNG states, counter, algorithm state
+        and history are restored from it (the policy passed in is overwritten).
+    evaluator, eval_every
+        ``evaluator(trainer) -> dict`` of floats, logged after every ``eval_every``
+        iterations (e.g. :func:`prefgym.evaluation.menu_evaluator`).
+    tensorboard
+        Also log to ``output_dir/tensorboard`` with ``torch.utils.tensorboard`` (warns if
+        the ``tensorboard`` package is missing).
+    accelerator
+        ``None``, ``True`` (create an ``accelerate.Accelerator``) or an accelerator (module docs).
+    seed
+        Seeds every random draw (``None``: drawn once from the OS and stored).
+    **algorithm_kwargs
+        The algorithm's hyper-parameters when ``algorithm`` is a name.
+
+    Attributes
+    ----------
+    history
+        One dict of metrics per iteration.
+    algorithm
+        The :class:`~prefgym.agents.llm.algorithms.SelfPlayAlgorithm`.
+    source
+        The :class:`ResponseSource`.
+    """
+
+    name: ClassVar[str] = "self_play"
+    algorithm_class: ClassVar[type[SelfPlayAlgorithm] | None] = None
+
+    def __init__(
+        self,
+        policy,
+        judge,
+        prompts: Sequence[str],
+        algorithm: str | SelfPlayAlgorithm | None = None,
+        *,
+        num_samples: int = 4,
+        exact: bool | None = None,
+        prompts_per_iteration: int | None = None,
+        steps_per_iteration: int = 4,
+        learning_rate: float = 1e-4,
+        optimizer: str = "adamw",
+        weight_decay: float = 0.0,
+        adam_betas: tuple[float, float] = (0.9, 0.999),
+        adam_eps: float = 1e-8,
+        max_grad_norm: float | None = 1.0,
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
+        schedule_iterations: int | None = None,
+        logp_batch_size: int | None = None,
+        output_dir: str | Path | None = None,
+        save_every: int | None = 1,
+        keep_checkpoints: int = 1,
+        resume_from: str | Path | None = None,
+        evaluator: Callable[[SelfPlayTrainer], dict[str, float]] | None = None,
+        eval_every: int = 1,
+        tensorboard: bool = False,
+        accelerator=None,
+        seed: int | None = 0,
+        verbose: int = 0,
+        **algorithm_kwargs,
+    ):
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        super().__init__(seed=int(seed), verbose=verbose)
+        self.algorithm = self._make_algorithm(algorithm, algorithm_kwargs)
+        if isinstance(prompts, str):
+            raise TypeError("prompts must be a sequence of strings; wrap a single prompt in a list")
+        self.prompts = list(prompts)
+        if not self.prompts or any(not isinstance(p, str) for p in self.prompts):
+            raise ValueError("prompts must be a non-empty sequence of strings")
+        self.policy, self.judge = policy, judge
+        self.is_menu = isinstance(policy, MenuPolicy)
+        self.lm = policy.policy if self.is_menu else policy
+        if self.algorithm.needs_reference() and self.lm.reference_model is None:
+            raise ValueError(f"{self.algorithm.name} needs a reference model: build the policy with one "
+                             "(e.g. LMPolicy.from_pretrained(path, reference='copy'))")
+        if exact is not None and not self.is_menu:
+            raise ValueError("exact= applies to MenuPolicy only (an LMPolicy's responses are sampled)")
+        self.exact = (True if exact is None else bool(exact)) if self.is_menu else False
+        self.num_samples = int(num_samples)
+        if prompts_per_iteration is not None and not 1 <= int(prompts_per_iteration) <= len(self.prompts):
+            raise ValueError(f"prompts_per_iteration must be in [1, {len(self.prompts)}]; "
+                             f"got {prompts_per_iteration}")
+        self.prompts_per_iteration = None if prompts_per_iteration is None else int(prompts_per_iteration)
+        if int(steps_per_iteration) < 1:
+            raise ValueError(f"steps_per_iteration must be >= 1; got {steps_per_iteration}")
+        self.steps_per_iteration = int(steps_per_iteration)
+        self.learning_rate, self.optimizer_name = float(learning_rate), str(optimizer).lower()
+        self.weight_decay, self.adam_eps = float(weight_decay), float(adam_eps)
+        self.adam_betas = tuple(adam_betas)
+        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        self.lr_schedule, self.warmup_steps = lr_schedule, int(warmup_steps)
+        self.schedule_iterations = schedule_iterations
+        self.logp_batch_size = logp_batch_size
+        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.save_every = None if save_every is None else int(save_every)
+        self.keep_checkpoints = max(1, int(keep_checkpoints))
+        self.evaluator, self.eval_every = evaluator, max(1, int(eval_every))
+        self.tensorboard = bool(tensorboard)
+        self.history: list[dict[str, float]] = []
+        self.initial_metrics: dict[str, float] = {}
+        self._csv_columns: list[str] | None = None
+        self._tb = None
+
+        self.accelerator = self._make_accelerator(accelerator)
+        self.rank = self.accelerator.process_index if self.accelerator is not None else 0
+        self.world_size = self.accelerator.num_processes if self.accelerator is not None else 1
+        self.is_main_process = self.rank == 0
+
+        self.lm.model.eval()  # dropout off; LMPolicy.generate restores the mode it finds
+        if self.is_menu:
+            self.source: ResponseSource = MenuResponses(policy, judge, exact=self.exact,
+                                                        num_samples=self.num_samples)
+        else:
+            self.source = SampledResponses(policy, judge, self.num_samples, batch_size=logp_batch_size)
+        self._snapshots: dict[str, Any] = {}
+        for name in self.algorithm.snapshots:
+            frozen = copy.deepcopy(self.lm.model).requires_grad_(False).eval()
+            self._snapshots[name] = policy_view(self.lm, frozen)
+        self.params = [p for p in self.lm.model.parameters() if p.requires_grad]
+        self.optimizer = self._make_optimizer()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(lr_schedule, self.warmup_steps,
+                                       None if schedule_iterations is None
+                                       else int(schedule_iterations) * self.steps_per_iteration))
+        self.resumed_from: Path | None = None
+        if resume_from is not None:
+            self._restore(Path(resume_from))
+
+    # ------------------------------------------------------------------ construction
+    def _make_algorithm(self, algorithm, kwargs) -> SelfPlayAlgorithm:
+        cls = type(self).algorithm_class
+        if cls is not None:
+            if algorithm is not None:
+                raise TypeError(f"{type(self).__name__} fixes the algorithm to {cls.name!r}; pass its "
+                                "hyper-parameters as keyword arguments instead")
+            return self._build_algorithm(cls, kwargs)
+        if isinstance(algorithm, SelfPlayAlgorithm):
+            if kwargs:
+                raise TypeError(f"unexpected keyword arguments {sorted(kwargs)} with an algorithm instance")
+            return algorithm
+        if not isinstance(algorithm, str):
+            raise TypeError("algorithm must be a name in ALGORITHMS or a SelfPlayAlgorithm")
+        key = algorithm.lower().replace("-", "_")
+        if key not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {algorithm!r}; choose from {sorted(ALGORITHMS)}")
+        return self._build_algorithm(ALGORITHMS[key], kwargs)
+
+    @staticmethod
+    def _build_algorithm(cls, kwargs) -> SelfPlayAlgorithm:
+        unknown = set(kwargs) - cls.field_names()
+        if unknown:
+            raise TypeError(f"unknown arguments {sorted(unknown)}; {cls.name} takes "
+                            f"{sorted(cls.field_names())} besides the trainer's")
+        return cls(**kwargs)
+
+    def _make_accelerator(self, accelerator):
+        if accelerator is None or accelerator is False:
+            return None
+        if accelerator is True:
+            from accelerate import Accelerator
+
+            accelerator = Accelerator(cpu=self.lm.device.type == "cpu")
+        if not _same_device(torch.device(accelerator.device), self.lm.device):
+            raise ValueError(f"the policy is on {self.lm.device} but the accelerator on "
+                             f"{accelerator.device}; build the policy with device=accelerator.device")
+        return accelerator
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        if self.optimizer_name == "adamw":
+            return torch.optim.AdamW(self.params, lr=self.learning_rate, betas=self.adam_betas,
+                                     eps=self.adam_eps, weight_decay=self.weight_decay)
+        if self.optimizer_name == "adam":
+            return torch.optim.Adam(self.params, lr=self.learning_rate, betas=self.adam_betas,
+                                    eps=self.adam_eps, weight_decay=self.weight_decay)
+        if self.optimizer_name == "sgd":
+            return torch.optim.SGD(self.params, lr=self.learning_rate, weight_decay=self.weight_decay)
+        raise ValueError(f"optimizer must be 'adamw', 'adam' or 'sgd'; got {self.optimizer_name!r}")
+
+    # ------------------------------------------------------------------ helpers for algorithms
+    @property
+    def device(self) -> torch.device:
+        return self.lm.device
+
+    def iteration_seed(self, iteration: int, purpose: str) -> int:
+        """A seed for one random draw of an iteration, from ``(seed, iteration, purpose, rank)``."""
+        ss = np.random.SeedSequence([int(self.seed), int(iteration), zlib.crc32(purpose.encode()), self.rank])
+        return int(ss.generate_state(1, dtype=np.uint64)[0] % (2**63 - 1))
+
+    def snapshot(self, name: str):
+        """The frozen copy ``name`` of the policy (an LMPolicy view)."""
+        return self._snapshots[name]
+
+    def refresh_snapshot(self, name: str) -> None:
+        """Copy the current weights into snapshot ``name``."""
+        with torch.no_grad():
+            self._snapshots[name].model.load_state_dict(self.lm.model.state_dict())
+
+    def initial_policy(self):
+        """An LMPolicy view of the reference model (the initial / SFT policy), for evaluation."""
+        if self.lm.reference_model is None:
+            raise ValueError("the policy has no reference model")
+        return policy_view(self.lm, self.lm.reference_model)
+
+    # ------------------------------------------------------------------ the loop
+    def _select_prompts(self, iteration: int) -> list[str]:
+        if self.prompts_per_iteration is None:
+            chosen = self.prompts
+        else:
+            rng = np.random.default_rng(self.iteration_seed(iteration, "prompts") % 2**32)
+            idx = rng.choice(len(self.prompts), size=self.prompts_per_iteration, replace=False)
+            chosen = [self.prompts[i] for i in idx]
+        if self.world_size > 1:
+            chosen = chosen[self.rank::self.world_size]
+            if not chosen:
+                raise ValueError(f"{self.world_size} processes but only {len(self.prompts)} prompts per "
+                                 "iteration: every process needs at least one")
+        return chosen
+
+    def _setup_learn(self, total_iterations: int) -> None:
+        if self.output_dir is not None and self.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.output_dir / "config.json", "w") as fh:
+                json.dump(self._config(), fh, indent=2, default=json_default)
+            if self.lm.reference_model is not None and not (self.output_dir / "reference").exists():
+                with _quiet():
+                    self.lm.reference_model.save_pretrained(self.output_dir / "reference")
+            if self.tensorboard and self._tb is None:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+                except ImportError:
+                    warnings.warn("tensorboard=True but the tensorboard package is not installed; "
+                                  "logging to metrics.csv only", stacklevel=2)
+                    self.tensorboard = False
+                else:
+                    self._tb = SummaryWriter(str(self.output_dir / "tensorboard"))
+            self._write_csv(rewrite=True)
+        if self.evaluator is not None and self.num_iterations == 0 and not self.initial_metrics:
+            self.initial_metrics = {k: float(v) for k, v in self.evaluator(self).items()}
+
+    def _iterate(self, index: int) -> None:
+        t = self.num_iterations
+        start = time.perf_counter()
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.iteration_seed(t, "torch"))
+            batch = self.source.collect(self._select_prompts(t), seed=self.iteration_seed(t, "sample"))
+            self.algorithm.prepare(self, batch, t)
+            _batch_to(batch, self.device)
+            losses, grad_norm, out = [], float("nan"), None
+            for _ in range(self.steps_per_iteration):
+                self.optimizer.zero_grad(set_to_none=True)
+                logp = self.source.logp(batch, requires_grad=True)
+                out = self.algorithm.loss(self, batch, logp, t)
+                if self.accelerator is not None:
+                    self.accelerator.backward(out.loss)
+                else:
+                    out.loss.backward()
+                self._all_reduce_grads()
+                if self.max_grad_norm is not None:
+                    grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
+                self.optimizer.step()
+                self.scheduler.step()
+                losses.append(float(out.loss.detach()))
+            step_kl = self._step_kl(batch)
+            self.algorithm.end_iteration(self, t)
+        row = self._metrics_row(t, batch, losses, grad_norm, out.metrics if out else {}, step_kl)
+        row["time_s"] = time.perf_counter() - start
+        if self.evaluator is not None and (t + 1) % self.eval_every == 0:
+            row.update({k: float(v) for k, v in self.evaluator(self).items()})
+        self.history.append(row)
+        self._log(row)
+        if self.output_dir is not None and self.save_every and (t + 1) % self.save_every == 0:
+            self._checkpoint(t + 1)
+
+    def _step_kl(self, batch: SelfPlayBatch) -> float | None:
+        """``KL(exact rule step || pi_{t+1})`` on an enumerated menu, mean over the batch's states."""
+        if not batch.exact:
+            return None
+        target = self.algorithm.exact_step(batch)
+        if target is None:
+            return None
+        with torch.no_grad():
+            new = self.source.logp(batch).to(self.device).float()
+            target = torch.log_softmax(target.float(), dim=-1)
+            return float((target.exp() * (target - new)).sum(-1).mean())
+
+    def _all_reduce_grads(self) -> None:
+        if self.world_size <= 1:
+            return
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.copy_(self.accelerator.reduce(p.grad, reduction="mean"))
+
+    def _metrics_row(self, t, batch, losses, grad_norm, metrics, step_kl) -> dict[str, float]:
+        w = batch.weights
+        mean = (lambda x: (w * x).sum(-1).mean()) if w is not None else (lambda x: x.mean())
+        row: dict[str, float] = {"iteration": t + 1, "loss_first": losses[0], "loss": losses[-1],
+                                 "grad_norm": grad_norm, "lr": float(self.scheduler.get_last_lr()[0])}
+        for k, v in metrics.items():
+            row[k] = float(v.detach().float().mean()) if isinstance(v, Tensor) else float(v)
+        old = batch.old_logp.float()
+        row["entropy"] = float(-mean(old))  # H(pi_t) over the menu, or -E log pi_t(y) on samples
+        if batch.ref_logp is not None:
+            row["kl_reference"] = float(mean(old - batch.ref_logp.float()))  # KL(pi_t || pi_ref) estimate
+        if "lengths" in batch.extra:
+            row["response_tokens"] = float(batch.extra["lengths"].mean())
+        if step_kl is not None:
+            row["step_kl"] = step_kl
+        if self.world_size > 1:  # every process has the same keys in the same order
+            keys = list(row)
+            vals = self.accelerator.reduce(torch.tensor([row[k] for k in keys], device=self.device,
+                                                        dtype=torch.float64), reduction="mean")
+            row = dict(zip(keys, vals.tolist(), strict=True))
+            row["iteration"] = t + 1
+        return row
+
+    def _finish_learn(self, done: int) -> None:
+        if self._tb is not None:
+            self._tb.flush()
+
+    # ------------------------------------------------------------------ logging
+    @property
+    def metrics(self) -> dict[str, np.ndarray]:
+        """``history`` as arrays, one per metric (NaN where an iteration lacks it)."""
+        keys = list(dict.fromkeys(k for row in self.history for k in row))
+        return {k: np.array([row.get(k, np.nan) for row in self.history], dtype=float) for k in keys}
+
+    def _log(self, row: dict[str, float]) -> None:
+        if self.output_dir is None or not self.is_main_process:
+            return
+        self._write_csv(rewrite=self._csv_columns is None or not set(row) <= set(self._csv_columns),
+                        row=row)
+        if self._tb is not None:
+            for k, v in row.items():
+                if k != "iteration" and np.isfinite(v):
+                    self._tb.add_scalar(k, v, int(row["iteration"]))
+
+    def _write_csv(self, rewrite: bool, row: dict[str, float] | None = None) -> None:
+        path = self.output_dir / "metrics.csv"
+        if rewrite:
+            cols = list(dict.fromkeys(k for r in self.history for k in r))
+            self._csv_columns = cols
+            with open(path, "w", newline="") as fh:
+                w = csv.writer(fh)
+                if cols:
+                    w.writerow(cols)
+                    for r in self.history:
+                        w.writerow([_fmt(r.get(k)) for k in cols])
+            return
+        with open(path, "a", newline="") as fh:
+            csv.writer(fh).writerow([_fmt(row.get(k)) for k in self._csv_columns])
+
+    # ------------------------------------------------------------------ checkpoints
+    def _config(self) -> dict[str, Any]:
+        lm = self.lm
+        return {
+            "class": type(self).__name__,
+            "algorithm": self.algorithm.name,
+            "algorithm_hparams": self.algorithm.hparams(),
+            "hparams": self._get_hparams(),
+            "prompts": self.prompts,
+            "policy": {"max_new_tokens": lm.max_new_tokens, "temperature": lm.temperature, "top_p": lm.top_p,
+                       "top_k": lm.top_k, "stop_strings": list(lm.stop_strings),
+                       "menu": ({"responses": self.policy.responses, "append_eos": self.policy.append_eos}
+                                if self.is_menu else None)},
+        }
+
+    def _get_hparams(self) -> dict[str, Any]:
+        return {
+            "num_samples": self.num_samples, "exact": self.exact if self.is_menu else None,
+            "prompts_per_iteration": self.prompts_per_iteration,
+            "steps_per_iteration": self.steps_per_iteration, "learning_rate": self.learning_rate,
+            "optimizer": self.optimizer_name, "weight_decay": self.weight_decay,
+            "adam_betas": list(self.adam_betas), "adam_eps": self.adam_eps,
+            "max_grad_norm": self.max_grad_norm,
+            "lr_schedule": self.lr_schedule, "warmup_steps": self.warmup_steps,
+            "schedule_iterations": self.schedule_iterations, "logp_batch_size": self.logp_batch_size,
+            "save_every": self.save_every, "keep_checkpoints": self.keep_checkpoints,
+            "eval_every": self.eval_every, "seed": self.seed,
+        }
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        """Unused: the LM state lives in the checkpoint folder (see :meth:`save`)."""
+        return {}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Unused: see :meth:`_restore`."""
+
+    def _write_state(self, folder: Path, num_iterations: int, include_reference: bool) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _quiet():
+            self.lm.save_pretrained(folder / "policy")
+            for name, view in self._snapshots.items():
+                view.model.save_pretrained(folder / "snapshots" / name)
+            if include_reference and self.lm.reference_model is not None:
+                self.lm.reference_model.save_pretrained(folder / "reference")
+        state = {
+            "num_iterations": int(num_iterations),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": json.dumps(self.rng.bit_generator.state, default=json_default),
+            "python_rng": json.dumps(random.getstate()),
+            "algorithm": json.dumps(self.algorithm.state_dict(), default=json_default),
+            "history": json.dumps(self.history, default=json_default),
+            "initial_metrics": json.dumps(self.initial_metrics, default=json_default),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        torch.save(state, folder / STATE_FILE)
+        with open(folder / CONFIG_FILE, "w") as fh:
+            json.dump({**self._config(), "num_iterations": int(num_iterations)}, fh, indent=2,
+                      default=json_default)
+
+    def _checkpoint(self, num_iterations: int) -> None:
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
+        if self.is_main_process:
+            name = f"checkpoint-{num_iterations:06d}"
+            final, tmp = self.output_dir / name, self.output_dir / (name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            self._write_state(tmp, num_iterations, include_reference=False)
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+            (self.output_dir / (LATEST_FILE + ".tmp")).write_text(name)
+            (self.output_dir / (LATEST_FILE + ".tmp")).replace(self.output_dir / LATEST_FILE)
+            old = sorted(p for p in self.output_dir.glob("checkpoint-*") if p.is_dir() and p.suffix != ".tmp")
+            for p in old[: max(0, len(old) - self.keep_checkpoints)]:
+                shutil.rmtree(p, ignore_errors=True)
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
+
+    @staticmethod
+    def resolve_checkpoint(path: str | Path) -> Path:
+        """A checkpoint folder: ``path`` itself, or the latest checkpoint of an ``output_dir``."""
+        path = Path(path)
+        if (path / STATE_FILE).exists():
+            return path
+        if (path / LATEST_FILE).exists():
+            return path / (path / LATEST_FILE).read_text().strip()
+        raise FileNotFoundError(f"{path} holds no trainer checkpoint ({STATE_FILE} or {LATEST_FILE})")
+
+    def _restore(self, path: Path) -> None:
+        folder = self.resolve_checkpoint(path)
+        with open(folder / CONFIG_FILE) as fh:
+            cfg = json.load(fh)
+        if cfg["algorithm"] != self.algorithm.name:
+            raise ValueError(f"{folder} was written by {cfg['algorithm']!r}, not {self.algorithm.name!r}")
+        state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+        _load_weights(self.lm.model, folder / "policy")
+        for name, view in self._snapshots.items():
+            _load_weights(view.model, folder / "snapshots" / name)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        py = json.loads(state["python_rng"])
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        self.algorithm.load_state_dict(json.loads(state["algorithm"]))
+        self.history = json.loads(state["history"])
+        self.initial_metrics = json.loads(state["initial_metrics"])
+        self.num_iterations = int(state["num_iterations"])
+        self.resumed_from = folder
+
+    # ------------------------------------------------------------------ Agent API
+    def save(self, path: str | Path) -> Path:
+        """Write a self-contained checkpoint folder (policy, reference, snapshots, states); returns it."""
+        path = Path(path)
+        if self.is_main_process:
+            self._write_state(path, self.num_iterations, include_reference=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, env=None, *, judge=None, policy=None,
+             prompts: Sequence[str] | None = None, device: str | torch.device | None = None,
+             **overrides) -> SelfPlayTrainer:
+        """Rebuild a trainer from a folder written by :meth:`save` (or a checkpoint / ``output_dir``).
+
+        Parameters
+        ----------
+        path
+            The folder.
+        env, judge
+            The judge (``env`` is accepted positionally, as in :meth:`BaseAgent.load`).
+        policy
+            A policy to load the weights into; default: ``LMPolicy.from_pretrained`` of the
+            saved ``policy/`` folder, with the saved ``reference/`` (in the folder or its
+            parent) and sampling settings, wrapped in a :class:`MenuPolicy` if it was one.
+        prompts
+            Overrides the saved prompts.
+        device
+            Device of a newly built policy.
+        **overrides
+            Replace saved trainer hyper-parameters (e.g. ``output_dir``).
+        """
+        folder = cls.resolve_checkpoint(path)
+        judge = judge if judge is not None else env
+        if judge is None:
+            raise ValueError("load needs the judge (judge=...)")
+        with open(folder / CONFIG_FILE) as fh:
+            cfg = json.load(fh)
+        klass = cls
+        if cfg["class"] != cls.__name__:
+            by_name = {c.__name__: c for c in (SelfPlayTrainer, *LLM_AGENTS.values())}
+            if cls is not SelfPlayTrainer or cfg["class"] not in by_name:
+                raise ValueError(f"{folder} holds a {cfg['class']} trainer, not a {cls.__name__}")
+            klass = by_name[cfg["class"]]
+        if policy is None:
+            policy = _build_policy(folder, cfg["policy"], device)
+        hparams = {k: v for k, v in cfg["hparams"].items() if not (k == "exact" and v is None)}
+        hparams["adam_betas"] = tuple(hparams["adam_betas"])
+        hparams.update(overrides)
+        algo_kw = dict(cfg["algorithm_hparams"])
+        if klass.algorithm_class is None:
+            hparams["algorithm"] = cfg["algorithm"]
+        return klass(policy, judge, list(prompts) if prompts is not None else cfg["prompts"],
+                     resume_from=folder, **hparams, **algo_kw)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
+        """Reply to a prompt (or a list of prompts): ``(replies, None)``, as SB3's ``predict``."""
+        single = isinstance(observation, str)
+        prompts = [observation] if single else list(observation)
+        seed = None if deterministic else int(self.rng.integers(0, 2**63 - 1))
+        texts = self.source.predict(prompts, deterministic, seed)
+        return (texts[0] if single else texts), state
+
+    def evaluate(self) -> dict[str, float]:
+        """Run the evaluator now."""
+        if self.evaluator is None:
+            raise ValueError("no evaluator was given")
+        return {k: float(v) for k, v in self.evaluator(self).items()}
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(algorithm={self.algorithm!r}, prompts={len(self.prompts)}, "
+                f"iterations={self.num_iterations}, exact={self.exact})")
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return True  # "cpu" and "cpu:0" are the same device
+    current = torch.cuda.current_device()
+    return (current if a.index is None else a.index) == (current if b.index is None else b.index)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    return repr(float(v)) if isinstance(v, float | np.floating) else str(v)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence ``transformers``' per-file progress bars while checkpoints are written or read."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
+def _load_weights(model, folder: Path) -> None:
+    with _quiet():
+        loaded = type(model).from_pretrained(folder)
+    model.load_state_dict(loaded.state_dict())
+
+
+def _build_policy(folder: Path, settings: dict[str, Any], device):
+    from prefgym.llm.policy import LMPolicy
+
+    ref = next((p for p in (folder / "reference", folder.parent / "reference") if p.exists()), None)
+    kw = {k: settings[k] for k in ("max_new_tokens", "temperature", "top_p", "top_k")}
+    kw["stop_strings"] = tuple(settings["stop_strings"]) or None
+    if device is not None:
+        kw["device"] = device
+    with _quiet():
+        lm = LMPolicy.from_pretrained(folder / "policy", reference=ref, **kw)
+    if settings.get("menu"):
+        return MenuPolicy(lm, settings["menu"]["responses"], append_eos=settings["menu"]["append_eos"])
+    return lm
+
+
+# ============================================================================ per-algorithm trainers
+class OMWUTrainer(SelfPlayTrainer):
+    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.OMWUAlgorithm` (``eta``)."""
+
+    name, algorithm_class = OMWUAlgorithm.name, OMWUAlgorithm
+
+
+class OMPOTrainer(SelfPlayTrainer):
+    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.OMPOAlgorithm` (``beta``, ...)."""
+
+    name, algorithm_class = OMPOAlgorithm.name, OMPOAlgorithm
+
+
+class SPPOTrainer(SelfPlayTrainer):
+    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.SPPOAlgorithm` (``eta``, ...)."""
+
+    name, algorithm_class = SPPOAlgorithm.name, SPPOAlgorithm
+
+
+class MPOTrainer(SelfPlayTrainer):
+    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.MPOAlgorithm` (``alpha``, ...)."""
+
+    name, algorithm_class = MPOAlgorithm.name, MPOAlgorithm
+
+
+class NashMDTrainer(SelfPlayTrainer):
+    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.NashMDAlgorithm` (eta, tau)."""
+
+    name, algorithm_class = NashMDAlgorithm.name, NashMDAlgorithm
+
+
+class SPOTrainer(SelfPlayTrainer):
+    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.SPOAlgorithm` (``alpha``, ...)."""
+
+    name, algorithm_class = SPOAlgorithm.name, SPOAlgorithm
+
+
+class DPOTrainer(SelfPlayTrainer):
+    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.DPOAlgorithm` (``beta``, ...)."""
+
+    name, algorithm_class = DPOAlgorithm.name, DPOAlgorithm
+
+
+class IPOTrainer(SelfPlayTrainer):
+    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.IPOAlgorithm` (``beta``, ...)."""
+
+    name, algorithm_class = IPOAlgorithm.name, IPOAlgorithm
+
+
+#: algorithm name -> trainer class (kept apart from ``prefgym.agents.AGENTS``, whose agents play matrix games)
+LLM_AGENTS: dict[str, type[SelfPlayTrainer]] = {
+    c.name: c for c in (OMWUTrainer, OMPOTrainer, SPPOTrainer, MPOTrainer, NashMDTrainer, SPOTrainer,
+                        DPOTrainer, IPOTrainer)
+}
