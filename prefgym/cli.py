@@ -382,11 +382,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("Environments:")
     print("\n".join(f"  {i}" for i in ids) if ids else "  (none: prefgym.envs is not available)")
     print("Agents:")
+    wn = max(map(len, AGENTS))
+    wc = max(len(c.__name__) for c in AGENTS.values())
     for name, cls in AGENTS.items():
-        print(f"  {name:<8} {cls.__name__:<7} {_first_line(cls.__doc__)}")
+        print(f"  {name:<{wn}}  {cls.__name__:<{wc}}  {_first_line(cls.__doc__)}")
     print("Reproductions:")
+    wr = max(map(len, REPRODUCTIONS))
     for name, rep in REPRODUCTIONS.items():
-        print(f"  {name:<10} {rep.description}")
+        print(f"  {name:<{wr}}  {rep.description}")
     return 0
 
 
