@@ -15,6 +15,7 @@ finite menu of responses, where win rates and duality gaps are exact.
 from prefgym.agents.llm import losses
 from prefgym.agents.llm.algorithms import (
     ALGORITHMS,
+    AIHFAlgorithm,
     DPOAlgorithm,
     IPOAlgorithm,
     MPOAlgorithm,
@@ -29,6 +30,7 @@ from prefgym.agents.llm.algorithms import (
 from prefgym.agents.llm.menu import MenuPolicy
 from prefgym.agents.llm.trainer import (
     LLM_AGENTS,
+    AIHFDPOTrainer,
     DPOTrainer,
     IPOTrainer,
     MenuResponses,
@@ -41,9 +43,12 @@ from prefgym.agents.llm.trainer import (
     SelfPlayTrainer,
     SPOTrainer,
     SPPOTrainer,
+    apply_lora,
 )
 
 __all__ = [
+    "AIHFAlgorithm",
+    "AIHFDPOTrainer",
     "ALGORITHMS",
     "DPOAlgorithm",
     "DPOTrainer",
@@ -69,5 +74,6 @@ __all__ = [
     "SelfPlayAlgorithm",
     "SelfPlayBatch",
     "SelfPlayTrainer",
+    "apply_lora",
     "losses",
 ]

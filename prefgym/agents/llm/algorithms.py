@@ -34,6 +34,12 @@ algorithm    iteration data                                 loss (:mod:`.losses`
 ``ipo``      best vs worst of the group                     ``ipo_loss`` (iterative IPO)
 ===========  =============================================  =========================================
 
+``aihf_dpo`` (:class:`AIHFAlgorithm`) adds demonstrations ``(s^E, a^E)`` given at
+construction to DPO's best-vs-worst pairs (or to a fixed preference set): AIHF-DPO
+(``aihf_dpo_loss``, 004 Eq. 10) or, with ``variant="self_play"``, Self-Play AIHF
+(``self_play_aihf_loss``, 004 Eq. 11) whose demonstration term contrasts ``a^E`` with a
+sample of ``pi_t`` at ``s^E``.
+
 Per-state (multi-turn) use: a batch row is a *state* ``s_h`` (a prompt or a
 conversation prefix) and ``steps`` holds its turn ``h``; nothing here assumes single
 prompts except OMPO's default ``horizon = 1``. A multi-turn collector fills ``steps``
@@ -44,6 +50,7 @@ classes unchanged.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
@@ -52,6 +59,7 @@ from torch import Tensor
 
 from prefgym.agents.llm.losses import (
     LossOutput,
+    aihf_dpo_loss,
     dpo_loss,
     ipo_loss,
     mpo_loss,
@@ -59,6 +67,7 @@ from prefgym.agents.llm.losses import (
     ompo_loss,
     ompo_q_estimate,
     omwu_loss,
+    self_play_aihf_loss,
     sequence_kl,
     spo_loss,
     sppo_loss,
@@ -75,6 +84,7 @@ __all__ = [
     "SPOAlgorithm",
     "DPOAlgorithm",
     "IPOAlgorithm",
+    "AIHFAlgorithm",
     "ALGORITHMS",
     "exact_kl_rows",
 ]
@@ -638,8 +648,195 @@ class IPOAlgorithm(_BestWorst):
         return self._masked(ipo_loss, batch, logp)
 
 
+# ------------------------------------------------------------------ AIHF (demonstrations + preferences)
+def _subset(n: int, k: int | None, seed: int) -> list[int]:
+    """``range(n)`` (``k`` is ``None`` or ``>= n``), or ``k`` of its items without replacement, sorted."""
+    if k is None or int(k) >= n:
+        return list(range(n))
+    gen = torch.Generator().manual_seed(int(seed))
+    return sorted(torch.randperm(n, generator=gen)[: int(k)].tolist())
+
+
+@dataclass
+class AIHFAlgorithm(_BestWorst):
+    """AIHF's policy-only variants (004 Sec. 3.3) on the self-play loop: AIHF-DPO and Self-Play AIHF.
+
+    Each iteration combines two data sets (004 Eqs. 10-11, each term a mean over its own batch):
+
+    * demonstrations ``(s^E, a^E)``, given at construction (``demos_per_iteration`` of
+      them per iteration, or all), scored by teacher forcing under the LM (the raw
+      sequence log-likelihood, also for a :class:`~prefgym.agents.llm.menu.MenuPolicy`);
+    * preference pairs ``(tau_j > tau_i)``: by default the best vs worst of the group of
+      ``K`` responses of ``pi_t`` by the judge's win rates, exactly as
+      :class:`DPOAlgorithm` (tied groups skipped); or a fixed data set ``preferences`` of
+      ``(prompt, chosen, rejected)`` texts (``pairs_per_iteration`` per iteration, or all);
+      ``preferences=[]`` drops the preference term.
+
+    ``variant="dpo"`` is AIHF-DPO (004 Eq. 10, :func:`~.losses.aihf_dpo_loss`):
+    ``-w_1 E_D[log pi(a^E|s^E)] - E_P[log sigma(beta (r_j - r_i))]``, i.e. DPO plus
+    ``w_1`` x SFT; ``w_1 = 0`` is iterative DPO. ``variant="self_play"`` is Self-Play
+    AIHF (004 Eq. 11, :func:`~.losses.self_play_aihf_loss`): the demonstration term
+    becomes SPIN's, with the demonstration as chosen and a response ``a~ ~ pi_t(.|s^E)``
+    (drawn once per demonstration at the start of the iteration from the *current*
+    policy, 004 Sec. 2.5 (d)) as rejected.
+
+    The DPO reward ``r = log pi/pi^0`` uses ``pi^0 = pi_t`` (``reference="previous"``, the
+    model at the start of the iteration, as SPIN resets it every round; 004 does not say)
+    or the policy's reference model (``reference="initial"``). Without demonstrations,
+    ``variant="dpo"`` is :class:`DPOAlgorithm`.
+
+    Parameters
+    ----------
+    beta
+        DPO / SPIN temperature.
+    reference
+        ``"previous"`` or ``"initial"`` (``pi^0``).
+    demonstrations
+        ``(prompt, response)`` pairs; the response is tokenised without special tokens
+        and, with ``append_eos``, ends with EOS (the demonstrator chose to stop).
+    w1
+        Demonstration weight (004 Table 6: 1e-2, 1e-3, 1e-4; headline 1e-4 for Eq. 10;
+        not reported for Eq. 11).
+    variant
+        ``"dpo"`` (Eq. 10) or ``"self_play"`` (Eq. 11).
+    preferences
+        ``None`` (judge pairs from the group) or ``(prompt, chosen, rejected)`` triples.
+    demos_per_iteration, pairs_per_iteration
+        Demonstrations / data-set pairs drawn per iteration (``None``: all).
+    append_eos
+        Append EOS to demonstrations and data-set responses.
+    """
+
+    name: ClassVar[str] = "aihf_dpo"
+    demonstrations: Sequence[tuple[str, str]] = ()
+    w1: float = 1e-4
+    variant: Literal["dpo", "self_play"] = "dpo"
+    preferences: Sequence[tuple[str, str, str]] | None = None
+    demos_per_iteration: int | None = None
+    pairs_per_iteration: int | None = None
+    append_eos: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.variant not in ("dpo", "self_play"):
+            raise ValueError(f"variant must be 'dpo' or 'self_play'; got {self.variant!r}")
+        demos = [tuple(d) for d in self.demonstrations]
+        if any(len(d) != 2 or not all(isinstance(x, str) for x in d) for d in demos):
+            raise ValueError("demonstrations must be (prompt, response) pairs of strings")
+        self.demonstrations = demos
+        if self.variant == "self_play" and not demos:
+            raise ValueError("variant='self_play' needs demonstrations (004 Eq. 11's first term)")
+        if self.preferences is not None:
+            prefs = [tuple(p) for p in self.preferences]
+            if any(len(p) != 3 or not all(isinstance(x, str) for x in p) for p in prefs):
+                raise ValueError("preferences must be (prompt, chosen, rejected) triples of strings")
+            self.preferences = prefs
+        for k in ("demos_per_iteration", "pairs_per_iteration"):
+            v = getattr(self, k)
+            if v is not None and int(v) < 1:
+                raise ValueError(f"{k} must be >= 1 or None; got {v}")
+
+    def _encode(self, trainer, texts: list[str]) -> list[Tensor]:
+        lm = trainer.lm
+        eos = list(lm.eos_token_ids[:1]) if (self.append_eos and lm.eos_token_ids) else []
+        enc = lm.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [torch.tensor(list(e) + eos, dtype=torch.long) for e in enc]
+
+    def _policy_samples(self, trainer, prompts: list[str], seed: int) -> list[Tensor]:
+        """One response of the current policy ``pi_t`` per prompt (the ``a~`` of 004 Eq. 11)."""
+        if trainer.is_menu:
+            idx = trainer.policy.sample(prompts, 1, generator=torch.Generator().manual_seed(int(seed)))[:, 0]
+            return [trainer.policy.response_ids[i] for i in idx.tolist()]
+        return list(trainer.lm.generate(prompts, seed=seed, compute_ref=False).response_ids)
+
+    def _score(self, trainer, prompts, responses, requires_grad: bool, reference: bool = False) -> Tensor:
+        lps = trainer.lm.sequence_logprobs(prompts, responses, requires_grad=requires_grad,
+                                           reference=reference, batch_size=trainer.logp_batch_size)
+        return torch.stack([lp.sum() for lp in lps])
+
+    def prepare(self, trainer, batch, iteration):
+        e = batch.extra
+        if self.preferences is None:
+            super().prepare(trainer, batch, iteration)  # best vs worst of the group (DPOAlgorithm)
+        prompts: list[str] = []
+        responses: list[Tensor] = []
+        sizes: dict[str, int] = {}
+        if self.demonstrations:
+            seed = trainer.iteration_seed(iteration, "demos")
+            chosen = [self.demonstrations[i]
+                      for i in _subset(len(self.demonstrations), self.demos_per_iteration, seed)]
+            d_prompts = [p for p, _ in chosen]
+            prompts += d_prompts
+            responses += self._encode(trainer, [a for _, a in chosen])
+            sizes["demo"] = len(chosen)
+            if self.variant == "self_play":
+                prompts += d_prompts
+                responses += self._policy_samples(trainer, d_prompts,
+                                                  trainer.iteration_seed(iteration, "demo_samples"))
+                sizes["sample"] = len(chosen)
+        if self.preferences:
+            pairs = [self.preferences[i] for i in _subset(
+                len(self.preferences), self.pairs_per_iteration, trainer.iteration_seed(iteration, "pairs"))]
+            prompts += [p for p, _, _ in pairs] * 2
+            responses += self._encode(trainer, [c for _, c, _ in pairs] + [r for _, _, r in pairs])
+            sizes["chosen"] = sizes["rejected"] = len(pairs)
+        e["aihf_prompts"], e["aihf_responses"], e["aihf_sizes"] = prompts, responses, sizes
+        if prompts:
+            # pi^0 of the extra rows: pi_t now (before the optimiser steps) or the reference model
+            e["aihf_ref_logp"] = self._score(trainer, prompts, responses, requires_grad=False,
+                                             reference=self.reference == "initial")
+            e["aihf_old_logp"] = (e["aihf_ref_logp"] if self.reference == "previous"
+                                  else self._score(trainer, prompts, responses, requires_grad=False))
+
+    def _split(self, batch, x: Tensor) -> dict[str, Tensor]:
+        out, start = {}, 0
+        for k, n in batch.extra["aihf_sizes"].items():
+            out[k] = x[start:start + n]
+            start += n
+        return out
+
+    def loss(self, trainer, batch, logp, iteration):
+        e = batch.extra
+        cur: dict[str, Tensor] = {}
+        ref: dict[str, Tensor] = {}
+        if e["aihf_prompts"]:
+            cur = self._split(batch, self._score(trainer, e["aihf_prompts"], e["aihf_responses"],
+                                                 requires_grad=True))
+            ref = self._split(batch, e["aihf_ref_logp"].to(logp.device))
+        # the preference pairs (tau_j > tau_i): from the judged group, or the data set
+        pref: tuple[Tensor, ...] | None = None
+        pref_w = None
+        if self.preferences is None:
+            cw, cl, rw, rl, valid = self._pair(batch, logp)
+            if valid.sum() > 0:
+                pref, pref_w = (cw, cl, rw, rl), valid
+        elif "chosen" in cur:
+            pref = (cur["chosen"], cur["rejected"], ref["chosen"], ref["rejected"])
+        if "demo" not in cur:  # no demonstrations: plain (iterative) DPO
+            if pref is None:
+                return LossOutput(0.0 * logp.sum(), {"pairs": torch.zeros(())})
+            out = dpo_loss(*pref, beta=self.beta, weights=pref_w)
+        else:
+            kw = dict(beta=self.beta, w1=self.w1, pref_weights=pref_w)
+            pref_args = pref if pref is not None else (None, None, None, None)
+            if self.variant == "self_play":  # 004 Eq. (11)
+                out = self_play_aihf_loss(cur["demo"], cur["sample"], ref["demo"], ref["sample"], *pref_args,
+                                          **kw)
+            else:  # 004 Eq. (10)
+                out = aihf_dpo_loss(cur["demo"], *pref_args, **kw)
+            if pref is None:  # keep the group in the graph (a zero contribution)
+                out = LossOutput(out.loss + 0.0 * logp.sum(), out.metrics)
+            old = self._split(batch, e["aihf_old_logp"].to(logp.device))["demo"]
+            out.metrics["demo_logp"] = cur["demo"].detach().mean()
+            out.metrics["demo_logp_gain"] = (cur["demo"].detach() - old).mean()  # vs pi_t
+        n_pairs = (pref_w.sum() if pref_w is not None else torch.tensor(float(len(pref[0])))) \
+            if pref is not None else torch.zeros(())
+        out.metrics["pairs"] = n_pairs
+        return out
+
+
 #: algorithm name -> class
 ALGORITHMS: dict[str, type[SelfPlayAlgorithm]] = {
     cls.name: cls for cls in (OMWUAlgorithm, OMPOAlgorithm, SPPOAlgorithm, MPOAlgorithm, NashMDAlgorithm,
-                              SPOAlgorithm, DPOAlgorithm, IPOAlgorithm)
+                              SPOAlgorithm, DPOAlgorithm, IPOAlgorithm, AIHFAlgorithm)
 }

@@ -68,6 +68,7 @@ from torch import Tensor
 from prefgym.agents.base import BaseAgent
 from prefgym.agents.llm.algorithms import (
     ALGORITHMS,
+    AIHFAlgorithm,
     DPOAlgorithm,
     IPOAlgorithm,
     MPOAlgorithm,
@@ -95,8 +96,10 @@ __all__ = [
     "SPOTrainer",
     "DPOTrainer",
     "IPOTrainer",
+    "AIHFDPOTrainer",
     "LLM_AGENTS",
     "policy_view",
+    "apply_lora",
 ]
 
 STATE_FILE, CONFIG_FILE, LATEST_FILE = "trainer_state.pt", "trainer.json", "latest"
@@ -115,6 +118,26 @@ def policy_view(policy, model):
                     stop_strings=policy.stop_strings or None)
     view.eos_token_ids, view.pad_token_id = policy.eos_token_ids, policy.pad_token_id
     return view
+
+
+def _is_peft(model) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+def apply_lora(model, lora: dict[str, Any]):
+    """Wrap ``model`` with ``peft.get_peft_model(model, LoraConfig(**lora))``: only the adapters train.
+
+    ``lora`` holds :class:`peft.LoraConfig` keyword arguments (``r``, ``lora_alpha``,
+    ``target_modules``, ...); ``task_type`` defaults to ``"CAUSAL_LM"``. The base weights
+    are frozen in place. Needs the ``peft`` package.
+    """
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("lora=... needs the peft package (pip install peft)") from err
+    if _is_peft(model):
+        raise ValueError("the policy model is already a peft model; pass its base model with lora=...")
+    return get_peft_model(model, LoraConfig(**{"task_type": "CAUSAL_LM", **dict(lora)}))
 
 
 def _torch(x: np.ndarray | Sequence, dtype=torch.float32) -> Tensor:
@@ -385,6 +408,12 @@ class SelfPlayTrainer(BaseAgent):
     evaluator, eval_every
         ``evaluator(trainer) -> dict`` of floats, logged after every ``eval_every``
         iterations (e.g. :func:`prefgym.evaluation.menu_evaluator`).
+    lora
+        ``None`` (train every weight) or :class:`peft.LoraConfig` keyword arguments: the
+        policy's model is wrapped in place by :func:`apply_lora` and only the adapter
+        weights train. Checkpoints then hold the adapters (``save_pretrained`` of the peft
+        model; snapshots likewise), and resuming loads them onto the base model of the
+        policy passed in, which must be the same base model as in the first run.
     tensorboard
         Also log to ``output_dir/tensorboard`` with ``torch.utils.tensorboard`` (warns if
         the ``tensorboard`` package is missing).
@@ -435,6 +464,7 @@ class SelfPlayTrainer(BaseAgent):
         resume_from: str | Path | None = None,
         evaluator: Callable[[SelfPlayTrainer], dict[str, float]] | None = None,
         eval_every: int = 1,
+        lora: dict[str, Any] | None = None,
         tensorboard: bool = False,
         accelerator=None,
         seed: int | None = 0,
@@ -489,6 +519,12 @@ class SelfPlayTrainer(BaseAgent):
         self.world_size = self.accelerator.num_processes if self.accelerator is not None else 1
         self.is_main_process = self.rank == 0
 
+        self.lora = None if lora is None else dict(lora)
+        if self.lora is not None:  # adapters initialised from ``seed`` alike on every process
+            init = np.random.SeedSequence([int(self.seed), zlib.crc32(b"lora_init")]).generate_state(1)[0]
+            with torch.random.fork_rng(devices=[self.lm.device] if self.lm.device.type == "cuda" else []):
+                torch.manual_seed(int(init))
+                self.lm.model = apply_lora(self.lm.model, self.lora)
         self.lm.model.eval()  # dropout off; LMPolicy.generate restores the mode it finds
         if self.is_menu:
             self.source: ResponseSource = MenuResponses(policy, judge, exact=self.exact,
@@ -759,7 +795,7 @@ class SelfPlayTrainer(BaseAgent):
             "lr_schedule": self.lr_schedule, "warmup_steps": self.warmup_steps,
             "schedule_iterations": self.schedule_iterations, "logp_batch_size": self.logp_batch_size,
             "save_every": self.save_every, "keep_checkpoints": self.keep_checkpoints,
-            "eval_every": self.eval_every, "seed": self.seed,
+            "eval_every": self.eval_every, "lora": self.lora, "seed": self.seed,
         }
 
     def _get_state(self) -> dict[str, np.ndarray]:
@@ -891,6 +927,9 @@ class SelfPlayTrainer(BaseAgent):
                 raise ValueError(f"{folder} holds a {cfg['class']} trainer, not a {cls.__name__}")
             klass = by_name[cfg["class"]]
         if policy is None:
+            if cfg["hparams"].get("lora") is not None:
+                raise ValueError(f"{folder} holds LoRA adapters only; pass the base policy (policy=...) "
+                                 "they were trained on")
             policy = _build_policy(folder, cfg["policy"], device)
         hparams = {k: v for k, v in cfg["hparams"].items() if not (k == "exact" and v is None)}
         hparams["adam_betas"] = tuple(hparams["adam_betas"])
@@ -950,6 +989,14 @@ def _quiet():
 
 
 def _load_weights(model, folder: Path) -> None:
+    if _is_peft(model):  # adapters only: load them onto the (frozen) base weights
+        from peft import set_peft_model_state_dict
+        from peft.utils import load_peft_weights
+
+        result = set_peft_model_state_dict(model, load_peft_weights(str(folder), device="cpu"))
+        if getattr(result, "unexpected_keys", None):
+            raise ValueError(f"{folder}: adapter weights do not fit the model: {result.unexpected_keys[:5]}")
+        return
     with _quiet():
         loaded = type(model).from_pretrained(folder)
     model.load_state_dict(loaded.state_dict())
@@ -1019,8 +1066,18 @@ class IPOTrainer(SelfPlayTrainer):
     name, algorithm_class = IPOAlgorithm.name, IPOAlgorithm
 
 
+class AIHFDPOTrainer(SelfPlayTrainer):
+    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.AIHFAlgorithm`.
+
+    AIHF-DPO (004 Eq. 10) or, with ``variant="self_play"``, Self-Play AIHF (004 Eq. 11);
+    hyper-parameters ``demonstrations``, ``w1``, ``beta``, ``preferences``, ``reference``, ...
+    """
+
+    name, algorithm_class = AIHFAlgorithm.name, AIHFAlgorithm
+
+
 #: algorithm name -> trainer class (kept apart from ``prefgym.agents.AGENTS``, whose agents play matrix games)
 LLM_AGENTS: dict[str, type[SelfPlayTrainer]] = {
     c.name: c for c in (OMWUTrainer, OMPOTrainer, SPPOTrainer, MPOTrainer, NashMDTrainer, SPOTrainer,
-                        DPOTrainer, IPOTrainer)
+                        DPOTrainer, IPOTrainer, AIHFDPOTrainer)
 }
