@@ -372,3 +372,24 @@ def test_llm_spo_quick_outputs(llm_spo):
         assert r["kl_after"] < r["kl_before"]  # even three iterations move towards Softmax(r / alpha)
     np.testing.assert_allclose(target(1.0), np.exp(REWARDS) / np.exp(REWARDS).sum())
     assert target(0.5).max() > target(1.0).max() > target(2.0).max()
+
+
+@pytest.fixture(scope="module")
+def llm_multiturn(tmp_path_factory):
+    pytest.importorskip("transformers")
+    out = tmp_path_factory.mktemp("llm_multiturn")
+    return out, get_reproduction("llm-multiturn").run(out, quick=True, progress=False)
+
+
+def test_llm_multiturn_quick_outputs(llm_multiturn):
+    out, s = llm_multiturn
+    for name in ("llm_multiturn_win_rate.png", "llm_multiturn_win_rates.csv", "summary.json"):
+        assert (out / name).stat().st_size > 0
+    _verdicts_are_well_formed(s)
+    assert set(s["runs"]) == {"ompo", "mpo"}
+    for r in s["runs"].values():
+        assert len(r["train_win_rate"]["mean"]) == 3
+        assert r["train_win_rate"]["mean"][-1] > 0.5  # three short iterations already beat the base model
+    # iteration 1 of OMPO and MPO coincide (001: no previous iterate yet)
+    assert s["runs"]["ompo"]["train_win_rate"]["mean"][0] == pytest.approx(
+        s["runs"]["mpo"]["train_win_rate"]["mean"][0], abs=1e-4)

@@ -7,7 +7,15 @@
 
 from __future__ import annotations
 
-from prefgym.reproductions import aihf_mujoco, llm_menu, llm_spo, mpo_fig3, ompo_gridworld, omwu_fig2
+from prefgym.reproductions import (
+    aihf_mujoco,
+    llm_menu,
+    llm_multiturn,
+    llm_spo,
+    mpo_fig3,
+    ompo_gridworld,
+    omwu_fig2,
+)
 from prefgym.reproductions.registry import Reproduction
 
 #: reproduction name -> :class:`Reproduction`
@@ -17,6 +25,7 @@ REPRODUCTIONS: dict[str, Reproduction] = {
 REPRODUCTIONS[aihf_mujoco.REPRODUCTION.name] = aihf_mujoco.REPRODUCTION
 REPRODUCTIONS[llm_menu.REPRODUCTION.name] = llm_menu.REPRODUCTION
 REPRODUCTIONS[llm_spo.REPRODUCTION.name] = llm_spo.REPRODUCTION
+REPRODUCTIONS[llm_multiturn.REPRODUCTION.name] = llm_multiturn.REPRODUCTION
 
 
 def get_reproduction(name: str) -> Reproduction:
