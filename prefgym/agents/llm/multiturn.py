@@ -20,11 +20,10 @@ target, ``P(a > pi_{t-1})``, is the win rate against ``K`` replies of the previo
 at the same state (:meth:`MultiTurnMenuSource.win_rates_against`). A batch row is one
 state, ``batch.steps`` its turn ``h``.
 
-Hook. The trainer builds its own source in ``__init__``; :func:`multiturn_trainer` builds
-a :class:`~prefgym.agents.llm.trainer.SelfPlayTrainer` on the underlying
-:class:`~prefgym.llm.policy.LMPolicy` and replaces ``trainer.source`` (the trainer only
-reaches the source through that attribute). The trainer's prompts are the tasks' first
-states ``s_1``.
+Hook. :func:`multiturn_trainer` builds a
+:class:`~prefgym.agents.llm.trainer.SelfPlayTrainer` on the underlying
+:class:`~prefgym.llm.policy.LMPolicy` and hands it this source through ``source=``.
+The trainer's prompts are the tasks' first states ``s_1``.
 
 Evaluation is exact: :func:`trajectory_distributions` enumerates the ``N^H`` dialogues of
 each task with their probabilities under a policy (``1 + N + ... + N^(H-1)`` states per
@@ -53,7 +52,7 @@ from torch import Tensor
 
 from prefgym.agents.llm.algorithms import SelfPlayAlgorithm, SelfPlayBatch
 from prefgym.agents.llm.losses import mpo_regression_loss
-from prefgym.agents.llm.trainer import ResponseSource, SelfPlayTrainer, _leave_one_out_weights
+from prefgym.agents.llm.trainer import ResponseSource, SelfPlayTrainer, leave_one_out_weights
 from prefgym.data.dialogue import DialogueTask, parse_dialogue_transcript
 from prefgym.llm.base import ASSISTANT, USER, format_dialogue
 
@@ -309,7 +308,7 @@ class MultiTurnMenuSource(ResponseSource):
         if batch.exact:
             q = torch.softmax(log_weights.float(), dim=-1)
             return (batch.win_matrix @ q[..., None])[..., 0]
-        w = _leave_one_out_weights((log_weights - batch.old_logp).float())
+        w = leave_one_out_weights((log_weights - batch.old_logp).float())
         return (batch.win_matrix * w).sum(-1)
 
     def predict(self, prompts, deterministic, seed):
@@ -356,11 +355,10 @@ def multiturn_trainer(policy, problem: MultiTurnMenuProblem, judge, algorithm, *
     ``algorithm`` is a name or a :class:`SelfPlayAlgorithm` instance; ``trainer_kwargs`` go
     to the trainer (optimiser, steps, seed, evaluator, algorithm hyper-parameters).
     """
-    trainer = SelfPlayTrainer(policy, judge, problem.first_states, algorithm, num_samples=max(2, num_samples),
-                              **trainer_kwargs)
-    trainer.source = MultiTurnMenuSource(policy, problem, judge, exact=exact, num_samples=num_samples,
-                                         batch_size=trainer.logp_batch_size)
-    return trainer
+    source = MultiTurnMenuSource(policy, problem, judge, exact=exact, num_samples=num_samples,
+                                 batch_size=trainer_kwargs.get("logp_batch_size"))
+    return SelfPlayTrainer(policy, judge, problem.first_states, algorithm, num_samples=max(2, num_samples),
+                           source=source, **trainer_kwargs)
 
 
 # ============================================================================ exact evaluation

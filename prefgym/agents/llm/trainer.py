@@ -153,7 +153,7 @@ def _batch_to(batch: SelfPlayBatch, device: torch.device) -> SelfPlayBatch:
     return batch
 
 
-def _leave_one_out_weights(log_w: Tensor) -> Tensor:
+def leave_one_out_weights(log_w: Tensor) -> Tensor:
     """Self-normalised weights over ``j != i`` for every ``i``: (B, K) log-weights -> (B, K, K)."""
     K = log_w.shape[-1]
     eye = torch.eye(K, dtype=torch.bool, device=log_w.device)
@@ -260,7 +260,7 @@ class SampledResponses(ResponseSource):
 
     def win_rates_mixture(self, batch, log_weights):
         # q / pi_t ~ exp(log_weights - old_logp): self-normalised importance weights over the others
-        w = _leave_one_out_weights((log_weights - batch.old_logp).float())
+        w = leave_one_out_weights((log_weights - batch.old_logp).float())
         return (batch.win_matrix * w).sum(-1)
 
     def predict(self, prompts, deterministic, seed):
@@ -333,7 +333,7 @@ class MenuResponses(ResponseSource):
         if batch.exact:
             q = torch.softmax(log_weights.float(), dim=-1)
             return (batch.win_matrix @ q[..., None])[..., 0]
-        w = _leave_one_out_weights((log_weights - batch.old_logp).float())
+        w = leave_one_out_weights((log_weights - batch.old_logp).float())
         return (batch.win_matrix * w).sum(-1)
 
     def predict(self, prompts, deterministic, seed):
@@ -395,6 +395,9 @@ class SelfPlayTrainer(BaseAgent):
     lr_schedule, warmup_steps, schedule_iterations
         ``"constant"``, ``"linear"`` or ``"cosine"`` decay over ``schedule_iterations``
         iterations (counted in optimiser steps), after ``warmup_steps`` linear warm-up steps.
+    source
+        The :class:`ResponseSource` that builds each iteration's batch; by default
+        :class:`MenuResponses` for a menu policy and :class:`SampledResponses` otherwise.
     logp_batch_size
         Rows per teacher-forced forward pass (``None``: all at once).
     output_dir
@@ -465,6 +468,7 @@ class SelfPlayTrainer(BaseAgent):
         evaluator: Callable[[SelfPlayTrainer], dict[str, float]] | None = None,
         eval_every: int = 1,
         lora: dict[str, Any] | None = None,
+        source: ResponseSource | None = None,
         tensorboard: bool = False,
         accelerator=None,
         seed: int | None = 0,
@@ -526,9 +530,12 @@ class SelfPlayTrainer(BaseAgent):
                 torch.manual_seed(int(init))
                 self.lm.model = apply_lora(self.lm.model, self.lora)
         self.lm.model.eval()  # dropout off; LMPolicy.generate restores the mode it finds
-        if self.is_menu:
-            self.source: ResponseSource = MenuResponses(policy, judge, exact=self.exact,
-                                                        num_samples=self.num_samples)
+        if source is not None:  # e.g. a per-state multi-turn source (prefgym.agents.llm.multiturn)
+            if not isinstance(source, ResponseSource):
+                raise TypeError(f"source must be a ResponseSource; got {type(source).__name__}")
+            self.source: ResponseSource = source
+        elif self.is_menu:
+            self.source = MenuResponses(policy, judge, exact=self.exact, num_samples=self.num_samples)
         else:
             self.source = SampledResponses(policy, judge, self.num_samples, batch_size=logp_batch_size)
         self._snapshots: dict[str, Any] = {}
