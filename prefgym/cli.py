@@ -12,9 +12,14 @@ Examples
     prefgym train --agent ompo --env prefgym/GridworldRandom-v0 --env-kwargs '{"seed": 3}' --lr 10
     prefgym train --agent mpo_ac --env prefgym/Gridworld-v0 --iterations 500
     prefgym reproduce omwu-fig2 --quick
+    prefgym train --agent omwu-llm --task menu --iterations 20 --out runs/omwu-llm
+    prefgym train --agent spo-llm --task bt-menu --model path/to/hf_model --param alpha=0.5
+    prefgym train --agent ompo-llm --task dialogue --param beta=0.7 --iterations 3
+    prefgym train --resume runs/omwu-llm --iterations 40
+    prefgym evaluate runs/omwu-llm --samples 128
 
-User errors (unknown agent, bad parameter, bad environment, missing file)
-print one line on stderr and return exit code 2.
+User errors (unknown agent or task, bad parameter, bad environment, missing file
+or model folder) print one line on stderr and return exit code 2.
 
 A training run folder holds ``config.json``, ``metrics.csv``, ``agent.zip`` and
 ``gap.png``. ``metrics.csv`` has one row per update with columns
@@ -34,6 +39,34 @@ generator: ``'{"seed": 3}'`` on ``prefgym/GridworldRandom-v0`` is
 ``prefgym evaluate`` on a saved Markov agent prints the exploitability of the
 last and average iterates and the duality gaps (no LP: Markov games are solved
 by backward induction).
+
+Language-model trainers. ``--agent NAME-llm`` picks a trainer of
+:data:`~prefgym.agents.llm.LLM_AGENTS` (``omwu-llm``, ``ompo-llm``, ``sppo-llm``,
+``mpo-llm``, ``nash-md-llm``, ``spo-llm``, ``dpo-llm``, ``ipo-llm``, ``aihf-dpo-llm``; the
+suffix keeps them apart from the tabular ``omwu``, ``mpo``, ...) and ``--task`` one of
+:data:`~prefgym.agents.llm.tasks.LLM_TASKS`: ``menu`` (``llm-menu``'s non-transitive menu
+game, exact duality gap; the default), ``bt-menu`` (``llm-spo``'s Bradley-Terry menu; with
+``spo-llm`` also ``KL(Softmax(r/alpha) || pi)``) or ``dialogue`` (``llm-multiturn``'s 3-turn
+dialogues, replies sampled per turn, exact win rate against the initial model). ``--model``
+takes a local ``save_pretrained`` folder (model and tokenizer); without it the tiny
+random-init GPT-2 of the reproductions is built from its config (:data:`TINY_MODEL`). The
+reference (initial) policy is a frozen copy of the model. ``--param key=value`` sets trainer
+arguments (``steps_per_iteration``, ``num_samples``, ``save_every``, ``keep_checkpoints``,
+``lora``, ...) and algorithm hyper-parameters (``eta``, ``alpha``, ``beta``, ...) over the
+task's defaults (llm-menu's optimiser for the menu tasks, llm-multiturn's for
+``dialogue``); ``--lr`` is ``learning_rate`` and ``--seed`` seeds every random draw of the
+trainer. ``--iterations`` counts iterations in all (default: the task's, 100 for the
+menus, 3 for ``dialogue``). The run folder holds ``config.json`` (the command's settings,
+the trainer's own configuration under ``"trainer"``, final and initial metrics),
+``metrics.csv`` (the trainer's log: one row per iteration, losses and the task's
+evaluator, e.g. ``gap_mean``), ``checkpoint-NNNNNN/`` and ``latest`` (the trainer's
+checkpoints), ``reference/`` (the initial model) and a plot of the main metric
+(``gap.png``, ``kl_target.png`` or ``win_rate.png``). ``--resume RUN`` rebuilds the trainer
+from ``RUN/config.json`` and its latest checkpoint and trains on up to ``--iterations``
+(default the run's); the result equals an uninterrupted run. ``prefgym evaluate RUN``
+reloads the latest checkpoint and prints the win rate against the initial model from
+``--samples`` paired comparisons per prompt with Wilson's 95% interval, the exact win rate
+and, on a menu task, the exact duality gap (:func:`prefgym.cli_llm.evaluate_llm`).
 """
 
 from __future__ import annotations
@@ -306,19 +339,24 @@ def _write_metrics(path: Path, last: np.ndarray, avg: np.ndarray, batched: bool)
 
 
 # ----------------------------------------------------------------- evaluate
-def evaluate(path: str | Path) -> dict[str, Any]:
+def evaluate(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict[str, Any]:
     """Load a saved agent (run folder or zip) and measure it against the game's Nash equilibria.
 
     For a matrix game: the duality gaps of the last and average iterates, the LP
     Nash equilibrium, the L1 distance of both iterates to it and to the NE set
     (which is a polytope when the NE is not unique), per game of a batch. For a
-    Markov game: see :func:`_evaluate_markov`.
+    Markov game: see :func:`_evaluate_markov`. For the run folder of a language-model
+    trainer: see :func:`prefgym.cli_llm.evaluate_llm` (which alone uses ``num_samples`` and ``seed``).
     """
     from prefgym.agents import BaseAgent
     from prefgym.games.markov import TabularMarkovGame
     from prefgym.reproductions.solvers import l1_distance_to_nash_set
 
     path = Path(path)
+    from prefgym.cli_llm import _llm_run_config, evaluate_llm
+
+    if _llm_run_config(path) is not None:
+        return evaluate_llm(path, num_samples=num_samples, seed=seed)
     if path.is_dir():
         path = path / "agent.zip"
     if not path.exists() and not path.with_suffix(path.suffix + ".zip").exists():
@@ -386,6 +424,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
     wc = max(len(c.__name__) for c in AGENTS.values())
     for name, cls in AGENTS.items():
         print(f"  {name:<{wn}}  {cls.__name__:<{wc}}  {_first_line(cls.__doc__)}")
+    from prefgym.agents.llm import LLM_AGENTS
+    from prefgym.agents.llm.tasks import LLM_TASKS
+
+    print("LLM agents (--task, --model):")
+    from prefgym.cli_llm import llm_agent_names
+
+    names = llm_agent_names()
+    wn, wc = max(map(len, names)), max(len(c.__name__) for c in LLM_AGENTS.values())
+    for name, key in names.items():
+        cls = LLM_AGENTS[key]
+        print(f"  {name:<{wn}}  {cls.__name__:<{wc}}  {_first_line(cls.algorithm_class.__doc__)}")
+    print("LLM tasks:")
+    wt = max(map(len, LLM_TASKS))
+    for name, task in LLM_TASKS.items():
+        print(f"  {name:<{wt}}  {task.description}")
     print("Reproductions:")
     wr = max(map(len, REPRODUCTIONS))
     for name, rep in REPRODUCTIONS.items():
@@ -399,6 +452,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         params["learning_rate"] = args.lr
     if args.seed is not None:
         params["seed"] = args.seed
+    from prefgym.cli_llm import _cmd_train_llm, is_llm_agent
+
+    llm_options = args.task is not None or args.model is not None
+    if args.resume is not None or (args.agent is None and llm_options) or (
+            args.agent is not None and is_llm_agent(args.agent)):
+        return _cmd_train_llm(args, params)
+    llm_only = [f"--{n}" for n in ("task", "model", "device") if getattr(args, n) is not None]
+    if llm_only:
+        raise CLIError(f"{llm_only[0]} applies to the LLM agents (--agent NAME-llm; see `prefgym list`)")
+    args.agent = "omwu" if args.agent is None else args.agent
+    args.env = DEFAULT_ENV if args.env is None else args.env
+    args.iterations = 20000 if args.iterations is None else args.iterations
     env_kwargs = None
     if args.env_kwargs is not None:
         try:
@@ -426,7 +491,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    res = evaluate(args.path)
+    res = evaluate(args.path, num_samples=args.samples, seed=args.seed)
+    if res.get("task") is not None and "win_rate_vs_initial" in res:
+        from prefgym.cli_llm import _print_llm_evaluation
+
+        _print_llm_evaluation(res)
+        return 0
     if res.get("game_kind") == "markov":
         print(f"{res['agent']} (learning rate {res['learning_rate']:g}) after {res['updates']} updates, "
               f"Markov game S={res['n_states']}, A={res['n_actions']}, H={res['horizon']}, "
@@ -482,23 +552,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list environments, agents and reproductions")
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("train", help="train an agent on a matrix-game or Markov-game environment")
-    p.add_argument("--agent", default="omwu", help="agent name (see `prefgym list`); default omwu")
-    p.add_argument("--env", default=DEFAULT_ENV, help=f"environment id; default {DEFAULT_ENV}")
+    p = sub.add_parser("train", help="train an agent on a matrix-game or Markov-game environment, or an "
+                                     "LLM self-play trainer on a task")
+    p.add_argument("--agent", default=None, help="agent name (see `prefgym list`; NAME-llm for the LLM "
+                                                 "trainers); default omwu")
+    p.add_argument("--env", default=None, help=f"environment id; default {DEFAULT_ENV}")
     p.add_argument("--env-kwargs", default=None, metavar="JSON",
                    help="JSON kwargs for gymnasium.make; default for the default env: "
                         + json.dumps(DEFAULT_ENV_KWARGS))
-    p.add_argument("--iterations", type=int, default=20000, help="policy updates; default 20000")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="policy updates; default 20000 (LLM agents: iterations in all, default the task's)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (agent default if absent)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="agent constructor argument, value parsed as JSON; repeatable")
-    p.add_argument("--seed", type=int, default=None, help="seed of the agent's action sampler")
-    p.add_argument("--out", default=None, help="run folder; default runs/<agent>-<timestamp>")
+                   help="agent (LLM: trainer or algorithm) argument, value parsed as JSON; repeatable")
+    p.add_argument("--seed", type=int, default=None, help="seed of the agent's action sampler (LLM: of "
+                                                          "every random draw of the trainer)")
+    p.add_argument("--out", default=None, help="run folder; default runs/<agent>-<timestamp> "
+                                               "(LLM: runs/<agent>-<task>-<timestamp>)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--task", default=None,
+                   help="LLM agents: built-in task (see `prefgym list`); default menu")
+    p.add_argument("--model", default=None, metavar="FOLDER",
+                   help="LLM agents: local save_pretrained folder of a causal LM and its tokenizer; default "
+                        "a tiny random-init GPT-2 built from its config")
+    p.add_argument("--resume", default=None, metavar="RUN",
+                   help="LLM agents: continue the run folder RUN from its latest checkpoint up to "
+                        "--iterations in all")
+    p.add_argument("--device", default=None, help="LLM agents: torch device of the policy; default cpu")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a saved agent: duality gap / exploitability, Nash distance")
-    p.add_argument("path", help="run folder (holding agent.zip) or agent zip")
+    p = sub.add_parser("evaluate", help="evaluate a saved agent: duality gap / exploitability, Nash "
+                                        "distance; LLM runs: win rate vs the initial model")
+    p.add_argument("path", help="run folder (holding agent.zip, or an LLM run folder) or agent zip")
+    p.add_argument("--samples", type=int, default=64,
+                   help="LLM runs: sampled comparisons per prompt for the win rate; default 64")
+    p.add_argument("--seed", type=int, default=0, help="LLM runs: seed of the sampled win rate; default 0")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("reproduce", help="run a paper reproduction and report its verdicts")

@@ -1,0 +1,397 @@
+"""The language-model side of the command line: ``prefgym train --agent NAME-llm`` run folders.
+
+:func:`train_llm` trains a :class:`~prefgym.agents.llm.trainer.SelfPlayTrainer` on a built-in
+task of :mod:`prefgym.agents.llm.tasks` and writes a run folder (``config.json``,
+``metrics.csv``, checkpoints, ``reference/``, a plot); :func:`evaluate_llm` measures the
+latest checkpoint of such a folder. :mod:`prefgym.cli` dispatches here; both functions are
+also usable from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prefgym.cli import CLIError, _fmt
+from prefgym.serialization import json_default
+
+__all__ = ["train_llm", "evaluate_llm", "llm_agent_names", "is_llm_agent", "get_llm_agent", "LLM_SUFFIX"]
+
+
+# ---------------------------------------------------------------- LLM train
+#: suffix of the CLI names of the language-model trainers (``omwu-llm``, ``nash-md-llm``, ...)
+LLM_SUFFIX = "-llm"
+#: trainer keyword arguments the CLI sets itself (not accepted through ``--param``)
+LLM_RESERVED_PARAMS = ("output_dir", "resume_from", "evaluator", "source", "accelerator", "algorithm",
+                       "policy", "judge", "prompts")
+#: the default model: ``tiny_lm(**TINY_MODEL)``, the random-init GPT-2 of the LLM reproductions
+TINY_MODEL = {"arch": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 2, "seed": 0}
+
+
+def llm_agent_names() -> dict[str, str]:
+    """CLI name -> key of :data:`~prefgym.agents.llm.LLM_AGENTS` (``omwu-llm`` -> ``omwu``, ...)."""
+    from prefgym.agents.llm import LLM_AGENTS
+
+    return {key.replace("_", "-") + LLM_SUFFIX: key for key in LLM_AGENTS}
+
+
+def is_llm_agent(name: str) -> bool:
+    """Whether ``name`` names a language-model trainer (it ends with ``-llm`` or ``_llm``)."""
+    return name.lower().replace("_", "-").endswith(LLM_SUFFIX)
+
+
+def get_llm_agent(name: str) -> tuple[str, type]:
+    """``(cli name, trainer class)`` of an LLM agent name (case-insensitive, ``-`` or ``_``)."""
+    from prefgym.agents.llm import LLM_AGENTS
+
+    names = llm_agent_names()
+    key = name.lower().replace("_", "-")
+    if key not in names:
+        raise CLIError(f"unknown LLM agent {name!r}; choose from {sorted(names)}")
+    return key, LLM_AGENTS[names[key]]
+
+
+def _load_lm(model: str | None, device: str | None):
+    """The initial :class:`~prefgym.llm.policy.LMPolicy` with a frozen copy as reference model."""
+    import copy
+
+    from prefgym.llm.policy import LMPolicy
+
+    kw = {} if device is None else {"device": device}
+    if model is None:
+        from prefgym.llm.tiny import tiny_lm
+
+        net, tok = tiny_lm(**TINY_MODEL)
+        return LMPolicy(net, tok, reference_model=copy.deepcopy(net), **kw)
+    path = Path(model)
+    if not path.is_dir():
+        raise CLIError(f"--model {model}: no such folder (pass a local folder written by save_pretrained)")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        return LMPolicy.from_pretrained(path, reference="copy", **kw)
+    except Exception as exc:  # not a model folder, unknown architecture, bad device: a user error
+        msg = " ".join(str(exc).split())[:300]
+        raise CLIError(f"cannot load a causal LM from --model {model}: {type(exc).__name__}: {msg}") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CLIError(f"cannot read {path}: {exc}") from None
+
+
+def _llm_run_config(path: Path) -> dict[str, Any] | None:
+    """The CLI config of an LLM run folder, or ``None`` if ``path`` is not one."""
+    cfg_path = path / "config.json"
+    if not (path.is_dir() and cfg_path.exists()):
+        return None
+    cfg = _read_json(cfg_path)
+    return cfg if cfg.get("kind") == "llm" else None
+
+
+def train_llm(
+    agent: str | None = "omwu-llm",
+    task: str | None = "menu",
+    model: str | None = None,
+    iterations: int | None = None,
+    params: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+    resume: str | Path | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Train a language-model self-play trainer on a built-in task and write a run folder; return its config.
+
+    Parameters
+    ----------
+    agent
+        CLI name of the trainer: a key of :data:`~prefgym.agents.llm.LLM_AGENTS` with
+        ``_`` as ``-`` and the suffix ``-llm`` (``omwu-llm``, ``mpo-llm``, ``spo-llm``, ...).
+    task
+        A task of :data:`~prefgym.agents.llm.tasks.LLM_TASKS` (``menu``, ``bt-menu``, ``dialogue``).
+    model
+        A local folder written by ``save_pretrained`` (model and tokenizer); ``None``: the
+        tiny random-init GPT-2 built from :data:`TINY_MODEL`, as the reproductions do. The
+        reference (initial) policy is a frozen copy.
+    iterations
+        Total iterations of the run (on resume: the target, counting the iterations done);
+        default the task's.
+    params
+        Trainer keyword arguments: trainer settings (``learning_rate``, ``steps_per_iteration``,
+        ``num_samples``, ``save_every``, ``lora``, ``seed``, ...) and the algorithm's
+        hyper-parameters (``eta``, ``alpha``, ``beta``, ...), over the task's defaults.
+    out
+        The run folder (default ``runs/<agent>-<task>-<timestamp>``).
+    progress
+        Show a progress bar.
+    resume
+        A run folder of this command: rebuild its trainer from its ``config.json`` and latest
+        checkpoint and train on to ``iterations``. ``agent``, ``task``, ``model``, ``params``
+        may be left out; given, they must match the run's.
+    device
+        Device of the policy (``"cpu"``, ``"cuda"``, ...); default CPU (on resume: the run's).
+
+    Raises
+    ------
+    CLIError
+        On an unknown agent or task, bad parameters, a missing model folder, or a resume
+        that does not fit the run.
+    """
+    from prefgym import __version__
+    from prefgym.agents.llm.tasks import build_task, get_task
+
+    if resume is not None:
+        run = Path(resume)
+        saved = _llm_run_config(run)
+        if saved is None:
+            raise CLIError(f"--resume {resume}: not a run folder of `prefgym train --agent ...-llm` "
+                           "(no config.json of kind 'llm')")
+        for name, given in (("agent", agent), ("task", task), ("model", model)):
+            canon = {"agent": lambda g: get_llm_agent(g)[0], "task": _task_name}.get(name, str)
+            if given is not None and canon(given) != saved[name]:
+                raise CLIError(f"--resume {resume}: the run has {name} {saved[name]!r}, not {given!r} "
+                               "(leave it out to reuse the run's)")
+        old = saved["params"]
+        changed = sorted(k for k, v in (params or {}).items() if k not in old or old[k] != v)
+        if changed:
+            key = changed[0]
+            had = f"{key}={old[key]!r}" if key in old else f"the default {key}"
+            raise CLIError(f"--resume {resume}: cannot change {key} (the run has {had}); leave it out to "
+                           "reuse the run's")
+        agent, task, model, params = saved["agent"], saved["task"], saved["model"], saved["params"]
+        device = saved.get("device") if device is None else device
+        out = run
+        if iterations is None:
+            iterations = int(saved["iterations"])
+    name, cls = get_llm_agent(agent or "omwu-llm")
+    try:
+        spec = get_task(task or "menu")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if iterations is None:
+        iterations = spec.iterations
+    if int(iterations) != iterations or iterations < 1:
+        raise CLIError(f"--iterations must be a positive integer; got {iterations}")
+    params = dict(params or {})
+    reserved = sorted(set(params) & set(LLM_RESERVED_PARAMS))
+    if reserved:
+        raise CLIError(f"--param {reserved[0]} is set by the command itself; use --out / --resume")
+    trainer_kw = {**spec.trainer_defaults, **params}
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = Path(out) if out is not None else Path("runs") / f"{name}-{spec.name}-{stamp}"
+    if resume is None and (out_dir / "latest").exists():
+        raise CLIError(f"{out_dir} already holds a run; continue it with --resume {out_dir} or pick another "
+                       "--out")
+
+    import torch
+
+    threads = torch.get_num_threads()
+    if model is None:
+        torch.set_num_threads(1)  # tiny model: one thread is fastest and keeps runs reproducible
+    try:
+        lm = _load_lm(model, device)
+        algo = cls.algorithm_class.name
+        try:
+            setup = build_task(spec.name, lm, algo, trainer_kw)
+            trainer = setup.make_trainer(cls, output_dir=out_dir, resume_from=out_dir if resume else None,
+                                         **trainer_kw)
+        except (TypeError, ValueError, FileNotFoundError) as exc:
+            raise CLIError(f"cannot build {cls.__name__} on task {spec.name!r} with parameters {params}: "
+                           f"{exc}") from None
+        done = trainer.num_iterations
+        if done >= iterations:
+            raise CLIError(f"{out_dir} already has {done} iterations; pass --iterations N > {done} to go on")
+        config: dict[str, Any] = {
+            "kind": "llm", "agent": name, "agent_class": cls.__name__, "algorithm": algo,
+            "task": spec.name, "task_description": spec.description, "task_info": setup.info,
+            "model": model, "model_config": TINY_MODEL if model is None else None, "device": device,
+            "params": params, "trainer_params": trainer_kw, "iterations": int(iterations),
+            "metric": setup.metric, "metric_label": setup.metric_label,
+            "prefgym_version": __version__, "out": str(out_dir),
+        }
+        if resume is not None:
+            config["resumed_from"] = str(trainer.resumed_from)
+            config["resumed_at"] = done
+
+        def write_config(extra: dict[str, Any] | None = None) -> None:
+            if "trainer" not in config:  # the trainer's own config.json, written at the start of learn()
+                config["trainer"] = _read_json(out_dir / "config.json")
+            with open(out_dir / "config.json", "w") as fh:
+                json.dump({**config, **(extra or {})}, fh, indent=2, default=json_default)
+
+        def on_step(locals_: dict, globals_: dict) -> bool:
+            if "trainer" not in config:
+                write_config({"updates_done": trainer.num_iterations})
+            return True
+
+        start = time.perf_counter()
+        try:
+            trainer.learn(int(iterations) - done, callback=on_step, progress_bar=progress)
+        except (TypeError, ValueError) as exc:  # e.g. a hyper-parameter the algorithm rejects when used
+            raise CLIError(f"{cls.__name__} failed on task {spec.name!r}: {exc}") from None
+        runtime = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    _final_checkpoint(trainer, out_dir)
+    metrics = trainer.metrics
+    initial = trainer.initial_metrics.get(setup.metric)
+    plot = _plot_llm_metric(metrics, setup, name, spec.name, out_dir, initial)
+    last = {k: float(v[-1]) for k, v in metrics.items() if k != "iteration" and np.isfinite(v[-1])}
+    write_config({
+        "updates_done": trainer.num_iterations, "runtime_s": round(runtime, 3),
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "final_metric": last.get(setup.metric), "initial_metric": trainer.initial_metrics.get(setup.metric),
+        "final_metrics": last, "initial_metrics": trainer.initial_metrics,
+        "checkpoint": str(trainer.resolve_checkpoint(out_dir)), "plot": plot.name,
+    })
+    return _read_json(out_dir / "config.json")
+
+
+def _final_checkpoint(trainer, out_dir: Path) -> None:
+    """Make sure the run ends with a checkpoint of its last iteration (``save_every`` may skip it).
+
+    Uses the trainer's own checkpoint writer (``SelfPlayTrainer._checkpoint``: ``checkpoint-NNNNNN/``,
+    ``latest``, pruning to ``keep_checkpoints``) so that ``--resume`` and ``evaluate`` see it.
+    """
+    try:
+        latest = trainer.resolve_checkpoint(out_dir)
+        done = int(_read_json(latest / "trainer.json")["num_iterations"])
+    except (FileNotFoundError, CLIError, KeyError):
+        done = -1
+    if done != trainer.num_iterations:
+        trainer._checkpoint(trainer.num_iterations)
+
+
+def _task_name(task: str) -> str:
+    from prefgym.agents.llm.tasks import get_task
+
+    try:
+        return get_task(task).name
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _plot_llm_metric(metrics: dict[str, np.ndarray], setup, agent: str, task: str, out_dir: Path,
+                     initial: float | None = None) -> Path:
+    """Figure of the task's main metric per iteration: ``gap.png``, ``kl_target.png`` or ``win_rate.png``."""
+    from prefgym.plotting import plot_curves
+
+    files = {"gap_mean": "gap.png", "kl_target_mean": "kl_target.png", "win_rate_vs_initial": "win_rate.png"}
+    y = metrics.get(setup.metric, np.full(len(metrics.get("iteration", [])), np.nan))
+    win = setup.metric == "win_rate_vs_initial"
+    curves, styles = {agent: y}, {}
+    if initial is not None:
+        curves["initial model"] = np.full(len(y), float(initial))
+        styles["initial model"] = {"color": "grey", "linestyle": "--", "linewidth": 0.9}
+    return plot_curves(curves, out_dir / files.get(setup.metric, "metric.png"), xlabel="iteration",
+                       title=f"{agent} on task {task}", ylabel=setup.metric_label, logy=not win,
+                       floor=None if win else 1e-12, styles=styles)
+
+
+
+def evaluate_llm(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict[str, Any]:
+    """Evaluate the latest checkpoint of an LLM run folder on its task.
+
+    Always: the win rate against the initial (reference) model from ``num_samples``
+    paired comparisons per prompt (per task for ``dialogue``) with Bernoulli outcomes and
+    Wilson's 95% interval (``win_rate_vs_initial``), and the exact win rate
+    (``exact_win_rate_vs_initial``). On a menu task also the exact duality gap per prompt
+    (``gap_mean``, ``gap_max``, ``gap_per_prompt``, ``initial_gap_mean``), the response
+    distributions and the menu games' Nash equilibria; see
+    :mod:`prefgym.agents.llm.tasks`.
+
+    The policy is reloaded from the checkpoint's ``policy/`` folder with the run's
+    ``reference/`` model (a LoRA run is rebuilt from its base model instead).
+    """
+    from prefgym.agents.llm.tasks import build_task
+    from prefgym.agents.llm.trainer import SelfPlayTrainer
+    from prefgym.llm.policy import LMPolicy
+
+    run = Path(path)
+    cfg = _llm_run_config(run)
+    if cfg is None:
+        raise CLIError(f"{run} is not a run folder of `prefgym train --agent ...-llm`")
+    if int(num_samples) < 1:
+        raise CLIError(f"--samples must be a positive integer; got {num_samples}")
+    try:
+        ckpt = SelfPlayTrainer.resolve_checkpoint(run)
+    except FileNotFoundError as exc:
+        raise CLIError(str(exc)) from None
+    tcfg = _read_json(ckpt / "trainer.json")
+    import torch
+
+    threads = torch.get_num_threads()
+    if cfg["model"] is None:
+        torch.set_num_threads(1)
+    try:
+        if tcfg["hparams"].get("lora") is not None:  # adapters only: rebuild on the base model, then load
+            _, cls = get_llm_agent(cfg["agent"])
+            lm = _load_lm(cfg["model"], cfg.get("device"))
+            setup = build_task(cfg["task"], lm, cfg["algorithm"], cfg["trainer_params"])
+            policy = setup.make_trainer(cls, resume_from=ckpt, **cfg["trainer_params"]).policy
+        else:
+            settings = tcfg["policy"]
+            kw = {k: settings[k] for k in ("max_new_tokens", "temperature", "top_p", "top_k")}
+            kw["stop_strings"] = tuple(settings["stop_strings"]) or None
+            if cfg.get("device") is not None:
+                kw["device"] = cfg["device"]
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            lm = LMPolicy.from_pretrained(ckpt / "policy", reference=run / "reference", **kw)
+            setup = build_task(cfg["task"], lm, cfg["algorithm"], cfg["trainer_params"])
+            policy = setup.policy
+        result = setup.evaluate(policy, int(num_samples), int(seed))
+    finally:
+        torch.set_num_threads(threads)
+    return {"path": str(run), "checkpoint": str(ckpt), "agent": cfg["agent"],
+            "agent_class": cfg["agent_class"], "task": cfg["task"], "updates": int(tcfg["num_iterations"]),
+            "model": cfg["model"] or "tiny", "num_samples": int(num_samples), "seed": int(seed), **result}
+
+
+
+def _cmd_train_llm(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    if args.env is not None or args.env_kwargs is not None:
+        raise CLIError("--env / --env-kwargs apply to the matrix- and Markov-game agents; the LLM agents "
+                       "take --task")
+    cfg = train_llm(args.agent, args.task, args.model, args.iterations, params or None, args.out,
+                    progress=not args.no_progress, resume=args.resume, device=args.device)
+    model = cfg["model"] or "tiny GPT-2"
+    start = f", resumed at iteration {cfg['resumed_at']}" if "resumed_at" in cfg else ""
+    print(f"{cfg['agent_class']} ({cfg['agent']}) on task {cfg['task']} with {model}: "
+          f"{cfg['updates_done']} iteration{'s' * (cfg['updates_done'] != 1)}{start}, "
+          f"{cfg['runtime_s']:.2f} s")
+    init = cfg.get("initial_metric")
+    print(f"final {cfg['metric_label']}: {_fmt(cfg['final_metric'])}"
+          + (f" (initial model {_fmt(init)})" if init is not None else ""))
+    print(f"run folder: {cfg['out']}")
+    return 0
+
+
+def _print_llm_evaluation(res: dict[str, Any]) -> None:
+    wr = res["win_rate_vs_initial"]
+    print(f"{res['agent_class']} ({res['agent']}) on task {res['task']} after {res['updates']} iterations, "
+          f"from {res['checkpoint']}")
+    print(f"win rate vs the initial model: {wr['mean']:.3f} [{wr['low']:.3f}, {wr['high']:.3f}] "
+          f"(Wilson 95%, n={wr['n']}); exact {res['exact_win_rate_vs_initial']:.4f}")
+    if "gap_mean" in res:
+        print(f"exact duality gap: mean {_fmt(res['gap_mean'])}, max {_fmt(res['gap_max'])} over prompts "
+              f"(initial model {_fmt(res['initial_gap_mean'])}); L1 to the Nash equilibrium "
+              f"{_fmt(res['l1_to_nash_mean'])}")
+    if "kl_target_mean" in res:
+        print(f"KL(target || pi): mean {_fmt(res['kl_target_mean'])}, max {_fmt(res['kl_target_max'])}")
+    if "correct" in res:
+        print(f"expected correct replies per dialogue: {res['correct']:.3f} of {res['horizon']} "
+              f"(initial model {res['initial_correct']:.3f})")
+
+
