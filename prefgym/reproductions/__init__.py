@@ -11,6 +11,7 @@ from prefgym.reproductions import (
     aihf_mujoco,
     llm_menu,
     llm_multiturn,
+    llm_reasoning,
     llm_spo,
     mpo_fig3,
     ompo_gridworld,
@@ -26,6 +27,7 @@ REPRODUCTIONS[aihf_mujoco.REPRODUCTION.name] = aihf_mujoco.REPRODUCTION
 REPRODUCTIONS[llm_menu.REPRODUCTION.name] = llm_menu.REPRODUCTION
 REPRODUCTIONS[llm_spo.REPRODUCTION.name] = llm_spo.REPRODUCTION
 REPRODUCTIONS[llm_multiturn.REPRODUCTION.name] = llm_multiturn.REPRODUCTION
+REPRODUCTIONS[llm_reasoning.REPRODUCTION.name] = llm_reasoning.REPRODUCTION
 
 
 def get_reproduction(name: str) -> Reproduction:

@@ -1,6 +1,11 @@
 """Multi-turn self-play on per-turn menus: a per-state response source for 001 Alg. 2 (issue #5, item 4).
 
-Setting. A dialogue task (:class:`~prefgym.data.dialogue.DialogueTask`) has user turns
+Setting. A :class:`MultiTurnMenuProblem` gives every state ``s_h`` of a task a menu of ``N``
+replies, :meth:`MultiTurnMenuProblem.menu_at` ``(i, replies so far)``; the menu may depend on
+the earlier replies (:class:`~prefgym.agents.llm.reasoning_menu.ReasoningMenuProblem`: the
+correct next reasoning step builds on the values the policy wrote before). The source and
+the exact evaluators below enumerate prefixes with their actual reply strings, so they serve
+both kinds. The dialogue problem: a task (:class:`~prefgym.data.dialogue.DialogueTask`) has user turns
 ``x_1 .. x_H``; at every turn the assistant picks one of ``N`` candidate replies (a *turn
 menu*, :func:`dialogue_turn_menu`: the task's reference reply, a distractor and an "I am
 not sure" reply; three acknowledgements at a scene-setting turn without references). The
@@ -25,7 +30,7 @@ Hook. :func:`multiturn_trainer` builds a
 :class:`~prefgym.llm.policy.LMPolicy` and hands it this source through ``source=``.
 The trainer's prompts are the tasks' first states ``s_1``.
 
-Evaluation is exact: :func:`trajectory_distributions` enumerates the ``N^H`` dialogues of
+Evaluation is exact: :func:`trajectory_distributions` enumerates the ``N^H`` episodes of
 each task with their probabilities under a policy (``1 + N + ... + N^(H-1)`` states per
 task, scored level by level in batched passes), and :func:`dialogue_win_rate` gives
 ``P(policy's dialogue > opponent's dialogue)`` under a whole-dialogue judge
@@ -40,21 +45,25 @@ one-step Q: the regression :func:`~prefgym.agents.llm.losses.mpo_regression_loss
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from prefgym.agents.llm.algorithms import SelfPlayAlgorithm, SelfPlayBatch
+from prefgym.agents.llm.algorithms import ALGORITHMS, SelfPlayAlgorithm, SelfPlayBatch
 from prefgym.agents.llm.losses import mpo_regression_loss
-from prefgym.agents.llm.trainer import ResponseSource, SelfPlayTrainer, leave_one_out_weights
+from prefgym.agents.llm.trainer import CONFIG_FILE, ResponseSource, SelfPlayTrainer, leave_one_out_weights
 from prefgym.data.dialogue import DialogueTask, parse_dialogue_transcript
-from prefgym.llm.base import ASSISTANT, USER, format_dialogue
+from prefgym.llm.base import ASSISTANT, format_dialogue
 
 __all__ = [
     "ACKNOWLEDGEMENTS",
@@ -63,7 +72,9 @@ __all__ = [
     "MultiTurnMenuProblem",
     "MultiTurnMenuSource",
     "OneStepMPOAlgorithm",
+    "MultiTurnTrainer",
     "multiturn_trainer",
+    "load_multiturn_trainer",
     "trajectory_distributions",
     "trajectory_win_matrices",
     "dialogue_win_rate",
@@ -95,40 +106,123 @@ def dialogue_turn_menu(task: DialogueTask, h: int) -> tuple[str, ...]:
 
 
 class MultiTurnMenuProblem:
-    """Tasks, their per-turn menus, and the states and transcripts of their dialogues.
+    """Tasks, the menu of every state, and the states and transcripts of their episodes.
+
+    The one abstraction :class:`MultiTurnMenuSource` and the exact evaluators use. A state
+    ``s_h`` of task ``i`` is given by the replies ``y_1 .. y_{h-1}`` chosen so far, and its
+    menu by :meth:`menu_at` ``(i, replies)``: it may depend on the earlier replies (a
+    reasoning step builds on the values the policy wrote before, see
+    :class:`~prefgym.agents.llm.reasoning_menu.ReasoningMenuProblem`). This class is the
+    dialogue problem; a subclass changes the episode format by overriding the hooks
+    :meth:`task_horizon`, :meth:`task_menu`, :meth:`state`, :meth:`transcript`,
+    :meth:`context`, :meth:`locate` and :meth:`reply_correct`.
 
     Parameters
     ----------
     tasks
         Dialogue tasks with the same horizon ``H`` and distinct first messages.
     menu
-        ``menu(task, h) -> replies`` (default :func:`dialogue_turn_menu`); every turn of
-        every task must have the same number ``N`` of distinct replies.
+        ``menu(task, h) -> replies`` (default :func:`dialogue_turn_menu`): a per-turn menu
+        that does not depend on the earlier replies. Every state of every task must offer
+        the same number ``N >= 2`` of distinct replies (checked on all
+        ``1 + N + ... + N^(H-1)`` states of every task).
     """
 
-    def __init__(self, tasks: Sequence[DialogueTask],
+    #: whether a state's menu may depend on the earlier replies (not only on the turn)
+    reply_dependent: ClassVar[bool] = False
+
+    def __init__(self, tasks: Sequence,
                  menu: Callable[[DialogueTask, int], Sequence[str]] = dialogue_turn_menu):
+        self._menu_fn = menu
         self.tasks = list(tasks)
         if not self.tasks:
             raise ValueError("a problem needs at least one task")
-        horizons = {t.horizon for t in self.tasks}
+        horizons = {self.task_horizon(t) for t in self.tasks}
         if len(horizons) != 1:
             raise ValueError(f"all tasks must have the same horizon; got {sorted(horizons)}")
         self.horizon = horizons.pop()
-        self.menus = [[tuple(menu(t, h)) for h in range(1, self.horizon + 1)] for t in self.tasks]
-        sizes = {len(m) for ms in self.menus for m in ms}
-        if len(sizes) != 1 or min(sizes) < 2:
-            raise ValueError(f"every turn menu needs the same size N >= 2; got sizes {sorted(sizes)}")
-        if any(len(set(m)) != len(m) for ms in self.menus for m in ms):
-            raise ValueError("turn menus must hold distinct replies")
-        self.n = sizes.pop()
+        if self.horizon < 1:
+            raise ValueError(f"the horizon must be >= 1; got {self.horizon}")
+        self._menus: dict[tuple[int, tuple[str, ...]], tuple[str, ...]] = {}
+        self.n = 0
+        self.n = len(self.menu_at(0, ()))
+        if self.n < 2:
+            raise ValueError(f"every menu needs N >= 2 replies; got {self.n}")
+        self._paths = [self._enumerate(i) for i in range(len(self.tasks))]  # validates every menu
         self.first_states = [self.state(i, ()) for i in range(len(self.tasks))]
         if len(set(self.first_states)) != len(self.first_states):
-            raise ValueError("tasks must have distinct first messages")
-        self._by_first = {f"{USER}: {t.turns[0]}\n{ASSISTANT}:": i for i, t in enumerate(self.tasks)}
+            raise ValueError("tasks must have distinct first states (first messages / questions)")
+        self._by_first = {s: i for i, s in enumerate(self.first_states)}
 
     def __len__(self) -> int:
         return len(self.tasks)
+
+    # ------------------------------------------------------------ menus and episodes
+    def menu_at(self, i: int, replies: Sequence[str] | int) -> tuple[str, ...]:
+        """The menu of task ``i`` at the state reached by ``replies`` (turn ``h = len(replies) + 1``).
+
+        ``menu_at(i, h)`` with an int turn ``h`` (1-based) is accepted for problems whose menus
+        do not depend on the earlier replies (``reply_dependent = False``).
+        """
+        if isinstance(replies, (int, np.integer)):
+            h = int(replies)
+            if self.reply_dependent:
+                raise TypeError(f"{type(self).__name__}'s menus depend on the earlier replies; "
+                                "call menu_at(i, replies) with the replies so far")
+            if not 1 <= h <= self.horizon:
+                raise ValueError(f"turn h must be in 1..{self.horizon}; got {h}")
+            replies = self.replies(i, (0,) * (h - 1))
+        key = (int(i), tuple(replies))
+        menu = self._menus.get(key)
+        if menu is None:
+            if not 0 <= key[0] < len(self.tasks):
+                raise IndexError(f"task index {i} out of range for {len(self.tasks)} tasks")
+            if len(key[1]) >= self.horizon:
+                raise ValueError(f"{len(key[1])} replies already end the episode (horizon {self.horizon})")
+            menu = tuple(self.task_menu(key[0], key[1]))
+            if self.n and len(menu) != self.n:
+                raise ValueError(f"every menu needs the same size N = {self.n}; task {key[0]} after "
+                                 f"{list(key[1])} offers {len(menu)}")
+            if len(set(menu)) != len(menu):
+                raise ValueError(f"menus must hold distinct replies; got {menu}")
+            self._menus[key] = menu
+        return menu
+
+    def replies(self, i: int, choice: Sequence[int]) -> tuple[str, ...]:
+        """The replies of task ``i`` that pick menu items ``choice[0], choice[1], ...`` in turn."""
+        out: list[str] = []
+        for c in choice:
+            out.append(self.menu_at(i, out)[int(c)])
+        return tuple(out)
+
+    def _enumerate(self, i: int) -> list[tuple[str, ...]]:
+        paths: list[tuple[str, ...]] = [()]
+        for _ in range(self.horizon):
+            paths = [(*p, y) for p in paths for y in self.menu_at(i, p)]
+        return paths
+
+    def trajectories(self, i: int) -> list[tuple[str, ...]]:
+        """The ``N^H`` reply sequences of task ``i``; ``j`` picks item ``digits_N(j)[h-1]`` at ``h``."""
+        return self._paths[i]
+
+    def fingerprint(self) -> str:
+        """A SHA-256 digest of the task ids, the horizon and every state's menu (checks a checkpoint)."""
+        h = hashlib.sha256(f"{type(self).__name__}|H={self.horizon}|N={self.n}".encode())
+        for i, t in enumerate(self.tasks):
+            h.update(f"\x1e{getattr(t, 'id', i)}".encode())
+            for path in self._paths[i]:
+                for k in range(self.horizon):
+                    h.update("\x1f".join(self.menu_at(i, path[:k])).encode())
+        return h.hexdigest()
+
+    # ------------------------------------------------------------ hooks (the dialogue problem)
+    def task_horizon(self, task) -> int:
+        """The number of turns of ``task``."""
+        return task.horizon
+
+    def task_menu(self, i: int, replies: tuple[str, ...]) -> Sequence[str]:
+        """The menu of task ``i`` after ``replies``: here ``menu(task, h)``, whatever the replies."""
+        return self._menu_fn(self.tasks[i], len(replies) + 1)
 
     def state(self, i: int, replies: Sequence[str]) -> str:
         """``s_h`` of task ``i`` after ``replies`` (``h = len(replies) + 1``): the turn left open."""
@@ -155,9 +249,9 @@ class MultiTurnMenuProblem:
             raise ValueError("a state must end with an open assistant turn")
         return i, list(replies[:-1])
 
-    def menu_at(self, i: int, h: int) -> tuple[str, ...]:
-        """The menu of turn ``h`` (1-based) of task ``i``."""
-        return self.menus[i][h - 1]
+    def reply_correct(self, i: int, replies: Sequence[str]) -> bool:
+        """Whether the last of ``replies`` is correct at its turn (``task.reply_correct``)."""
+        return bool(self.tasks[i].reply_correct(len(replies), replies[-1]))
 
 
 def _reply_ids(policy, reply: str, cache: dict[str, Tensor]) -> Tensor:
@@ -231,7 +325,7 @@ class MultiTurnMenuSource(ResponseSource):
         key = (i, tuple(replies))
         if key not in self._win_cache:
             h = len(replies) + 1
-            menu = self.problem.menu_at(i, h)
+            menu = self.problem.menu_at(i, replies)
             ctx = self.problem.context(i, h)
             texts = [self.problem.transcript(i, [*replies, y]) for y in menu]
             pairs = list(itertools.product(range(len(menu)), repeat=2))
@@ -250,7 +344,7 @@ class MultiTurnMenuSource(ResponseSource):
         rows = []  # (task, earlier replies, h, state, menu, menu log-probs, indices)
         for h in range(1, H + 1):
             states = [prob.state(i, r) for i, r in zip(tasks, replies, strict=True)]
-            menus = [prob.menu_at(i, h) for i in tasks]
+            menus = [prob.menu_at(i, r) for i, r in zip(tasks, replies, strict=True)]
             lp = self._lp(states, menus)
             if self.exact:
                 idx = torch.arange(N).expand(len(tasks), N)
@@ -313,7 +407,7 @@ class MultiTurnMenuSource(ResponseSource):
 
     def predict(self, prompts, deterministic, seed):
         located = [self.problem.locate(p) for p in prompts]
-        menus = [self.problem.menu_at(i, len(r) + 1) for i, r in located]
+        menus = [self.problem.menu_at(i, r) for i, r in located]
         lp = self._lp(list(prompts), menus)
         if deterministic:
             idx = lp.argmax(-1)
@@ -348,56 +442,143 @@ class OneStepMPOAlgorithm(SelfPlayAlgorithm):
                                    weights=None if batch.weights is None else batch.weights.to(dev))
 
 
+class MultiTurnTrainer(SelfPlayTrainer):
+    """A :class:`SelfPlayTrainer` whose source is a :class:`MultiTurnMenuSource` (build it with
+    :func:`multiturn_trainer`).
+
+    Its checkpoints record the problem (class, task ids, :meth:`MultiTurnMenuProblem.fingerprint`)
+    and the source's settings in ``trainer.json`` under ``"multiturn"``; resuming
+    (``resume_from=``) or :func:`load_multiturn_trainer` on another problem raises.
+    """
+
+    def _config(self) -> dict[str, Any]:
+        src, prob = self.source, self.source.problem
+        return {**super()._config(), "multiturn": {
+            "problem": type(prob).__name__, "tasks": [getattr(t, "id", None) for t in prob.tasks],
+            "fingerprint": prob.fingerprint(), "exact": src.exact, "num_samples": src.k}}
+
+    @classmethod
+    def load(cls, path, *args, **kwargs):
+        """Not available: a multi-turn trainer needs its problem; see :func:`load_multiturn_trainer`."""
+        raise TypeError("a multi-turn trainer needs its problem to be rebuilt: use "
+                        "prefgym.agents.llm.multiturn.load_multiturn_trainer(path, problem, judge)")
+
+    def _restore(self, path: Path) -> None:
+        _check_problem(self.resolve_checkpoint(path), self.source.problem, strict=False)
+        super()._restore(path)
+
+
+def _check_problem(folder: Path, problem: MultiTurnMenuProblem, strict: bool = True) -> dict[str, Any]:
+    with open(folder / CONFIG_FILE) as fh:
+        cfg = json.load(fh)
+    saved = cfg.get("multiturn")
+    if saved is None and not strict:  # a checkpoint written before problems were recorded
+        warnings.warn(f"{folder} records no multi-turn problem; resuming without checking it", stacklevel=3)
+        return cfg
+    if saved is None:
+        raise ValueError(f"{folder} holds a {cfg.get('class')} checkpoint without a multi-turn problem; "
+                         "it was not written by a multi-turn trainer")
+    if saved["fingerprint"] != problem.fingerprint():
+        raise ValueError(f"{folder} was trained on a different problem ({saved['problem']} with "
+                         f"{len(saved['tasks'])} tasks, first {saved['tasks'][:3]}) than the one given "
+                         f"({type(problem).__name__} with {len(problem)} tasks, first "
+                         f"{[getattr(t, 'id', None) for t in problem.tasks[:3]]}): the tasks or menus differ")
+    return cfg
+
+
 def multiturn_trainer(policy, problem: MultiTurnMenuProblem, judge, algorithm, *, exact: bool = False,
-                      num_samples: int = 4, **trainer_kwargs) -> SelfPlayTrainer:
-    """A :class:`SelfPlayTrainer` on ``problem.first_states`` whose source is a :class:`MultiTurnMenuSource`.
+                      num_samples: int = 4, **trainer_kwargs) -> MultiTurnTrainer:
+    """A :class:`MultiTurnTrainer` on ``problem.first_states`` whose source is a :class:`MultiTurnMenuSource`.
 
     ``algorithm`` is a name or a :class:`SelfPlayAlgorithm` instance; ``trainer_kwargs`` go
-    to the trainer (optimiser, steps, seed, evaluator, algorithm hyper-parameters).
+    to the trainer (optimiser, steps, seed, evaluator, ``output_dir``, ``resume_from``,
+    algorithm hyper-parameters).
     """
     source = MultiTurnMenuSource(policy, problem, judge, exact=exact, num_samples=num_samples,
                                  batch_size=trainer_kwargs.get("logp_batch_size"))
-    return SelfPlayTrainer(policy, judge, problem.first_states, algorithm, num_samples=max(2, num_samples),
-                           source=source, **trainer_kwargs)
+    return MultiTurnTrainer(policy, judge, problem.first_states, algorithm, num_samples=max(2, num_samples),
+                            source=source, **trainer_kwargs)
+
+
+def load_multiturn_trainer(path: str | Path, problem: MultiTurnMenuProblem, judge, policy=None,
+                           device: str | torch.device | None = None, **overrides) -> MultiTurnTrainer:
+    """Rebuild a :class:`MultiTurnTrainer` and its source from a checkpoint (or ``save`` folder).
+
+    Parameters
+    ----------
+    path
+        A folder written by :meth:`SelfPlayTrainer.save`, a checkpoint, or an ``output_dir``
+        (its latest checkpoint).
+    problem
+        The problem it was trained on: checked against the fingerprint saved in the checkpoint.
+    judge
+        The per-state judge.
+    policy
+        An :class:`~prefgym.llm.policy.LMPolicy` to load the weights into; default: built from
+        the saved ``policy/`` folder.
+    device
+        Device of a newly built policy.
+    **overrides
+        Replace saved trainer hyper-parameters (e.g. ``output_dir``).
+
+    Raises
+    ------
+    ValueError
+        If the checkpoint holds no multi-turn problem or another problem (tasks or menus differ).
+    """
+    from prefgym.agents.llm import trainer as _trainer
+
+    folder = SelfPlayTrainer.resolve_checkpoint(path)
+    cfg = _check_problem(folder, problem)
+    algos = {**ALGORITHMS, OneStepMPOAlgorithm.name: OneStepMPOAlgorithm}
+    if cfg["algorithm"] not in algos:
+        raise ValueError(f"{folder} was trained with an unknown algorithm {cfg['algorithm']!r}")
+    algorithm = algos[cfg["algorithm"]](**cfg["algorithm_hparams"])
+    if policy is None:
+        if cfg["hparams"].get("lora") is not None:
+            raise ValueError(f"{folder} holds LoRA adapters only; pass the base policy (policy=...)")
+        policy = _trainer._build_policy(folder, cfg["policy"], device)
+    hparams = {k: v for k, v in cfg["hparams"].items() if k not in ("exact", "num_samples")}
+    hparams["adam_betas"] = tuple(hparams["adam_betas"])
+    hparams.update(overrides)
+    mt = cfg["multiturn"]
+    return multiturn_trainer(policy, problem, judge, algorithm, exact=mt["exact"],
+                             num_samples=mt["num_samples"], resume_from=folder, **hparams)
 
 
 # ============================================================================ exact evaluation
 def trajectory_distributions(policy, problem: MultiTurnMenuProblem,
                              batch_size: int | None = None) -> np.ndarray:
-    """Probabilities of all ``N^H`` dialogues of every task, ``(tasks, N^H)`` float64.
+    """Probabilities of all ``N^H`` episodes of every task, ``(tasks, N^H)`` float64.
 
-    Dialogue ``j`` picks menu item ``digits_N(j)[h-1]`` at turn ``h`` (most significant first).
+    Episode ``j`` is ``problem.trajectories(i)[j]``: it picks menu item ``digits_N(j)[h-1]`` at
+    turn ``h`` (most significant first) of the menu of the state its own earlier replies reach.
+    Level ``h`` scores the ``N^(h-1)`` prefixes of every task in one batched pass.
     """
     N, H, T = problem.n, problem.horizon, len(problem)
     cache: dict[str, Tensor] = {}
-    prefixes: list[tuple[int, ...]] = [()]
+    prefixes: list[list[tuple[str, ...]]] = [[()] for _ in range(T)]
     logp = np.zeros((T, 1))
-    for h in range(1, H + 1):
-        states, menus = [], []
-        for i in range(T):
-            for pre in prefixes:
-                states.append(problem.state(i, [problem.menu_at(i, k + 1)[c] for k, c in enumerate(pre)]))
-                menus.append(problem.menu_at(i, h))
+    for _h in range(1, H + 1):
+        states = [problem.state(i, pre) for i in range(T) for pre in prefixes[i]]
+        menus = [problem.menu_at(i, pre) for i in range(T) for pre in prefixes[i]]
         lp = menu_log_probs(policy, states, menus, cache=cache, batch_size=batch_size).double().numpy()
-        lp = lp.reshape(T, len(prefixes), N)
-        logp = (logp[:, :, None] + lp).reshape(T, -1)
-        prefixes = [(*pre, c) for pre in prefixes for c in range(N)]
+        logp = (logp[:, :, None] + lp.reshape(T, -1, N)).reshape(T, -1)
+        prefixes = [[(*pre, y) for pre in prefixes[i] for y in problem.menu_at(i, pre)] for i in range(T)]
     p = np.exp(logp)
     return p / p.sum(-1, keepdims=True)
 
 
 def trajectory_win_matrices(problem: MultiTurnMenuProblem, judge) -> np.ndarray:
-    """``P(dialogue a > dialogue b)`` for every task under a whole-dialogue judge, ``(tasks, N^H, N^H)``.
+    """``P(episode a > episode b)`` for every task under a whole-episode judge, ``(tasks, N^H, N^H)``.
 
-    ``judge`` compares closed transcripts of all ``H`` turns in the context ``task.context(H)``
-    (e.g. ``DialogueTaskJudge(tasks, scope="all")``).
+    ``judge`` compares closed transcripts of all ``H`` turns in the context ``problem.context(i, H)``
+    (e.g. ``DialogueTaskJudge(tasks, scope="all")``, or ``FinalAnswerJudge`` for reasoning).
     """
-    N, H = problem.n, problem.horizon
-    combos = list(itertools.product(range(N), repeat=H))
+    H = problem.horizon
     out = []
     for i in range(len(problem)):
-        texts = [problem.transcript(i, [problem.menu_at(i, h + 1)[c] for h, c in enumerate(cb)])
-                 for cb in combos]
+        texts = [problem.transcript(i, path) for path in problem.trajectories(i)]
         M = len(texts)
         a = [texts[x] for x in range(M) for _ in range(M)]
         b = [texts[y] for _ in range(M) for y in range(M)]
@@ -411,12 +592,10 @@ def dialogue_win_rate(p: np.ndarray, q: np.ndarray, win: np.ndarray) -> np.ndarr
 
 
 def expected_correct(p: np.ndarray, problem: MultiTurnMenuProblem) -> np.ndarray:
-    """Expected number of correct replies per dialogue (``reply_correct`` at every turn), ``(tasks,)``."""
-    N, H = problem.n, problem.horizon
-    combos = list(itertools.product(range(N), repeat=H))
+    """Expected number of correct replies per episode (``problem.reply_correct`` per turn), ``(tasks,)``."""
     out = []
-    for i, t in enumerate(problem.tasks):
-        score = np.array([sum(t.reply_correct(h + 1, problem.menu_at(i, h + 1)[c]) for h, c in enumerate(cb))
-                          for cb in combos], dtype=float)
+    for i in range(len(problem)):
+        score = np.array([sum(problem.reply_correct(i, path[:h]) for h in range(1, problem.horizon + 1))
+                          for path in problem.trajectories(i)], dtype=float)
         out.append(float(p[i] @ score))
     return np.asarray(out)

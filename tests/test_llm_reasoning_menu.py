@@ -1,0 +1,168 @@
+"""Step menus that follow the policy's own earlier steps, exact evaluation, a short OMPO / MPO run."""
+
+from __future__ import annotations
+
+import copy
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from prefgym.agents.llm.algorithms import OMPOAlgorithm  # noqa: E402
+from prefgym.agents.llm.multiturn import (  # noqa: E402
+    MultiTurnMenuSource,
+    OneStepMPOAlgorithm,
+    dialogue_win_rate,
+    expected_correct,
+    menu_log_probs,
+    multiturn_trainer,
+    trajectory_distributions,
+    trajectory_win_matrices,
+)
+from prefgym.agents.llm.reasoning_menu import (  # noqa: E402
+    ReasoningMenuProblem,
+    arithmetic_menu_tasks,
+    final_answer_accuracy,
+)
+from prefgym.data.reasoning import ScriptedSolver, check_step, format_reasoning  # noqa: E402
+from prefgym.judges.tasks import ArithmeticStepJudge, FinalAnswerJudge  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def setup():
+    from prefgym.llm.policy import LMPolicy
+    from prefgym.llm.tiny import tiny_lm
+
+    tasks = arithmetic_menu_tasks(3, seed=0, equations=2)
+    model, tok = tiny_lm(seed=0)
+    return tasks, ReasoningMenuProblem(tasks), model, tok, LMPolicy
+
+
+def _lm(setup):
+    *_, model, tok, LMPolicy = setup
+    return LMPolicy(copy.deepcopy(model), tok)
+
+
+def test_menus_follow_the_policys_own_steps(setup):
+    tasks, problem, *_ = setup
+    assert (problem.n, problem.horizon) == (3, 3) and problem.reply_dependent
+    solver = ScriptedSolver(tasks, error_rate=0.0)
+    for i, t in enumerate(tasks):
+        assert problem.state(i, ()) == format_reasoning(t.question, [])
+        assert problem.replies(i, (0, 0, 0)) == (*t.steps, f"Answer: {t.answer}")
+        for path in problem.trajectories(i):
+            for h in range(problem.horizon):
+                menu = problem.menu_at(i, path[:h])
+                # the correct item is the next line of an error-free solver continuing the policy's lines
+                assert menu[0] == solver.generate_text([problem.state(i, path[:h])])[0]
+                # exactly one valid step (the step judge's score) per menu
+                assert [check_step(y, list(path[:h]), t.question) for y in menu] == [True, False, False]
+            assert problem.locate(problem.state(i, path[:2])) == (i, list(path[:2]))
+            # mistakes only raise the written values: the answer is right iff every line is valid
+            assert problem.answer_correct(i, path) == all(problem.reply_correct(i, path[: h + 1])
+                                                          for h in range(problem.horizon))
+    # an earlier slip changes the correct next step exactly as the program says
+    t, (op, left, right) = tasks[0], tasks[0].program[1]
+    slip = problem.menu_at(0, ())[1]  # right side + 1
+    value = Fraction(slip.split("= ")[1])
+    a, b = (value if x == "@0" else Fraction(int(x)) for x in (left, right))
+    r = {"+": a + b, "-": a - b, "*": a * b}[op]
+    assert problem.menu_at(0, [slip])[0] == f"{a} {op} {b} = {r}"
+    assert problem.menu_at(0, [slip])[0] != problem.menu_at(0, [t.steps[0]])[0] == t.steps[1]
+    with pytest.raises(TypeError, match="depend on the earlier replies"):
+        problem.menu_at(0, 2)
+
+
+def test_bad_tasks_are_rejected(setup):
+    tasks, *_ = setup
+    from prefgym.data.reasoning import ReasoningTask
+
+    with pytest.raises(ValueError, match="no program"):
+        ReasoningMenuProblem([ReasoningTask("x", "What is 2 + 2?", "4", ("2 + 2 = 4",))])
+    longer = arithmetic_menu_tasks(1, seed=0, equations=3)
+    with pytest.raises(ValueError, match="same horizon"):
+        ReasoningMenuProblem([tasks[0], *longer])
+
+
+def test_step_judge_batches(setup):
+    tasks, problem, *_ = setup
+    src = MultiTurnMenuSource(_lm(setup), problem, ArithmeticStepJudge(eps=0.1), exact=True)
+    b = src.collect(problem.first_states, seed=1)
+    assert b.shape == (3 * 3, 3)
+    for r in range(len(b.prompts)):
+        i, replies = problem.locate(b.prompts[r])
+        assert b.extra["menus"][r] == problem.menu_at(i, replies)
+        expect = 0.5 + 0.4 * np.sign(np.array([1.0, 0, 0])[:, None] - np.array([1.0, 0, 0])[None, :])
+        np.testing.assert_allclose(b.extra["menu_win_matrix"][r].numpy(), expect, atol=1e-6)
+
+
+def test_exact_evaluation_matches_enumeration_and_sampling(setup):
+    tasks, problem, *_ = setup
+    lm = _lm(setup)
+    torch.set_num_threads(1)
+    p = trajectory_distributions(lm, problem)
+    assert p.shape == (3, 27) and np.allclose(p.sum(-1), 1.0)
+    for j in (0, 5, 26):  # brute force: the product of each state's menu probabilities along the path
+        path, prob = problem.trajectories(1)[j], 1.0
+        for h in range(3):
+            lp = menu_log_probs(lm, [problem.state(1, path[:h])], [problem.menu_at(1, path[:h])])
+            prob *= float(lp.exp()[0, problem.menu_at(1, path[:h]).index(path[h])])
+        assert p[1, j] == pytest.approx(prob, rel=1e-4)
+    # Monte Carlo: 4000 solutions of task 0 sampled step by step from each reached state's menu
+    rng, n, cache = np.random.default_rng(0), 4000, {}
+    lines: list[tuple[str, ...]] = [()] * n
+    for _h in range(3):
+        for x in set(lines):
+            if x not in cache:
+                lp = menu_log_probs(lm, [problem.state(0, x)], [problem.menu_at(0, x)])[0]
+                cache[x] = lp.double().exp()
+        lines = [(*x, problem.menu_at(0, x)[rng.choice(3, p=(cache[x] / cache[x].sum()).numpy())])
+                 for x in lines]
+    ok = np.array([problem.answer_correct(0, x) for x in lines], float)
+    valid = np.array([sum(problem.reply_correct(0, x[: h + 1]) for h in range(3)) for x in lines], float)
+    exact = (final_answer_accuracy(p, problem)[0], expected_correct(p, problem)[0])
+    for sample, value in zip((ok, valid), exact, strict=True):
+        assert abs(sample.mean() - value) < 3 * max(sample.std(), 1e-3) / np.sqrt(n)
+    W = trajectory_win_matrices(problem, FinalAnswerJudge(tasks, eps=0.1))
+    np.testing.assert_allclose(dialogue_win_rate(p, p, W), 0.5, atol=1e-12)
+    acc = final_answer_accuracy(p, problem)
+    perfect = np.zeros_like(p)
+    perfect[:, 0] = 1.0
+    # final-answer judge: P(win) = 1/2 + (1/2 - eps) (acc_p - acc_q) for independent solutions
+    np.testing.assert_allclose(dialogue_win_rate(perfect, p, W), 0.5 + 0.4 * (1 - acc), atol=1e-12)
+
+
+def test_ompo_and_mpo_raise_the_win_rate(setup):
+    tasks = setup[0][:2]
+    problem = ReasoningMenuProblem(tasks)
+    W = trajectory_win_matrices(problem, FinalAnswerJudge(tasks, eps=0.1))
+    torch.set_num_threads(1)
+    p0 = trajectory_distributions(_lm(setup), problem)
+    out = {}
+    for name, algo in (("ompo", OMPOAlgorithm(beta=0.7, log_z=0.35)), ("mpo", OneStepMPOAlgorithm(beta=0.7))):
+        lm = _lm(setup)
+        tr = multiturn_trainer(lm, problem, ArithmeticStepJudge(eps=0.1), algo, num_samples=4,
+                               steps_per_iteration=6, learning_rate=1e-4, seed=0)
+        rates = []
+        for _ in range(2):
+            tr.learn(1)
+            rates.append(float(dialogue_win_rate(trajectory_distributions(lm, problem), p0, W).mean()))
+        out[name] = rates
+    assert out["ompo"][0] == pytest.approx(out["mpo"][0], abs=1e-4)  # iteration 1: OMPO = MPO (001)
+    for rates in out.values():
+        assert rates[-1] > 0.5
+
+
+def test_quick_reproduction(tmp_path):
+    from prefgym.reproductions import get_reproduction
+
+    s = get_reproduction("llm-reasoning").run(tmp_path, quick=True, progress=False)
+    for name in ("llm_reasoning_win_rate.png", "llm_reasoning_win_rates.csv", "summary.json"):
+        assert (tmp_path / name).exists()
+    assert len(s["verdicts"]) == 2
+    assert all(v.startswith(("held", "did not hold")) for v in s["verdicts"].values())
+    wr = s["runs"]["ompo"]["train_win_rate"]["per_seed"]
+    assert wr.shape == (1, 3) and np.all((wr > 0.4) & (wr < 0.6))
