@@ -24,6 +24,12 @@ iteration, the trainer's default optimiser settings and the final evaluation of
     ``DialogueTaskJudge(scope="last")``. Evaluation enumerates all dialogues: the exact win
     rate against the initial model under ``DialogueTaskJudge(scope="all")`` (main metric
     ``win_rate_vs_initial``) and the expected number of correct replies.
+``reasoning``
+    The 3-step arithmetic problems of ``llm-reasoning``
+    (:mod:`prefgym.reproductions.llm_reasoning`): the same per-state training on step menus
+    that depend on the policy's own earlier steps
+    (:class:`~prefgym.agents.llm.reasoning_menu.ReasoningMenuProblem`), judged per step by
+    ``ArithmeticStepJudge``; evaluation under ``FinalAnswerJudge`` (``correct`` counts valid steps).
 
 Every task also gives ``prefgym evaluate`` a *sampled* win rate against the initial model
 (paired samples, Bernoulli outcomes, Wilson interval), the number a study on real text
@@ -186,9 +192,13 @@ def _build_bt_menu(lm, algorithm: str, params: dict[str, Any]) -> TaskSetup:
     return _menu_setup(lm, RESPONSES, PROMPTS, judge, target=tgt, info=info)
 
 
-def _build_dialogue(lm, algorithm: str, params: dict[str, Any]) -> TaskSetup:
+def _multiturn_setup(lm, problem, judge, final_judge, info: dict[str, Any]) -> TaskSetup:
+    """A per-turn menu problem (dialogue or reasoning): exact episode win rate vs the initial model.
+
+    ``judge`` compares the replies of one turn (the trainer's per-state Q, 001 Alg. 2);
+    ``final_judge`` compares whole episodes (the evaluation).
+    """
     from prefgym.agents.llm.multiturn import (
-        MultiTurnMenuProblem,
         dialogue_win_rate,
         expected_correct,
         multiturn_trainer,
@@ -196,13 +206,8 @@ def _build_dialogue(lm, algorithm: str, params: dict[str, Any]) -> TaskSetup:
         trajectory_win_matrices,
     )
     from prefgym.agents.llm.trainer import policy_view
-    from prefgym.judges.tasks import DialogueTaskJudge
-    from prefgym.reproductions.llm_multiturn import EPS, dialogue_tasks
 
-    train, _ = dialogue_tasks(quick=False)
-    problem = MultiTurnMenuProblem(train)
-    judge = DialogueTaskJudge(train, eps=EPS, scope="last")
-    win = trajectory_win_matrices(problem, DialogueTaskJudge(train, eps=EPS, scope="all"))
+    win = trajectory_win_matrices(problem, final_judge)
     p0 = trajectory_distributions(policy_view(lm, lm.reference_model), problem)
 
     def evaluator(trainer=None) -> dict[str, float]:
@@ -238,9 +243,32 @@ def _build_dialogue(lm, algorithm: str, params: dict[str, Any]) -> TaskSetup:
             "tasks": len(problem), "horizon": problem.horizon,
         }
 
-    info = {"tasks": [t.id for t in train], "horizon": problem.horizon, "judge_eps": EPS}
     return TaskSetup(lm, judge, problem.first_states, evaluator, make_trainer, evaluate,
                      "win_rate_vs_initial", "exact win rate vs the initial model", info)
+
+
+def _build_dialogue(lm, algorithm: str, params: dict[str, Any]) -> TaskSetup:
+    from prefgym.agents.llm.multiturn import MultiTurnMenuProblem
+    from prefgym.judges.tasks import DialogueTaskJudge
+    from prefgym.reproductions.llm_multiturn import EPS, dialogue_tasks
+
+    train, _ = dialogue_tasks(quick=False)
+    problem = MultiTurnMenuProblem(train)
+    info = {"tasks": [t.id for t in train], "horizon": problem.horizon, "judge_eps": EPS}
+    return _multiturn_setup(lm, problem, DialogueTaskJudge(train, eps=EPS, scope="last"),
+                            DialogueTaskJudge(train, eps=EPS, scope="all"), info)
+
+
+def _build_reasoning(lm, algorithm: str, params: dict[str, Any]) -> TaskSetup:
+    from prefgym.agents.llm.reasoning_menu import ReasoningMenuProblem
+    from prefgym.judges.tasks import ArithmeticStepJudge, FinalAnswerJudge
+    from prefgym.reproductions.llm_reasoning import EPS, reasoning_tasks
+
+    train, _ = reasoning_tasks(quick=False)
+    problem = ReasoningMenuProblem(train)
+    info = {"tasks": [t.id for t in train], "horizon": problem.horizon, "judge_eps": EPS}
+    return _multiturn_setup(lm, problem, ArithmeticStepJudge(eps=EPS, grounded=True),
+                            FinalAnswerJudge(problem.tasks, eps=EPS), info)
 
 
 def _same_weights(a, b) -> bool:
@@ -273,6 +301,9 @@ LLM_TASKS: dict[str, LLMTask] = {
     "dialogue": LLMTask("dialogue", "llm-multiturn's 3-turn synthetic dialogues, replies sampled per turn, "
                         "exact win rate vs the initial model", _dialogue_optim(), 3, _build_dialogue,
                         menu=False),
+    "reasoning": LLMTask("reasoning", "llm-reasoning's 3-step arithmetic, step menus built on the policy's "
+                         "own steps, exact final-answer win rate vs the initial model", _dialogue_optim(), 3,
+                         _build_reasoning, menu=False),
 }
 
 
