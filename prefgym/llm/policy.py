@@ -35,7 +35,7 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -113,6 +113,17 @@ def _right_pad(seqs: Sequence[torch.Tensor], pad: float | int) -> tuple[torch.Te
         out[i, : len(s)] = s
         mask[i, : len(s)] = True
     return out, mask
+
+
+class _TeacherInputs(NamedTuple):
+    """A teacher-forcing batch: ``ids``/``mask``/``pos`` (rows, P + R), response mask (rows, R)."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    pos: torch.Tensor
+    r_mask: torch.Tensor
+    P: int
+    R: int
 
 
 class _StopOnStrings:
@@ -489,24 +500,68 @@ class LMPolicy:
                                             requires_grad)
         return out
 
-    def _logprobs_batch(self, model, prompt_ids, response_ids, requires_grad: bool) -> list[torch.Tensor]:
-        R = max(len(r) for r in response_ids)
-        if R == 0:
-            return [torch.zeros(0, device=self.device if requires_grad else "cpu") for _ in response_ids]
+    def _teacher_inputs(self, prompt_ids, response_ids) -> _TeacherInputs:
+        """Left-padded prompts + right-padded responses, attention mask and positions, on the device."""
         p_ids, p_mask = self._left_pad(prompt_ids)
         r_ids, r_mask = _right_pad(list(response_ids), self.pad_token_id)
-        P = p_ids.shape[1]
         ids = torch.cat([p_ids, r_ids], dim=1).to(self.device)
         mask = torch.cat([p_mask, r_mask.long()], dim=1).to(self.device)
         # same positions as generation with left padding: count real tokens only
         pos = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
-        logits = logits[:, P - 1: P + R - 1].float()
-        lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, P:, None])[..., 0]
-        lp = lp.masked_fill(~r_mask.to(self.device), 0.0)
+        return _TeacherInputs(ids, mask, pos, r_mask.to(self.device), p_ids.shape[1], r_ids.shape[1])
+
+    @staticmethod
+    def _response_logits(model, inp: _TeacherInputs) -> torch.Tensor:
+        """(rows, R, V) float logits predicting the response tokens: position ``t`` sees ``[x, y_<t]``."""
+        device = inp.ids.device
+        if isinstance(model, torch.nn.Module):
+            device = next(model.parameters(), inp.ids).device
+        logits = model(input_ids=inp.ids.to(device), attention_mask=inp.mask.to(device),
+                       position_ids=inp.pos.to(device), use_cache=False).logits
+        return logits[:, inp.P - 1: inp.P + inp.R - 1].float()
+
+    def _logprobs_batch(self, model, prompt_ids, response_ids, requires_grad: bool) -> list[torch.Tensor]:
+        R = max(len(r) for r in response_ids)
+        if R == 0:
+            return [torch.zeros(0, device=self.device if requires_grad else "cpu") for _ in response_ids]
+        inp = self._teacher_inputs(prompt_ids, response_ids)
+        logits = self._response_logits(model, inp)
+        lp = torch.log_softmax(logits, dim=-1).gather(-1, inp.ids[:, inp.P:, None])[..., 0]
+        lp = lp.masked_fill(~inp.r_mask, 0.0)
         if not requires_grad:
             lp = lp.cpu()
         return [lp[i, : len(r)] for i, r in enumerate(response_ids)]
+
+    def _kl_batch(self, model, others: Sequence, prompt_ids, response_ids, requires_grad: bool,
+                  with_logprobs: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(rows, M) sequential KLs to each of ``others`` and (optionally) the per-token log-probs."""
+        from prefgym.agents.llm.losses.kl import token_kl_full  # lazy: prefgym.llm sits below prefgym.agents
+
+        n, M = len(response_ids), len(others)
+        R = max(len(r) for r in response_ids)
+        out_dev = self.device if requires_grad else torch.device("cpu")
+        if R == 0:  # no response token: no state, zero KL
+            return torch.zeros(n, M, device=out_dev), [torch.zeros(0, device=out_dev) for _ in range(n)]
+        inp = self._teacher_inputs(prompt_ids, response_ids)
+        logp = torch.log_softmax(self._response_logits(model, inp), dim=-1)  # (rows, R, V), with grad
+        kls = []
+        for other in others:
+            with torch.no_grad():  # the frozen model: no graph, its logits freed after this chunk
+                q_logp = torch.log_softmax(self._response_logits(other, inp), dim=-1).to(logp.device)
+            if q_logp.shape != logp.shape:
+                raise ValueError(f"the frozen model's logits have shape {tuple(q_logp.shape)} but the "
+                                 f"policy's {tuple(logp.shape)}: both models must share the vocabulary")
+            # 000 Sec. 3.3 sequential KL / 003 App. D: sum_t sum_s pi(s|x,y<t) log(pi/q), real tokens only
+            kls.append(token_kl_full(logp, q_logp, inp.r_mask, normalized=True))
+            del q_logp
+        kl = torch.stack(kls, dim=-1)
+        lps: list[torch.Tensor] = []
+        if with_logprobs:
+            lp = logp.gather(-1, inp.ids[:, inp.P:, None])[..., 0].masked_fill(~inp.r_mask, 0.0)
+            if not requires_grad:
+                lp = lp.cpu()
+            lps = [lp[i, : len(r)] for i, r in enumerate(response_ids)]
+        return (kl if requires_grad else kl.cpu()), lps
 
     def sequence_logprobs(
         self,
@@ -550,6 +605,14 @@ class LMPolicy:
             Mismatched lengths, an empty prompt list, an empty prompt, or a prompt plus
             response longer than the context window (naming the pair and the lengths).
         """
+        p_ids, r_ids = self._pairs(prompts, responses)
+        if reference and self.reference_model is None:
+            raise ValueError("reference=True but this policy has no reference model")
+        model = self.reference_model if reference else self.model
+        return self._logprobs(model, p_ids, r_ids, requires_grad=requires_grad, batch_size=batch_size)
+
+    def _pairs(self, prompts, responses) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Validated token ids of (prompt, response) pairs (see :meth:`sequence_logprobs`)."""
         if isinstance(prompts, str) or isinstance(responses, str):
             raise TypeError("prompts and responses must be sequences; wrap a single string in a list")
         if len(prompts) != len(responses):
@@ -564,10 +627,79 @@ class LMPolicy:
             raise ValueError(f"prompt {empty} encodes to zero tokens; a causal LM needs a token to "
                              "condition on")
         self._check_window([len(p) for p in p_ids], [len(r) for r in r_ids], "pair")
-        if reference and self.reference_model is None:
-            raise ValueError("reference=True but this policy has no reference model")
-        model = self.reference_model if reference else self.model
-        return self._logprobs(model, p_ids, r_ids, requires_grad=requires_grad, batch_size=batch_size)
+        return p_ids, r_ids
+
+    def sequential_kl(
+        self,
+        prompts: Sequence[str | TokenIds],
+        responses: Sequence[str | TokenIds],
+        other: Any,
+        requires_grad: bool = False,
+        batch_size: int | None = None,
+        return_logprobs: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Sequential (token-wise) KL ``sum_t KL(pi(.|[x, y_<t]) || q(.|[x, y_<t]))`` over the vocabulary.
+
+        The estimator of both KL terms of MPO (000 Sec. 3.3, Zeng et al. 2024) and of SPO's
+        global regulariser (003 App. D), on given (usually sampled) responses: one batched
+        teacher-forced pass of the policy and one of each frozen model ``q`` per chunk of
+        ``batch_size`` rows, the per-token KLs summed over the vocabulary from the logits
+        (:func:`~prefgym.agents.llm.losses.kl.token_kl_full`) and over the response tokens
+        (ending token included, padding excluded, exactly the tokens of
+        :meth:`sequence_logprobs`). Only the policy's logits of the current chunk carry a
+        graph; the frozen model's are computed under ``no_grad`` and dropped after the chunk.
+        The gradient flows through each per-state distribution and holds the states fixed
+        (the bias 003 App. D accepts; see :mod:`prefgym.agents.llm.losses.kl`).
+
+        Parameters
+        ----------
+        prompts, responses
+            As in :meth:`sequence_logprobs` (strings or token ids; pass the sampled ids).
+        other
+            The frozen ``q``: an :class:`LMPolicy` (its ``model``), a causal LM module
+            (e.g. ``reference_model``), or a list / tuple of them for several KLs from one
+            pass of the policy. They must share the tokenizer and vocabulary; each runs on
+            its own parameters' device.
+        requires_grad
+            Keep the policy's graph (results on the policy's device); otherwise ``no_grad``
+            and CPU results.
+        batch_size
+            Rows per forward pass (``None``: all at once); bounds the (rows, T, V) logits in memory.
+        return_logprobs
+            Also return the per-token log-probs of the responses from the same pass (equal
+            to :meth:`sequence_logprobs`), saving a second forward pass of the policy.
+
+        Returns
+        -------
+        Tensor or (Tensor, list of Tensor)
+            (n,) KLs for a single ``other``, (n, M) for a list of ``M``; with
+            ``return_logprobs`` also the per-token log-probs (one 1-D tensor per pair).
+
+        Raises
+        ------
+        ValueError
+            As :meth:`sequence_logprobs`; an empty ``other`` list; a frozen model whose
+            vocabulary differs from the policy's.
+        """
+        single = not isinstance(other, list | tuple)
+        others = [other] if single else list(other)
+        if not others:
+            raise ValueError("other is an empty list: pass at least one frozen model")
+        models = [o.model if isinstance(o, LMPolicy) else o for o in others]
+        p_ids, r_ids = self._pairs(prompts, responses)
+        n = len(p_ids)
+        bs = n if batch_size is None else max(1, int(batch_size))
+        kls: list[torch.Tensor] = []
+        lps: list[torch.Tensor] = []
+        with torch.enable_grad() if requires_grad else torch.no_grad():
+            for start in range(0, n, bs):
+                kl, lp = self._kl_batch(self.model, models, p_ids[start:start + bs], r_ids[start:start + bs],
+                                        requires_grad, return_logprobs)
+                kls.append(kl)
+                lps += lp
+        kl = torch.cat(kls, dim=0)
+        kl = kl[:, 0] if single else kl
+        return (kl, lps) if return_logprobs else kl
 
     def __repr__(self) -> str:
         name = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__

@@ -162,6 +162,47 @@ def _expand(x: Tensor, like: Tensor) -> Tensor:
     return x[:, None].expand_as(like)
 
 
+KLEstimator = Literal["sequence", "token"]
+
+
+def _check_kl_estimator(kl_estimator: str) -> None:
+    if kl_estimator not in ("sequence", "token"):
+        raise ValueError(f"kl_estimator must be 'sequence' or 'token'; got {kl_estimator!r}")
+
+
+def _request_sequential_kl(trainer, batch: SelfPlayBatch, targets: dict[str, Any], algorithm: str) -> None:
+    """Ask the source for the token-level (sequential) KLs to ``targets`` in each step's policy pass.
+
+    Raises on a menu policy: its distribution is the softmax over the menu, whose KL is
+    exact on an enumerated menu (``batch.exact``) and sequence-level on menu samples,
+    while the sequential KL measures the free-running LM over its whole vocabulary (a
+    different quantity, with a different regularised optimum).
+    """
+    if batch.exact or getattr(trainer, "is_menu", False):
+        raise ValueError(f"{algorithm}: kl_estimator='token' applies to responses sampled from an LMPolicy; "
+                         "a MenuPolicy's KL is exact on an enumerated menu (and sequence-level on menu "
+                         "samples), so use kl_estimator='sequence' with a menu")
+    if not callable(getattr(trainer.source, "sequential_kl", None)):
+        raise ValueError(f"{algorithm}: kl_estimator='token' needs a response source with a "
+                         f"sequential_kl method (SampledResponses); {type(trainer.source).__name__} has none")
+    batch.extra["sequential_kl_targets"] = targets
+
+
+def _sequential_kls(trainer, batch: SelfPlayBatch, logp: Tensor) -> dict[str, Tensor]:
+    """``{name: (B, K)}`` sequential KLs of this step, with grad (000 Sec. 3.3; 003 App. D).
+
+    Taken from the policy pass that produced ``logp`` when the source fused them
+    (``SampledResponses.logp``), else computed by one more teacher-forced pass.
+    """
+    targets = batch.extra["sequential_kl_targets"]
+    fused = batch.extra.pop("sequential_kl", None)
+    if not targets:  # e.g. MPO with alpha = 0 and no trust region: nothing to estimate
+        return {}
+    if fused is not None and fused["logp"] is logp:
+        return fused["kl"]
+    return trainer.source.sequential_kl(batch, targets, requires_grad=True)
+
+
 @dataclass
 class SelfPlayAlgorithm:
     """Base class: hyper-parameters as dataclass fields, plus the three hooks of the loop.
@@ -350,11 +391,18 @@ class MPOAlgorithm(SelfPlayAlgorithm):
       (000 Eq. 4) with magnet refresh, the rule of the tabular
       :class:`~prefgym.agents.MPO` and of 000 Thms 3.4 / 3.7.
 
-    Estimators: on samples, sequence-level score-function KLs (:func:`..losses.sequence_kl`)
-    and, as in 000, no importance weights across the optimiser steps
-    (``importance_weighting=False``). On an enumerated menu, both KLs are exact and the
-    policy-gradient term is importance weighted (``pi_theta / pi_t``, weights ``pi_t``), so
-    every step follows the exact objective whose maximiser is ``rules.magnetic_step``.
+    Estimators: on samples, by default (``kl_estimator="sequence"``) sequence-level
+    score-function KLs (:func:`..losses.sequence_kl`); with ``kl_estimator="token"`` the
+    sequential KL of 000 Sec. 3.3 (Zeng et al. 2024),
+    ``sum_t KL(pi_theta(.|[x, y_<t]) || q(.|[x, y_<t]))`` over the full vocabulary on the
+    samples, for both ``q = magnet`` and ``q = pi_t`` (a ``"previous"`` snapshot refreshed at
+    the start of every iteration), computed in the same teacher-forced pass as the
+    log-probs (:meth:`~prefgym.llm.policy.LMPolicy.sequential_kl`). As in 000, no
+    importance weights across the optimiser steps (``importance_weighting=False``). On an
+    enumerated menu, both KLs are exact and the policy-gradient term is importance
+    weighted (``pi_theta / pi_t``, weights ``pi_t``), so every step follows the exact
+    objective whose maximiser is ``rules.magnetic_step``; ``kl_estimator="token"`` is
+    refused on menus (the menu policy's KL is not the LM's sequential KL).
 
     Parameters
     ----------
@@ -377,10 +425,12 @@ class MPOAlgorithm(SelfPlayAlgorithm):
         on for an enumerated menu, off for samples (000).
     opponent
         ``"magnet"`` (000 Alg. 1) or ``"current"`` (000 Eq. 4), see above.
+    kl_estimator
+        ``"sequence"`` (default) or ``"token"``: the sequential KL of 000 Sec. 3.3 for both
+        KL terms, on sampled responses only (see above). Logged as ``kl_magnet`` / ``kl_old``.
     """
 
     name: ClassVar[str] = "mpo"
-    snapshots: ClassVar[tuple[str, ...]] = ("magnet",)
     alpha: float = 0.2
     eta: float = 1.0
     refresh_every: int = 25
@@ -388,8 +438,15 @@ class MPOAlgorithm(SelfPlayAlgorithm):
     baseline: Literal["auto", "loo", "mean", "remax", "half", "none"] = "auto"
     importance_weighting: bool | None = None
     opponent: Literal["magnet", "current"] = "magnet"
+    kl_estimator: KLEstimator = "sequence"
+
+    @property
+    def snapshots(self) -> tuple[str, ...]:  # type: ignore[override]
+        """``("magnet",)``, plus ``"previous"`` (``pi_t``, for the token KL) with ``kl_estimator="token"``."""
+        return ("magnet", "previous") if self.kl_estimator == "token" else ("magnet",)
 
     def __post_init__(self) -> None:
+        _check_kl_estimator(self.kl_estimator)
         if self.opponent not in ("magnet", "current"):
             raise ValueError(f"opponent must be 'magnet' or 'current'; got {self.opponent!r}")
         if int(self.refresh_every) < 1:
@@ -433,6 +490,14 @@ class MPOAlgorithm(SelfPlayAlgorithm):
         batch.extra["advantage"] = (reward - b).detach()  # 000 Alg. 1 line 7 (gamma = 1, sequence level)
         batch.extra["magnet_logp"] = trainer.source.logp(batch, requires_grad=False, policy=magnet)
         batch.extra["eta_k"] = self.step_size(iteration)
+        if self.kl_estimator == "token":
+            targets: dict[str, Any] = {}
+            if self.alpha != 0.0:
+                targets["magnet"] = magnet
+            if 0 < batch.extra["eta_k"] < math.inf:
+                trainer.refresh_snapshot("previous")  # pi_t = pi_{theta^k}, the trust region's centre
+                targets["old"] = trainer.snapshot("previous")
+            _request_sequential_kl(trainer, batch, targets, self.name)
 
     def exact_step(self, batch):
         eta_k = batch.extra["eta_k"]
@@ -455,6 +520,10 @@ class MPOAlgorithm(SelfPlayAlgorithm):
             kl_o = _expand(exact_kl_rows(logp, old), logp) if eta_k > 0 else None
             out = mpo_loss(logp, adv, alpha=self.alpha, eta=eta_k if eta_k > 0 else math.inf,
                            kl_magnet=kl_m, kl_old=kl_o, sample_logp=sample, weights=batch.weights)
+        elif self.kl_estimator == "token":
+            kls = _sequential_kls(trainer, batch, logp)  # 000 Sec. 3.3: sequential KL, both terms
+            out = mpo_loss(logp, adv, alpha=self.alpha, eta=eta_k if eta_k > 0 else math.inf,
+                           kl_magnet=kls.get("magnet"), kl_old=kls.get("old"), sample_logp=sample)
         else:
             out = mpo_loss(logp, adv, alpha=self.alpha, eta=eta_k if eta_k > 0 else math.inf,
                            magnet_logp=magnet, old_logp=old, sample_logp=sample)
@@ -515,7 +584,11 @@ class SPOAlgorithm(SelfPlayAlgorithm):
     menu) have a symmetric full-support sampling weight, so under a Bradley-Terry judge
     the data are BT-consistent and Theorems 1-2 of 003 give the fixed point
     ``Softmax(r / alpha)``. ``beta > 0`` adds the global ``beta KL(pi_theta || pi_ref)``
-    (003 Eq. 6; exact on a menu, the sequence-level score-function estimator on samples).
+    (003 Eq. 6; exact on a menu; on samples the sequence-level score-function estimator,
+    or with ``kl_estimator="token"`` 003 App. D's token-wise estimator
+    ``sum_tau KL(pi_theta(.|x, y_<tau) || pi_ref(.|x, y_<tau))`` over the full vocabulary,
+    computed in the same teacher-forced pass as the log-probs and logged as
+    ``kl_reference_token``; refused on menus, whose KL is exact or sequence-level).
 
     Parameters
     ----------
@@ -527,6 +600,8 @@ class SPOAlgorithm(SelfPlayAlgorithm):
         Global KL coefficient (0: Theorem 1's setting).
     labels
         ``"soft"`` or ``"bernoulli"``.
+    kl_estimator
+        ``"sequence"`` (default) or ``"token"`` (003 App. D), for ``beta > 0`` on samples.
     """
 
     name: ClassVar[str] = "spo"
@@ -534,8 +609,10 @@ class SPOAlgorithm(SelfPlayAlgorithm):
     gamma: float = 0.0
     beta: float = 0.0
     labels: Literal["soft", "bernoulli"] = "soft"
+    kl_estimator: KLEstimator = "sequence"
 
     def __post_init__(self) -> None:
+        _check_kl_estimator(self.kl_estimator)
         if self.labels not in ("soft", "bernoulli"):
             raise ValueError(f"labels must be 'soft' or 'bernoulli'; got {self.labels!r}")
 
@@ -556,6 +633,8 @@ class SPOAlgorithm(SelfPlayAlgorithm):
             # s(i, j) = pi_t(i) pi_t(j): the exact expectation over self-play pairs
             pair_w = pair_w * batch.weights[:, :, None] * batch.weights[:, None, :]
         batch.extra["pair_weights"] = pair_w.detach()
+        if self.beta > 0 and self.kl_estimator == "token":
+            _request_sequential_kl(trainer, batch, {"reference": trainer.lm.reference_model}, self.name)
 
     def loss(self, trainer, batch, logp, iteration):
         K = logp.shape[-1]
@@ -565,11 +644,15 @@ class SPOAlgorithm(SelfPlayAlgorithm):
         out = spo_loss(logp[:, i], logp[:, j], alpha=self.alpha, gamma=self.gamma, weights=w)
         if self.beta > 0:
             ref = batch.ref_logp.to(logp.device)
+            metric = "kl_reference"
             if batch.exact:
                 kl = exact_kl_rows(logp, ref).mean()
+            elif self.kl_estimator == "token":
+                kl = _sequential_kls(trainer, batch, logp)["reference"].mean()  # 003 App. D, token-wise
+                metric = "kl_reference_token"  # the trainer's row keeps kl_reference for KL(pi_t || ref)
             else:
                 kl = sequence_kl(logp, ref).mean()  # 003 App. D on pi_theta's own samples
-            out = LossOutput(out.loss + self.beta * kl, {**out.metrics, "kl_reference": kl.detach()})
+            out = LossOutput(out.loss + self.beta * kl, {**out.metrics, metric: kl.detach()})
         return out
 
 

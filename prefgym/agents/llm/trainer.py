@@ -224,16 +224,56 @@ class SampledResponses(ResponseSource):
         batch.extra["lengths"] = gen.lengths.float().reshape(B, K)
         return batch
 
+    @staticmethod
+    def _rows(batch) -> tuple[list[Tensor], list[Tensor]]:
+        K = len(batch.response_ids[0])
+        rows_p = [batch.prompt_ids[b] for b in range(len(batch.prompts)) for _ in range(K)]
+        return rows_p, [r for group in batch.response_ids for r in group]
+
     def _sums(self, batch, policy, requires_grad, reference=False):
         B, K = len(batch.prompts), len(batch.response_ids[0])
-        rows_p = [batch.prompt_ids[b] for b in range(B) for _ in range(K)]
-        rows_r = [r for group in batch.response_ids for r in group]
+        rows_p, rows_r = self._rows(batch)
         lps = policy.sequence_logprobs(rows_p, rows_r, requires_grad=requires_grad, reference=reference,
                                        batch_size=self.batch_size)
         return torch.stack([lp.sum() for lp in lps]).reshape(B, K)
 
     def logp(self, batch, requires_grad=False, policy=None):
-        return self._sums(batch, self.policy if policy is None else policy, requires_grad)
+        """(B, K) sequence log-probs; fused with the sequential KLs an algorithm asked for (see below).
+
+        When ``batch.extra["sequential_kl_targets"]`` names frozen models (``{name: policy
+        or module}``, set by an algorithm with ``kl_estimator="token"``), a call with
+        ``requires_grad=True`` on the policy itself computes, in the same teacher-forced
+        pass, the (B, K) sequential KLs to them (:meth:`sequential_kl`) and leaves them in
+        ``batch.extra["sequential_kl"] = {"logp": <the returned tensor>, "kl": {name: (B, K)}}``
+        for the loss of the same optimiser step (which checks it got that very ``logp``).
+        """
+        targets = batch.extra.get("sequential_kl_targets") if requires_grad and policy is None else None
+        if not targets:
+            return self._sums(batch, self.policy if policy is None else policy, requires_grad)
+        B, K = batch.shape
+        rows_p, rows_r = self._rows(batch)
+        kl, lps = self.policy.sequential_kl(rows_p, rows_r, list(targets.values()), requires_grad=True,
+                                            batch_size=self.batch_size, return_logprobs=True)
+        logp = torch.stack([lp.sum() for lp in lps]).reshape(B, K)
+        batch.extra["sequential_kl"] = {
+            "logp": logp, "kl": {name: kl[:, m].reshape(B, K) for m, name in enumerate(targets)}}
+        return logp
+
+    def sequential_kl(self, batch, others: dict[str, Any], requires_grad: bool = False) -> dict[str, Tensor]:
+        """Per-response sequential KL of the policy to each frozen model, ``{name: (B, K)}``.
+
+        ``sum_t KL(pi_theta(.|[x, y_<t]) || q(.|[x, y_<t]))`` over the full vocabulary on the
+        batch's sampled responses (000 Sec. 3.3; 003 App. D), one batched teacher-forced
+        pass of the policy and of each ``q`` per ``batch_size`` rows
+        (:meth:`~prefgym.llm.policy.LMPolicy.sequential_kl`). ``others`` maps names to an
+        :class:`~prefgym.llm.policy.LMPolicy` (e.g. a trainer snapshot) or a module (e.g.
+        the reference model).
+        """
+        B, K = batch.shape
+        rows_p, rows_r = self._rows(batch)
+        kl = self.policy.sequential_kl(rows_p, rows_r, list(others.values()), requires_grad=requires_grad,
+                                       batch_size=self.batch_size)
+        return {name: kl[:, m].reshape(B, K) for m, name in enumerate(others)}
 
     def win_rates_against(self, batch, opponent, seed, greedy=False):
         B, K = batch.shape

@@ -30,6 +30,11 @@ gradient the score-function form ``d grad log pi``. Autograd of the naive ``mean
 would instead give ``E[grad log pi] = 0``: that is why these helpers exist.
 
 ``q`` (reference, magnet, previous iterate) is always detached.
+
+On a language model, :meth:`prefgym.llm.policy.LMPolicy.sequential_kl` evaluates
+:func:`token_kl_full` on sampled responses in chunks of rows (one teacher-forced pass
+of the policy and of each frozen model per chunk, the frozen logits without a graph);
+the trainers use it with ``kl_estimator="token"`` (``MPOAlgorithm``, ``SPOAlgorithm``).
 """
 
 from __future__ import annotations
@@ -86,7 +91,28 @@ def token_kl(
     return masked_sum(_sampled_kl(logp, q_logp, sample_logp), mask)
 
 
-def token_kl_full(logits: Tensor, q_logits: Tensor, mask: Tensor | None = None) -> Tensor:
+class _PerStateKL(torch.autograd.Function):
+    """``sum_s p_s (logp_s - q_s)`` over the last axis from normalised log-probs, memory-lean backward.
+
+    Saves only ``logp`` (which ``log_softmax`` keeps anyway) and ``q``; the backward is
+    ``dKL/dlogp_s = p_s (logp_s - q_s + 1)`` (``log_softmax``'s backward then gives the
+    per-state KL gradient ``p_s (logp_s - q_s - KL)`` in the logits). Autograd of the plain
+    expression would keep ``p`` and ``logp - q`` as well: two more (B, T, V) tensors.
+    """
+
+    @staticmethod
+    def forward(ctx, logp: Tensor, q: Tensor) -> Tensor:
+        ctx.save_for_backward(logp, q)
+        return (logp.exp() * (logp - q)).sum(dim=-1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        logp, q = ctx.saved_tensors
+        return grad[..., None] * logp.exp() * (logp - q + 1.0), None
+
+
+def token_kl_full(logits: Tensor, q_logits: Tensor, mask: Tensor | None = None, *,
+                  normalized: bool = False) -> Tensor:
     """Exact token-wise KL over the vocabulary (003 App. D; 000 Sec. 3.3 sequential KL).
 
     Parameters
@@ -98,13 +124,18 @@ def token_kl_full(logits: Tensor, q_logits: Tensor, mask: Tensor | None = None) 
         (B, T, V) logits of ``q``; detached.
     mask
         (B, T) valid response tokens.
+    normalized
+        Both inputs are already log-probabilities (``log_softmax`` applied): skip the
+        normalisation (saves a (B, T, V) pass and tensor; used by
+        :meth:`prefgym.llm.policy.LMPolicy.sequential_kl`).
 
     Returns
     -------
     Tensor
         (B,) ``sum_t sum_s pi(s|s_t) log(pi(s|s_t) / q(s|s_t))`` (003 App. D display).
+        The backward keeps only the two (B, T, V) log-probability tensors (no double backward).
     """
-    logp = torch.log_softmax(logits, dim=-1)
-    q = torch.log_softmax(q_logits.detach(), dim=-1)
-    per_token = (logp.exp() * (logp - q)).sum(dim=-1)  # 003 App. D, inner sum over the vocabulary S
+    logp = logits if normalized else torch.log_softmax(logits, dim=-1)
+    q = q_logits.detach() if normalized else torch.log_softmax(q_logits.detach(), dim=-1)
+    per_token = _PerStateKL.apply(logp, q)  # 003 App. D, inner sum over the vocabulary S
     return masked_sum(per_token, mask)

@@ -12,7 +12,9 @@ choice of 000's experiments), leave-one-out, or 1/2 (000 App. A). The loss is
 per iteration (``m = 4``); the annealing ``eta^k = 1 - k / T_k`` and the magnet refresh
 are the loop's. Both KLs are the sequential (token-wise) KL of 000 Sec. 3.3: pass
 ``kl_magnet`` / ``kl_old`` from :func:`..kl.token_kl_full` on the logits for the paper's
-estimator, or let the loss use the sampled-token estimators of :mod:`..kl`.
+estimator (on an LM, :meth:`prefgym.llm.policy.LMPolicy.sequential_kl`, which the
+trainer's ``MPOAlgorithm(kl_estimator="token")`` uses), or let the loss use the
+sampled-token estimators of :mod:`..kl`.
 
 MPO-RT (000 App. A.2, Alg. 2) moves the magnet KL into the reward,
 ``R = P(y_1 > y_2 | x) - alpha (log pi(y_1|x) - log pi_ref(y_1|x))``, and drops the alpha
@@ -191,7 +193,8 @@ def mpo_loss(
         Log-probs of the sampling policy for importance weights (module docstring);
         ``None``: no correction, as in 000.
     kl_magnet, kl_old
-        Precomputed (B,) per-sample KLs (e.g. ``token_kl_full`` on logits, 000 Sec. 3.3).
+        Precomputed per-sample KLs, shaped like the sequence log-probs (e.g. (B,) or (B, K);
+        ``token_kl_full`` on logits or ``LMPolicy.sequential_kl``, 000 Sec. 3.3), with grad.
     weights
         Optional (B,) sample weights.
 

@@ -212,7 +212,10 @@ def spo_global_kl_loss(
     (:func:`prefgym.agents.llm.losses.kl.token_kl_full`). ``logits`` (B, T, V) are
     those of the policy on responses it sampled (003 regenerates 32 samples every 8
     steps and reuses them in between); ``ref_logits`` are detached. For the cheaper
-    sampled-token form use :func:`prefgym.agents.llm.losses.kl.token_kl`.
+    sampled-token form use :func:`prefgym.agents.llm.losses.kl.token_kl`. On an LM,
+    :meth:`prefgym.llm.policy.LMPolicy.sequential_kl` gives the same per-sequence values
+    chunk by chunk without materialising all (B, T, V) logits (the trainer's
+    ``SPOAlgorithm(kl_estimator="token")``).
 
     ``reduction="mean"`` averages the per-sequence sums over the batch (our default,
     batch-size independent); ``"sum"`` is App. D's literal sum over the batch. The full
