@@ -292,7 +292,10 @@ class OMWUAlgorithm(_Optimistic):
     The target contrast is ``eta [g(y) - g(y')]`` with ``g = 2 P(. > pi_t) - P(. > pi_{t-1})``;
     ``rho = mu`` = uniform over the group (002's choice: the menu, or the samples), so no
     weights. The exact minimiser is ``rules.optimistic_step`` with step ``eta``; the
-    optimiser steps of an iteration move towards it from ``pi_t``.
+    optimiser steps of an iteration move towards it from ``pi_t``. A few AdamW steps
+    realise it only roughly (llm-menu, eta = 4: between ~5% and ~200% of the step), which
+    matters when ``eta`` is near the rule's stability edge; on a menu the trainer's
+    ``step_kl_tol`` solves each iteration to a tolerance instead.
 
     Parameters
     ----------

@@ -429,7 +429,20 @@ class SelfPlayTrainer(BaseAgent):
     prompts_per_iteration
         Prompts drawn (without replacement) per iteration; ``None``: all, in order.
     steps_per_iteration
-        Optimiser steps per iteration on the iteration's data (000's ``m``).
+        Optimiser steps per iteration on the iteration's data (000's ``m``); with
+        ``step_kl_tol`` the least number of steps.
+    step_kl_tol, max_steps_per_iteration
+        Solve each iteration's subproblem to a tolerance instead of a fixed step count
+        (default ``None``: off, exactly ``steps_per_iteration`` steps). On an enumerated
+        menu and for an algorithm with a closed-form step (``exact_step``: OMWU, OMPO, SPPO,
+        MPO, Nash-MD, ...), after ``steps_per_iteration`` steps the loop keeps stepping until
+        ``KL(exact step || pi_theta) <= step_kl_tol`` (mean over the iteration's states,
+        averaged over processes) or ``max_steps_per_iteration`` steps in all (default 16 x
+        ``steps_per_iteration``); the count is logged as ``inner_steps``. This is the
+        nested optimisation of 002 App. D.2 ("at most K steps or until ..."), with the
+        exact step as the stopping test. Algorithms without a closed form (DPO) keep the
+        fixed count. A non-constant ``lr_schedule`` counts optimiser steps, so it then ends
+        early.
     learning_rate, optimizer, weight_decay, adam_betas, adam_eps, max_grad_norm
         ``"adamw"`` or ``"sgd"``; gradient clipping by global norm (``None``: off).
     lr_schedule, warmup_steps, schedule_iterations
@@ -491,6 +504,8 @@ class SelfPlayTrainer(BaseAgent):
         exact: bool | None = None,
         prompts_per_iteration: int | None = None,
         steps_per_iteration: int = 4,
+        step_kl_tol: float | None = None,
+        max_steps_per_iteration: int | None = None,
         learning_rate: float = 1e-4,
         optimizer: str = "adamw",
         weight_decay: float = 0.0,
@@ -541,6 +556,15 @@ class SelfPlayTrainer(BaseAgent):
         if int(steps_per_iteration) < 1:
             raise ValueError(f"steps_per_iteration must be >= 1; got {steps_per_iteration}")
         self.steps_per_iteration = int(steps_per_iteration)
+        self.step_kl_tol = None if step_kl_tol is None else float(step_kl_tol)
+        if self.step_kl_tol is not None and not (self.is_menu and self.exact):
+            raise ValueError("step_kl_tol needs an enumerated menu (MenuPolicy, exact=True): the exact step "
+                             "is known only there")
+        self.max_steps_per_iteration = (None if max_steps_per_iteration is None
+                                        else int(max_steps_per_iteration))
+        if (self.max_steps_per_iteration or self.steps_per_iteration) < self.steps_per_iteration:
+            raise ValueError(f"max_steps_per_iteration ({max_steps_per_iteration}) < steps_per_iteration "
+                             f"({steps_per_iteration})")
         self.learning_rate, self.optimizer_name = float(learning_rate), str(optimizer).lower()
         self.weight_decay, self.adam_eps = float(weight_decay), float(adam_eps)
         self.adam_betas = tuple(adam_betas)
@@ -713,9 +737,14 @@ class SelfPlayTrainer(BaseAgent):
             self.algorithm.prepare(self, batch, t)
             _batch_to(batch, self.device)
             losses, grad_norm, out = [], float("nan"), None
-            for _ in range(self.steps_per_iteration):
+            target = self._exact_target(batch) if self.step_kl_tol is not None else None
+            cap = self.steps_per_iteration if target is None else (
+                self.max_steps_per_iteration or 16 * self.steps_per_iteration)
+            for k in range(cap):
                 self.optimizer.zero_grad(set_to_none=True)
                 logp = self.source.logp(batch, requires_grad=True)
+                if target is not None and k >= self.steps_per_iteration and self._realised(target, logp):
+                    break  # subproblem solved to step_kl_tol (see the class docstring)
                 out = self.algorithm.loss(self, batch, logp, t)
                 if self.accelerator is not None:
                     self.accelerator.backward(out.loss)
@@ -730,6 +759,8 @@ class SelfPlayTrainer(BaseAgent):
             step_kl = self._step_kl(batch)
             self.algorithm.end_iteration(self, t)
         row = self._metrics_row(t, batch, losses, grad_norm, out.metrics if out else {}, step_kl)
+        if self.step_kl_tol is not None:
+            row["inner_steps"] = len(losses)
         row["time_s"] = time.perf_counter() - start
         if self.evaluator is not None and (t + 1) % self.eval_every == 0:
             row.update({k: float(v) for k, v in self.evaluator(self).items()})
@@ -737,6 +768,18 @@ class SelfPlayTrainer(BaseAgent):
         self._log(row)
         if self.output_dir is not None and self.save_every and (t + 1) % self.save_every == 0:
             self._checkpoint(t + 1)
+
+    def _exact_target(self, batch: SelfPlayBatch) -> Tensor | None:
+        """Normalised log-policy of the algorithm's exact step on an enumerated menu, or ``None``."""
+        target = self.algorithm.exact_step(batch) if batch.exact else None
+        return None if target is None else torch.log_softmax(target.detach().float(), dim=-1)
+
+    def _realised(self, target: Tensor, logp: Tensor) -> bool:
+        """Whether ``KL(exact step || pi_theta) <= step_kl_tol`` (mean over states and processes)."""
+        kl = _menu_kl(target, logp).mean()
+        if self.world_size > 1:  # every process takes the same decision
+            kl = self.accelerator.reduce(kl, reduction="mean")
+        return float(kl) <= self.step_kl_tol
 
     def _step_kl(self, batch: SelfPlayBatch) -> float | None:
         """``KL(exact rule step || pi_{t+1})`` on an enumerated menu, mean over the batch's states."""
@@ -746,9 +789,8 @@ class SelfPlayTrainer(BaseAgent):
         if target is None:
             return None
         with torch.no_grad():
-            new = self.source.logp(batch).to(self.device).float()
-            target = torch.log_softmax(target.float(), dim=-1)
-            return float((target.exp() * (target - new)).sum(-1).mean())
+            new = self.source.logp(batch).to(self.device)
+            return float(_menu_kl(torch.log_softmax(target.float(), dim=-1), new).mean())
 
     def _all_reduce_grads(self) -> None:
         if self.world_size <= 1:
@@ -835,7 +877,8 @@ class SelfPlayTrainer(BaseAgent):
         return {
             "num_samples": self.num_samples, "exact": self.exact if self.is_menu else None,
             "prompts_per_iteration": self.prompts_per_iteration,
-            "steps_per_iteration": self.steps_per_iteration, "learning_rate": self.learning_rate,
+            "steps_per_iteration": self.steps_per_iteration, "step_kl_tol": self.step_kl_tol,
+            "max_steps_per_iteration": self.max_steps_per_iteration, "learning_rate": self.learning_rate,
             "optimizer": self.optimizer_name, "weight_decay": self.weight_decay,
             "adam_betas": list(self.adam_betas), "adam_eps": self.adam_eps,
             "max_grad_norm": self.max_grad_norm,
@@ -1004,6 +1047,18 @@ class SelfPlayTrainer(BaseAgent):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(algorithm={self.algorithm!r}, prompts={len(self.prompts)}, "
                 f"iterations={self.num_iterations}, exact={self.exact})")
+
+
+def _menu_kl(target: Tensor, logp: Tensor) -> Tensor:
+    """``KL(p || q)`` per row of normalised (B, N) log-probs, in float64 and as ``sum p (d + e^-d - 1)``.
+
+    ``d = log p - log q``; equal to ``sum p d`` when both rows are normalised, but a sum of
+    non-negative terms: no cancellation when the step is realised to ~1e-8 (float32
+    log-probs put the plain sum's noise there, negative values included).
+    """
+    p_log, q_log = target.detach().double(), logp.detach().double()
+    d = p_log - q_log
+    return (p_log.exp() * (d + torch.expm1(-d))).sum(-1)
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
