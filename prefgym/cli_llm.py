@@ -224,25 +224,21 @@ def train_llm(
             config["resumed_at"] = done
 
         def write_config(extra: dict[str, Any] | None = None) -> None:
-            if "trainer" not in config:  # the trainer's own config.json, written at the start of learn()
-                config["trainer"] = _read_json(out_dir / "config.json")
-            with open(out_dir / "config.json", "w") as fh:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with open(out_dir / "config.json", "w") as fh:  # the trainer's own settings: trainer.json
                 json.dump({**config, **(extra or {})}, fh, indent=2, default=json_default)
 
-        def on_step(locals_: dict, globals_: dict) -> bool:
-            if "trainer" not in config:
-                write_config({"updates_done": trainer.num_iterations})
-            return True
+        write_config({"updates_done": trainer.num_iterations})
 
         start = time.perf_counter()
         try:
-            trainer.learn(int(iterations) - done, callback=on_step, progress_bar=progress)
+            trainer.learn(int(iterations) - done, progress_bar=progress)
         except (TypeError, ValueError) as exc:  # e.g. a hyper-parameter the algorithm rejects when used
             raise CLIError(f"{cls.__name__} failed on task {spec.name!r}: {exc}") from None
         runtime = time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
-    _final_checkpoint(trainer, out_dir)
+    trainer.checkpoint()  # the last iteration, whatever save_every
     metrics = trainer.metrics
     initial = trainer.initial_metrics.get(setup.metric)
     plot = _plot_llm_metric(metrics, setup, name, spec.name, out_dir, initial)
@@ -255,21 +251,6 @@ def train_llm(
         "checkpoint": str(trainer.resolve_checkpoint(out_dir)), "plot": plot.name,
     })
     return _read_json(out_dir / "config.json")
-
-
-def _final_checkpoint(trainer, out_dir: Path) -> None:
-    """Make sure the run ends with a checkpoint of its last iteration (``save_every`` may skip it).
-
-    Uses the trainer's own checkpoint writer (``SelfPlayTrainer._checkpoint``: ``checkpoint-NNNNNN/``,
-    ``latest``, pruning to ``keep_checkpoints``) so that ``--resume`` and ``evaluate`` see it.
-    """
-    try:
-        latest = trainer.resolve_checkpoint(out_dir)
-        done = int(_read_json(latest / "trainer.json")["num_iterations"])
-    except (FileNotFoundError, CLIError, KeyError):
-        done = -1
-    if done != trainer.num_iterations:
-        trainer._checkpoint(trainer.num_iterations)
 
 
 def _task_name(task: str) -> str:

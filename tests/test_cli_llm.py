@@ -20,7 +20,7 @@ from prefgym.judges import TableJudge
 from prefgym.llm.policy import LMPolicy
 from prefgym.reproductions.llm_menu import PROMPTS, RESPONSES
 
-LLM_RUN_FILES = {"config.json", "metrics.csv", "gap.png", "latest", "reference"}
+LLM_RUN_FILES = {"config.json", "trainer.json", "metrics.csv", "gap.png", "latest", "reference"}
 
 
 def _train(out, *extra, iterations=3):
@@ -55,7 +55,8 @@ def test_menu_run_folder(menu_run, capsys):
     assert cfg["task"] == "menu" and cfg["model"] is None and cfg["iterations"] == 3
     assert cfg["updates_done"] == 3 and cfg["metric"] == "gap_mean"
     assert cfg["params"] == {"eta": 2, "seed": 1}
-    assert cfg["trainer"]["algorithm_hparams"]["eta"] == 2 and cfg["trainer"]["hparams"]["seed"] == 1
+    trainer_cfg = json.loads((menu_run / "trainer.json").read_text())  # the trainer's own settings
+    assert trainer_cfg["algorithm_hparams"]["eta"] == 2 and trainer_cfg["hparams"]["seed"] == 1
     assert cfg["trainer_params"]["learning_rate"] == 1e-3  # the task's default optimiser (llm-menu's)
     rows = _rows(menu_run / "metrics.csv")
     assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
@@ -176,6 +177,7 @@ def test_dialogue_task_samples_replies_and_reports_exact_win_rate(tmp_path, caps
                  "--no-progress"]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["metric"] == "win_rate_vs_initial" and cfg["initial_metric"] == pytest.approx(0.5)
-    assert (out / "win_rate.png").exists() and cfg["trainer"]["hparams"]["num_samples"] == 2
+    trainer_cfg = json.loads((out / "trainer.json").read_text())
+    assert (out / "win_rate.png").exists() and trainer_cfg["hparams"]["num_samples"] == 2
     assert 0 <= cfg["final_metrics"]["correct"] <= 3  # expected correct replies of a 3-turn dialogue
     # (`prefgym evaluate` on a dialogue run re-enumerates every dialogue: left out here for time)

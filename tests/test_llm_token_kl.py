@@ -256,3 +256,12 @@ def test_mpo_token_kl_without_kl_terms_is_plain_reinforce(tiny):
                               steps_per_iteration=1).learn(1)
     row = trainer.history[-1]
     assert "kl_magnet" not in row and "kl_old" not in row and row["loss"] == pytest.approx(row["pg_loss"])
+
+
+def test_resuming_a_sequence_kl_checkpoint_with_token_kl_names_the_missing_snapshot(tiny, tmp_path):
+    judge = FeatureRaterJudge.length_lover()
+    common = {"num_samples": 3, "steps_per_iteration": 1, "learning_rate": 1e-3, "seed": 7}
+    run = tmp_path / "run"
+    SelfPlayTrainer(_lm(tiny), judge, PROMPTS, "mpo", output_dir=run, **common).learn(1)
+    with pytest.raises(ValueError, match="no snapshot 'previous'"):
+        SelfPlayTrainer(_lm(tiny), judge, PROMPTS, "mpo", resume_from=run, kl_estimator="token", **common)

@@ -323,3 +323,21 @@ def test_single_process_accelerator_matches_the_plain_loop(tiny):
     acc = SelfPlayTrainer(_menu(tiny), judge, PROMPTS, "omwu", steps_per_iteration=2,
                           accelerator=Accelerator(cpu=True)).learn(2)
     assert acc.world_size == 1 and _same_params(plain, acc) and _rows(plain) == _rows(acc)
+
+
+def test_checkpoint_writes_the_last_iteration_once(tiny, tmp_path):
+    run = tmp_path / "run"
+    trainer = SelfPlayTrainer(_menu(tiny), _table_judge(), PROMPTS, "omwu", steps_per_iteration=1,
+                              output_dir=run, save_every=2, keep_checkpoints=5)
+    trainer.learn(3)
+    assert (run / "latest").read_text().strip() == "checkpoint-000002"  # save_every skipped iteration 3
+    folder = trainer.checkpoint()
+    assert folder == run / "checkpoint-000003" and (run / "latest").read_text().strip() == folder.name
+    stamp = (folder / "trainer_state.pt").stat().st_mtime_ns
+    assert trainer.checkpoint() == folder and (folder / "trainer_state.pt").stat().st_mtime_ns == stamp
+    assert (run / "trainer.json").exists()  # the run's hyper-parameters, beside the checkpoints
+    resumed = SelfPlayTrainer(_menu(tiny), _table_judge(), PROMPTS, "omwu", steps_per_iteration=1,
+                              resume_from=run)
+    assert resumed.num_iterations == 3 and _same_params(trainer, resumed)
+    with pytest.raises(ValueError, match="output_dir"):
+        SelfPlayTrainer(_menu(tiny), _table_judge(), PROMPTS, "omwu").checkpoint()

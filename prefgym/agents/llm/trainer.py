@@ -454,7 +454,8 @@ class SelfPlayTrainer(BaseAgent):
     logp_batch_size
         Rows per teacher-forced forward pass (``None``: all at once).
     output_dir
-        Where ``metrics.csv``, checkpoints and TensorBoard logs go (``None``: nothing written).
+        Where ``trainer.json`` (hyper-parameters), ``metrics.csv``, ``reference/``,
+        checkpoints and TensorBoard logs go (``None``: nothing written).
     save_every, keep_checkpoints
         Checkpoint every ``save_every`` iterations, keeping the newest ``keep_checkpoints``.
     resume_from
@@ -709,7 +710,7 @@ class SelfPlayTrainer(BaseAgent):
     def _setup_learn(self, total_iterations: int) -> None:
         if self.output_dir is not None and self.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.output_dir / "config.json", "w") as fh:
+            with open(self.output_dir / CONFIG_FILE, "w") as fh:  # the run's hyper-parameters
                 json.dump(self._config(), fh, indent=2, default=json_default)
             if self.lm.reference_model is not None and not (self.output_dir / "reference").exists():
                 with _quiet():
@@ -921,6 +922,24 @@ class SelfPlayTrainer(BaseAgent):
             json.dump({**self._config(), "num_iterations": int(num_iterations)}, fh, indent=2,
                       default=json_default)
 
+    def checkpoint(self) -> Path:
+        """Checkpoint the current iteration into ``output_dir`` unless its latest checkpoint already is it.
+
+        The periodic checkpoints follow ``save_every``; call this at the end of a run whose
+        length is not a multiple of it. Returns the checkpoint folder.
+        """
+        if self.output_dir is None:
+            raise ValueError("checkpoint() needs an output_dir")
+        try:
+            latest = self.resolve_checkpoint(self.output_dir)
+            with open(latest / CONFIG_FILE) as fh:
+                done = int(json.load(fh)["num_iterations"])
+        except (FileNotFoundError, KeyError, ValueError):
+            done = -1
+        if done != self.num_iterations:
+            self._checkpoint(self.num_iterations)
+        return self.resolve_checkpoint(self.output_dir)
+
     def _checkpoint(self, num_iterations: int) -> None:
         if self.accelerator is not None:
             self.accelerator.wait_for_everyone()
@@ -958,6 +977,10 @@ class SelfPlayTrainer(BaseAgent):
         state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
         _load_weights(self.lm.model, folder / "policy")
         for name, view in self._snapshots.items():
+            if not (folder / "snapshots" / name).is_dir():
+                raise ValueError(f"{folder} holds no snapshot {name!r}: it was written with other "
+                                 f"settings of {self.algorithm.name!r} (snapshots {sorted(self._snapshots)} "
+                                 "needed here); resume with the settings of the run")
             _load_weights(view.model, folder / "snapshots" / name)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
