@@ -87,6 +87,10 @@ def make_policy(model_dir: str, device: str, new_tokens: int, reference: bool) -
 def time_trainer(name: str, args, model_dir: str, judge, prompts) -> dict[str, float]:
     cls = LLM_AGENTS[name]
     kw = {"beta": args.beta} if name in ("dpo", "ipo") else {}
+    if name == "spo" and args.spo_beta:
+        kw["beta"] = args.spo_beta  # SPO's global KL to the reference (003 App. D)
+    if name in ("mpo", "spo") and args.kl_estimator != "sequence":
+        kw["kl_estimator"] = args.kl_estimator
     probe = cls.algorithm_class(**kw)
     lm = make_policy(model_dir, args.device, args.new_tokens, reference=probe.needs_reference())
     trainer = cls(lm, judge, prompts, num_samples=args.k, steps_per_iteration=args.steps,
@@ -249,6 +253,9 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trainers", default=",".join(LLM_AGENTS), help="comma-separated LLM_AGENTS names")
     p.add_argument("--no-trl", action="store_true", help="skip the TRL comparison")
+    p.add_argument("--kl-estimator", default="sequence", choices=["sequence", "token"],
+                   help="KL estimator of mpo and spo (token: full-vocabulary sequential KL)")
+    p.add_argument("--spo-beta", type=float, default=0.0, help="SPO's global KL coefficient (0: none)")
     args = p.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch.cuda.is_available() is False")
