@@ -43,12 +43,7 @@ IP = "InvertedPendulum-v5"
 TINY_SAC = {"learning_starts": 100, "buffer_size": 10_000}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def graded_episodes(env_id, noises, n_episodes, seed, env_kwargs=None, tiers=None):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("transformers")
-import torch  # noqa: E402
 
 from prefgym.evaluation import (  # noqa: E402
     WinRate,
@@ -29,19 +28,7 @@ REPLIES = ["goodbye!", "hello there.", "I am fine."]
 PROMPTS = ["User: hi\nAssistant:", "User: bye\nAssistant:"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    from prefgym.llm.tiny import tiny_lm
-
-    return tiny_lm(n_layer=1, n_embd=32, n_head=2, seed=0)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def _menu(tiny, reference=True):

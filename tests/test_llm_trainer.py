@@ -31,19 +31,7 @@ PROMPTS = ["User: hi\nAssistant:", "User: bye\nAssistant:", "User: name a fruit\
 GAME = planted_nash(3, rank=1, seed=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    from prefgym.llm.tiny import tiny_lm
-
-    return tiny_lm(n_layer=1, n_embd=32, n_head=2, seed=0)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def _lm(tiny, reference=True, max_new_tokens=4):
