@@ -28,7 +28,7 @@ from prefgym.agents.llm.multiturn import (  # noqa: E402
     trajectory_win_matrices,
 )
 from prefgym.agents.llm.trainer import SelfPlayTrainer  # noqa: E402
-from prefgym.data.dialogue import make_synthetic_dialogue_tasks  # noqa: E402
+from prefgym.data.dialogue import DialogueTask, make_synthetic_dialogue_tasks  # noqa: E402
 from prefgym.judges.base import PairwiseJudge  # noqa: E402
 from prefgym.judges.tasks import DialogueTaskJudge  # noqa: E402
 
@@ -205,3 +205,54 @@ def test_killed_run_resumes_bit_for_bit_and_checks_the_problem(setup, tmp_path):
         MultiTurnTrainer.load(run, judge=judge)
     with pytest.raises(ValueError, match="holds a MultiTurnTrainer"):
         SelfPlayTrainer.load(run, judge=judge)
+
+
+# ------------------------------------------------------------------ terminal Q (001 G.2)
+def test_terminal_q_with_one_turn_is_the_one_step_q(setup):
+    tasks, _, model, tok, LMPolicy = setup
+    one_turn = [DialogueTask(f"{t.id}-1", (t.turns[1],), references=(t.references[1],),
+                             distractors=(t.distractors[1],)) for t in tasks]
+    problem = MultiTurnMenuProblem(one_turn)
+    assert problem.horizon == 1
+    judge = DialogueTaskJudge(one_turn, scope="all", eps=0.1)
+    lm = _lm(setup)
+    for exact in (False, True):
+        one = MultiTurnMenuSource(lm, problem, judge, exact=exact, num_samples=3)
+        term = MultiTurnMenuSource(lm, problem, judge, exact=exact, num_samples=3, q="terminal",
+                                   terminal_judge=judge)
+        a, b = one.collect(problem.first_states, seed=4), term.collect(problem.first_states, seed=4)
+        assert a.texts == b.texts and torch.equal(a.menu_index, b.menu_index)
+        torch.testing.assert_close(a.win_matrix, b.win_matrix)
+        torch.testing.assert_close(a.win_rate, b.win_rate)
+        opp = _lm(setup)
+        with torch.no_grad():
+            next(opp.model.parameters()).mul_(1.5)
+        for greedy in (False, True):
+            ra, ga = one.win_rates_against(a, opp, seed=2, greedy=greedy)
+            rb, gb = term.win_rates_against(b, opp, seed=2, greedy=greedy)
+            torch.testing.assert_close(ra, rb)
+            if greedy:
+                torch.testing.assert_close(ga, gb)
+
+
+def test_terminal_q_on_dialogues_and_checkpoints(setup, tmp_path):
+    tasks, problem, *_ = setup
+    step = DialogueTaskJudge(tasks, scope="last", eps=0.1)
+    whole = DialogueTaskJudge(tasks, scope="all", eps=0.1)
+    lm = _lm(setup)
+    ex = MultiTurnMenuSource(lm, problem, step, exact=True, q="terminal", terminal_judge=whole)
+    b = ex.collect(problem.first_states, seed=0)
+    one = MultiTurnMenuSource(lm, problem, step, exact=True).collect(problem.first_states, seed=0)
+    assert b.prompts == one.prompts  # the same main rollout; only the Q differs
+    # turn 1 (acknowledgements, all correct): no one-step signal, but the terminal Q sees the later turns
+    torch.testing.assert_close(one.win_rate[:2], torch.full((2, 3), 0.5))
+    assert not torch.allclose(b.win_rate[:2], one.win_rate[:2])
+    torch.testing.assert_close(b.win_rate, ex.exact_terminal_q(b.prompts))
+    common = {"num_samples": 3, "steps_per_iteration": 1, "learning_rate": 1e-3, "seed": 5}
+    tr = multiturn_trainer(lm, problem, step, OneStepMPOAlgorithm(beta=0.5), q="terminal",
+                           terminal_judge=whole, **common).learn(1)
+    path = tr.save(tmp_path / "terminal")
+    with pytest.raises(ValueError, match="terminal_judge"):
+        load_multiturn_trainer(path, problem, step)
+    again = load_multiturn_trainer(path, problem, step, terminal_judge=whole)
+    assert again.source.q == "terminal" and again.source.terminal_judge is whole

@@ -40,6 +40,24 @@ this module): OMPO and MPO each raise the win rate over the base model at iterat
 (exact train-task win rate > 50% for every model seed 0, 1, 2). OMPO >= MPO is reported,
 not asserted. Only the quick variant (1 model seed, 4 tasks, 5 steps per iteration; now 2 tasks
 and 3 steps, to fit a test) was run before the full run, to time it and check the outputs.
+
+Terminal-preference arms (added later; pre-registered here before their full run). Two
+more arms, ``ompo_terminal`` and ``mpo_terminal``: OMPO and MPO trained with a *terminal*
+Q, 001 G.2's setting for math (a terminal reward only). The Q of a step ``a`` at a visited
+state ``s_h`` compares whole solutions: each of the ``K = 5`` steps is continued to the
+answer line by ``pi_t`` (the first by the main rollout, 001 Alg. 2) and
+``FinalAnswerJudge(eps=0.1)`` compares the closed solutions; ``Q-hat(s_h, a)`` is the
+leave-one-out win rate of its solution among the state's ``K``. OMPO's second term
+continues ``K`` steps of ``pi_{t-1}`` at the same state by ``pi_{t-1}`` (``Q^{pi_t,
+pi_{t-1}}``, 001 Eq. 2; :class:`~prefgym.agents.llm.multiturn.MultiTurnMenuSource` with
+``q="terminal"``). The tie value is still 1/2, so ``log Z = beta / 2``; everything else
+(model seeds, tasks, ``beta``, optimiser, steps, ``K``, trainer seed, evaluation) is the
+one-step arms' setting, unchanged, and the one-step arms' numbers are unchanged (same
+seeds). Claim, criterion fixed before the full run: OMPO and MPO with a terminal preference
+each raise the exact final-answer win rate over the base model at iteration 3 (train
+tasks, every model seed 0, 1, 2: win rate > 50%). Terminal vs intermediate (001 Table 7:
+negligible difference for MPO) is reported, not asserted. Before the full run only the unit
+tests and the quick variant were run with these arms.
 """
 
 from __future__ import annotations
@@ -55,7 +73,7 @@ from prefgym.reproductions.analysis import verdict
 from prefgym.reproductions.llm_multiturn import BETA, MODEL, OPTIM, _algorithm, _curve
 from prefgym.reproductions.registry import Reproduction
 
-__all__ = ["REPRODUCTION", "run", "reasoning_tasks", "SETTINGS"]
+__all__ = ["REPRODUCTION", "run", "reasoning_tasks", "SETTINGS", "ARMS"]
 
 EQUATIONS, EPS = 2, 0.1
 SETTINGS = {
@@ -65,6 +83,9 @@ SETTINGS = {
            "steps_per_iteration": 3, "iterations": 3},
 }
 ALGOS = ("ompo", "mpo")
+#: arm -> (algorithm, Q): the one-step arms (intermediate preference) and the terminal-preference arms
+ARMS = {"ompo": ("ompo", "one_step"), "mpo": ("mpo", "one_step"),
+        "ompo_terminal": ("ompo", "terminal"), "mpo_terminal": ("mpo", "terminal")}
 SEED = 0
 
 
@@ -112,10 +133,11 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True) -> dict:
     problems = {"train": ReasoningMenuProblem(train), "heldout": ReasoningMenuProblem(held)}
     step_judge = ArithmeticStepJudge(eps=EPS, grounded=True)
     wins = {k: trajectory_win_matrices(p, FinalAnswerJudge(p.tasks, eps=EPS)) for k, p in problems.items()}
+    terminal_judge = FinalAnswerJudge(problems["train"].tasks, eps=EPS)  # 001 G.2: terminal preference
     T = cfg["iterations"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny model: one thread is fastest and keeps the run deterministic
-    runs: dict[str, dict[str, list]] = {a: {} for a in ALGOS}
+    runs: dict[str, dict[str, list]] = {a: {} for a in ARMS}
     base: dict[str, list[float]] = {f"{k}_{m}": [] for k in problems for m in ("accuracy", "valid_steps")}
     try:
         for ms in cfg["model_seeds"]:
@@ -127,11 +149,12 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True) -> dict:
                 sets[k] = (p, wins[k], p0)
                 base[f"{k}_accuracy"].append(float(final_answer_accuracy(p0, p).mean()))
                 base[f"{k}_valid_steps"].append(float(expected_correct(p0, p).mean()))
-            for algo in ALGOS:
+            for arm, (algo, q) in ARMS.items():
                 lm = LMPolicy(copy.deepcopy(model), tok)
                 trainer = multiturn_trainer(lm, problems["train"], step_judge, _algorithm(algo),
                                             num_samples=cfg["num_samples"],
                                             steps_per_iteration=cfg["steps_per_iteration"], seed=SEED,
+                                            q=q, terminal_judge=terminal_judge if q == "terminal" else None,
                                             **OPTIM)
                 rows = []
                 for t in range(T):
@@ -141,12 +164,12 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True) -> dict:
                            "loss": trainer.history[-1]["loss"], **_evaluate(lm, sets)}
                     rows.append(row)
                     if progress:
-                        print(f"[llm-reasoning] model seed {ms} {algo} iter {t + 1}: "
+                        print(f"[llm-reasoning] model seed {ms} {arm} iter {t + 1}: "
                               f"win rate vs base {row['train_win_rate']:.4f} (train), "
                               f"{row['heldout_win_rate']:.4f} (held-out); accuracy "
                               f"{row['train_accuracy']:.4f} (base {base['train_accuracy'][-1]:.4f})",
                               flush=True)
-                runs[algo][f"seed{ms}"] = rows
+                runs[arm][f"seed{ms}"] = rows
     finally:
         torch.set_num_threads(threads)
     summary = _summarise(runs, base, cfg, train, held)
@@ -160,26 +183,37 @@ KEYS = ("train_win_rate", "heldout_win_rate", "train_accuracy", "heldout_accurac
 
 def _summarise(runs, base, cfg, train, held) -> dict:
     table = {}
-    for algo in ALGOS:
+    for arm in ARMS:
         entry = {}
         for key in KEYS:
-            arr = np.asarray([[r[key] for r in rows] for rows in runs[algo].values()])  # (seeds, T)
+            arr = np.asarray([[r[key] for r in rows] for rows in runs[arm].values()])  # (seeds, T)
             entry[key] = {"per_seed": arr, "mean": arr.mean(0), "std": arr.std(0)}
-        entry["time_s"] = float(sum(r["time_s"] for rows in runs[algo].values() for r in rows))
-        table[algo] = entry
-    final = {a: table[a]["train_win_rate"]["per_seed"][:, -1] for a in ALGOS}
+        entry["time_s"] = float(sum(r["time_s"] for rows in runs[arm].values() for r in rows))
+        table[arm] = entry
+    final = {a: table[a]["train_win_rate"]["per_seed"][:, -1] for a in ARMS}
     verdicts = {}
-    for algo, label in (("ompo", "OMPO (001 Alg. 2, one-step Q)"), ("mpo", "MPO (001 Alg. 4, one-step Q)")):
-        wr = table[algo]["train_win_rate"]
-        verdicts[f"{label} raises the win rate over the base model after 3 iterations"] = verdict(
-            bool((final[algo] > 0.5).all()),
+    old_claim = "raises the win rate over the base model after 3 iterations"  # the one-step arms' wording
+    for arm, label, what in (
+            ("ompo", "OMPO (001 Alg. 2, one-step Q)", old_claim),
+            ("mpo", "MPO (001 Alg. 4, one-step Q)", old_claim),
+            ("ompo_terminal", "OMPO with a terminal preference (001 Alg. 2, terminal Q, 001 G.2)",
+             "raises the exact final-answer win rate over the base model at iteration 3"),
+            ("mpo_terminal", "MPO with a terminal preference (001 Alg. 4, terminal Q, 001 G.2)",
+             "raises the exact final-answer win rate over the base model at iteration 3")):
+        wr = table[arm]["train_win_rate"]
+        verdicts[f"{label} {what}"] = verdict(
+            bool((final[arm] > 0.5).all()),
             "exact final-answer win rate vs the base model on the training tasks, mean over model seeds "
             "per iteration " + ", ".join(f"iter {t + 1}: {m:.4f}" for t, m in enumerate(wr["mean"]))
-            + f"; iteration 3 per seed {np.round(final[algo], 4).tolist()} (criterion: > 0.5 for every seed)")
+            + f"; iteration 3 per seed {np.round(final[arm], 4).tolist()} (criterion: > 0.5 for every seed)")
     comparison = {
         "ompo_minus_mpo_iter3_per_seed": final["ompo"] - final["mpo"],
         "ompo_ge_mpo_iter3_mean": bool(final["ompo"].mean() >= final["mpo"].mean()),
         "note": "reported, not asserted (001 Table 3: OMPO 0.8779 vs MPO 0.8734 on GSM8K)",
+        "terminal_minus_intermediate_iter3_per_seed": {
+            a: final[f"{a}_terminal"] - final[a] for a in ALGOS},
+        "terminal_note": "reported, not asserted (001 Table 7, MPO one iteration: terminal vs intermediate "
+                         "reward 0.8734 vs 0.8734 on GSM8K, 0.5734 vs 0.5720 on MATH: negligible)",
     }
     return {
         "settings": {"model": MODEL, "model_seeds": cfg["model_seeds"], "equations": EQUATIONS,
@@ -187,10 +221,10 @@ def _summarise(runs, base, cfg, train, held) -> dict:
                      "num_samples": cfg["num_samples"], "steps_per_iteration": cfg["steps_per_iteration"],
                      "optimizer": OPTIM, "iterations": cfg["iterations"],
                      "train_tasks": [t.id for t in train], "heldout_tasks": [t.id for t in held],
-                     "seed": SEED},
+                     "seed": SEED, "arms": {a: {"algorithm": al, "q": q} for a, (al, q) in ARMS.items()}},
         "base": {"win_rate": 0.5, **{f"{k}_per_seed": v for k, v in base.items()}},
         "runs": table, "comparison": comparison, "verdicts": verdicts,
-        "runtime_training_s": {a: table[a]["time_s"] for a in ALGOS},
+        "runtime_training_s": {a: table[a]["time_s"] for a in ARMS},
     }
 
 
@@ -205,10 +239,12 @@ def _write_outputs(out_dir: Path, runs) -> list[str]:
                     w.writerow([algo, seed, r["iteration"], *(f"{r[k]:.6f}" for k in KEYS),
                                 f"{r['time_s']:.3f}"])
     curves, styles = {}, {}
-    for algo, color in zip(ALGOS, ("tab:blue", "tab:orange"), strict=True):
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+    for arm, color in zip(ARMS, colors, strict=True):
+        algo, q = ARMS[arm]
         for key, ls in (("train_win_rate", "-"), ("heldout_win_rate", "--")):
-            lab = f"{algo.upper()} ({key.split('_')[0]} tasks)"
-            curves[lab] = _curve(runs[algo], key)
+            lab = f"{algo.upper()}{', terminal Q' if q == 'terminal' else ''} ({key.split('_')[0]} tasks)"
+            curves[lab] = _curve(runs[arm], key)
             styles[lab] = {"color": color, "linestyle": ls}
     fig = plot_curves(curves, out_dir / "llm_reasoning_win_rate.png", styles=styles, logy=False, floor=None,
                       xlabel="iteration + 1 (1 = base model)", ylabel="exact win rate vs the base model",
@@ -219,8 +255,8 @@ def _write_outputs(out_dir: Path, runs) -> list[str]:
 REPRODUCTION = Reproduction(
     name="llm-reasoning",
     description=("3-step arithmetic word problems on a tiny GPT-2, step menus that follow the policy's "
-                 "own earlier steps: OMPO and MPO (001 Algs. 2 and 4, one-step Q) raise the exact "
-                 "final-answer win rate over the base model; per-iteration win rates for 3 iterations "
-                 "(001 Tables 2-3 shape)"),
+                 "own earlier steps: OMPO and MPO (001 Algs. 2 and 4, one-step Q, and with a terminal "
+                 "preference as 001 G.2) raise the exact final-answer win rate over the base model; "
+                 "per-iteration win rates for 3 iterations (001 Tables 2-3 shape)"),
     runner=run,
 )

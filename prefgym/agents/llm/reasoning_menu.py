@@ -30,7 +30,11 @@ episode is valid: accuracy is ``P(all H lines correct)``.
 Judges. Per step (the one-step Q of 001 Alg. 2): ``ArithmeticStepJudge`` on context =
 the question and responses = the lines so far, as ``Reasoning-v0``'s ``step_judge``.
 Whole solution (evaluation): ``FinalAnswerJudge`` (001 G.2's terminal preference), exact
-over all ``3^H`` solutions with :func:`~prefgym.agents.llm.multiturn.trajectory_win_matrices`.
+over all ``3^H`` solutions with :func:`~prefgym.agents.llm.multiturn.trajectory_win_matrices`;
+as a training signal, the terminal Q of
+:class:`~prefgym.agents.llm.multiturn.MultiTurnMenuSource` (``q="terminal"``,
+``terminal_judge=FinalAnswerJudge(tasks)``): each step continued to the answer line and
+the closed solutions compared.
 """
 
 from __future__ import annotations
