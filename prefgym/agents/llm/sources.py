@@ -69,9 +69,18 @@ class ResponseSource(ABC):
                           greedy: bool = False) -> tuple[Tensor, Tensor | None]:
         """``P(y > opponent)`` per response (B, K); with ``greedy`` also for the greedy response (B,)."""
 
-    @abstractmethod
     def win_rates_mixture(self, batch: SelfPlayBatch, log_weights: Tensor) -> Tensor:
-        """``P(y > q)`` with ``q ~ exp(log_weights)`` a reweighting of ``pi_t`` over the group (B, K)."""
+        """``P(y > q)`` with ``q ~ exp(log_weights)`` a reweighting of ``pi_t`` over the group (B, K).
+
+        On an enumerated batch ``q = softmax(log_weights)`` exactly; on samples, ``q / pi_t ~
+        exp(log_weights - old_logp)`` as self-normalised importance weights over the other
+        ``K - 1`` responses of the group (leave-one-out, so a response never plays itself).
+        """
+        if batch.exact:
+            q = torch.softmax(log_weights.float(), dim=-1)
+            return (batch.win_matrix @ q[..., None])[..., 0]
+        w = leave_one_out_weights((log_weights - batch.old_logp).float())
+        return (batch.win_matrix * w).sum(-1)
 
     @abstractmethod
     def predict(self, prompts: list[str], deterministic: bool, seed: int | None) -> list[str]:
@@ -183,11 +192,6 @@ class SampledResponses(ResponseSource):
         g = _torch(p[B * K * K:].reshape(B, K).mean(-1)) if greedy else None
         return rates, g
 
-    def win_rates_mixture(self, batch, log_weights):
-        # q / pi_t ~ exp(log_weights - old_logp): self-normalised importance weights over the others
-        w = leave_one_out_weights((log_weights - batch.old_logp).float())
-        return (batch.win_matrix * w).sum(-1)
-
     def predict(self, prompts, deterministic, seed):
         return self.policy.generate(prompts, seed=seed, do_sample=not deterministic, compute_ref=False).texts
 
@@ -253,13 +257,6 @@ class MenuResponses(ResponseSource):
         if greedy:  # ReMax on a menu: the most probable item
             g = full.gather(-1, batch.extra["menu_logp"].cpu().argmax(-1, keepdim=True))[:, 0]
         return full.gather(-1, idx), g
-
-    def win_rates_mixture(self, batch, log_weights):
-        if batch.exact:
-            q = torch.softmax(log_weights.float(), dim=-1)
-            return (batch.win_matrix @ q[..., None])[..., 0]
-        w = leave_one_out_weights((log_weights - batch.old_logp).float())
-        return (batch.win_matrix * w).sum(-1)
 
     def predict(self, prompts, deterministic, seed):
         lp = self.menu.log_probs(prompts)
