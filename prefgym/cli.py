@@ -57,7 +57,7 @@ task's defaults (llm-menu's optimiser for the menu tasks, llm-multiturn's for
 ``dialogue``); ``--lr`` is ``learning_rate`` and ``--seed`` seeds every random draw of the
 trainer. ``--iterations`` counts iterations in all (default: the task's, 100 for the
 menus, 3 for ``dialogue``). The run folder holds ``config.json`` (the command's settings,
-the trainer's own configuration under ``"trainer"``, final and initial metrics),
+final and initial metrics), ``trainer.json`` (the trainer's own configuration),
 ``metrics.csv`` (the trainer's log: one row per iteration, losses and the task's
 evaluator, e.g. ``gap_mean``), ``checkpoint-NNNNNN/`` and ``latest`` (the trainer's
 checkpoints), ``reference/`` (the initial model) and a plot of the main metric

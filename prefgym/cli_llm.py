@@ -68,7 +68,12 @@ def _load_lm(model: str | None, device: str | None):
         from prefgym.llm.tiny import tiny_lm
 
         net, tok = tiny_lm(**TINY_MODEL)
-        return LMPolicy(net, tok, reference_model=copy.deepcopy(net), **kw)
+        try:
+            return LMPolicy(net, tok, reference_model=copy.deepcopy(net), **kw)
+        except (RuntimeError, AssertionError, ValueError) as exc:  # unknown or unavailable device
+            msg = " ".join(str(exc).split())[:300]
+            raise CLIError(f"cannot put the model on --device {device}: {type(exc).__name__}: "
+                           f"{msg}") from None
     path = Path(model)
     if not path.is_dir():
         raise CLIError(f"--model {model}: no such folder (pass a local folder written by save_pretrained)")
@@ -205,7 +210,7 @@ def train_llm(
             setup = build_task(spec.name, lm, algo, trainer_kw)
             trainer = setup.make_trainer(cls, output_dir=out_dir, resume_from=out_dir if resume else None,
                                          **trainer_kw)
-        except (TypeError, ValueError, FileNotFoundError) as exc:
+        except (TypeError, ValueError, FileNotFoundError, ImportError) as exc:  # ImportError: lora, no peft
             raise CLIError(f"cannot build {cls.__name__} on task {spec.name!r} with parameters {params}: "
                            f"{exc}") from None
         done = trainer.num_iterations
@@ -294,9 +299,9 @@ def evaluate_llm(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict
     The policy is reloaded from the checkpoint's ``policy/`` folder with the run's
     ``reference/`` model (a LoRA run is rebuilt from its base model instead).
     """
+    from prefgym.agents.llm.model_io import _build_policy
     from prefgym.agents.llm.tasks import build_task
     from prefgym.agents.llm.trainer import SelfPlayTrainer
-    from prefgym.llm.policy import LMPolicy
 
     run = Path(path)
     cfg = _llm_run_config(run)
@@ -320,16 +325,8 @@ def evaluate_llm(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict
             lm = _load_lm(cfg["model"], cfg.get("device"))
             setup = build_task(cfg["task"], lm, cfg["algorithm"], cfg["trainer_params"])
             policy = setup.make_trainer(cls, resume_from=ckpt, **cfg["trainer_params"]).policy
-        else:
-            settings = tcfg["policy"]
-            kw = {k: settings[k] for k in ("max_new_tokens", "temperature", "top_p", "top_k")}
-            kw["stop_strings"] = tuple(settings["stop_strings"]) or None
-            if cfg.get("device") is not None:
-                kw["device"] = cfg["device"]
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-            lm = LMPolicy.from_pretrained(ckpt / "policy", reference=run / "reference", **kw)
+        else:  # the LMPolicy of the checkpoint with the run's reference/ (the task wraps it in its menu)
+            lm = _build_policy(ckpt, {**tcfg["policy"], "menu": None}, cfg.get("device"))
             setup = build_task(cfg["task"], lm, cfg["algorithm"], cfg["trainer_params"])
             policy = setup.policy
         result = setup.evaluate(policy, int(num_samples), int(seed))

@@ -137,6 +137,7 @@ def test_model_folder(tmp_path, capsys):
     (["train", "--agent", "omwu-llm", "--param", "=1"], "--param expects key=value"),
     (["train", "--agent", "omwu-llm", "--param", "output_dir=x"], "--param output_dir is set by the command"),
     (["train", "--agent", "omwu-llm", "--model", "/no/such/model"], "--model /no/such/model: no such folder"),
+    (["train", "--agent", "omwu-llm", "--device", "nodevice"], "--device nodevice"),
     (["train", "--agent", "omwu-llm", "--env", "prefgym/RPS-v0"], "--env / --env-kwargs apply to"),
     (["train", "--agent", "omwu", "--task", "menu"], "--task applies to the LLM agents"),
     (["train", "--resume", "/no/such/run"], "not a run folder"),

@@ -112,6 +112,7 @@ def test_trainer_feeds_the_previous_iterate_and_follows_tabular_omwu(tiny):
         logits, prev = optimistic_step(logp, g, prev, eta), g
         assert np.abs(pis[t + 1] - log_normalize(logits)[1]).max() < 2e-3, t
     m = tr.metrics
+    assert (m["inner_steps"] < 400).any()  # else the next line would hold vacuously
     assert (m["step_kl"][m["inner_steps"] < 400] <= 1e-9).all()
     assert (m["inner_steps"] >= 4).all()
 
@@ -128,6 +129,13 @@ def test_step_kl_tol_is_off_by_default_and_validated(tiny):
     with pytest.raises(ValueError, match="max_steps_per_iteration"):
         SelfPlayTrainer(_menu(tiny), _judge(), PROMPTS, "omwu", steps_per_iteration=4, step_kl_tol=1e-6,
                         max_steps_per_iteration=2)
+    with pytest.raises(ValueError, match="max_steps_per_iteration"):
+        SelfPlayTrainer(_menu(tiny), _judge(), PROMPTS, "omwu", steps_per_iteration=4, step_kl_tol=1e-6,
+                        max_steps_per_iteration=0)  # not the default cap in disguise
+    with pytest.raises(ValueError, match="applies with step_kl_tol"):
+        SelfPlayTrainer(_menu(tiny), _judge(), PROMPTS, "omwu", max_steps_per_iteration=64)
+    with pytest.raises(ValueError, match="step_kl_tol must be"):
+        SelfPlayTrainer(_menu(tiny), _judge(), PROMPTS, "omwu", step_kl_tol=-1e-6)
 
 
 def test_step_kl_tol_applies_to_other_closed_form_steps_and_round_trips(tiny, tmp_path):

@@ -121,6 +121,8 @@ def test_sequential_kl_is_zero_for_identical_models_and_positive_otherwise(tiny)
     assert torch.all(kl[:3] > 0) and float(kl[3]) == 0.0
     with pytest.raises(ValueError, match="at least one frozen model"):
         lm.sequential_kl(p_ids, r_ids, [])
+    with pytest.raises(TypeError, match="LMPolicy or a causal LM module"):
+        lm.sequential_kl(p_ids, r_ids, [lm.reference_model, None])
     with pytest.raises(ValueError, match="equal lengths"):
         lm.sequential_kl(p_ids, r_ids[:2], lm.reference_model)
 
@@ -161,7 +163,9 @@ def test_token_kl_loss_is_the_sequential_kl_from_one_fused_policy_pass(tiny, nam
         assert float(expect) > 1e-4
         assert float(out.metrics[metric]) == pytest.approx(float(expect), rel=1e-5, abs=1e-7)
     # ... and not the sequence-level estimate
-    ref = batch.extra["magnet_logp"] if name == "mpo" else batch.ref_logp
+    assert name != "mpo" or "magnet_logp" not in batch.extra  # the token KL needs no magnet sequence pass
+    ref = (trainer.source.logp(batch, policy=trainer.snapshot("magnet")) if name == "mpo"
+           else batch.ref_logp)
     seq = float(sequence_kl(logp.detach(), ref).mean())
     key = "kl_magnet" if name == "mpo" else "kl_reference_token"
     assert abs(float(out.metrics[key]) - seq) > 1e-4
@@ -171,6 +175,15 @@ def test_token_kl_loss_is_the_sequential_kl_from_one_fused_policy_pass(tiny, nam
     plain = trainer.source._sums(batch, trainer.lm, requires_grad=True)
     again = trainer.algorithm.loss(trainer, batch, plain, 0)
     assert float(again.metrics[key]) == pytest.approx(float(out.metrics[key]), rel=1e-5, abs=1e-7)
+    # fused KLs of an earlier pass are not reused for another logp (here: after the weights changed)
+    trainer.source.logp(batch, requires_grad=True)  # leaves its KLs in batch.extra
+    with torch.no_grad():
+        trainer.lm.model.load_state_dict(_perturbed(trainer.lm.model, scale=0.05, seed=5).state_dict())
+    plain = trainer.source._sums(batch, trainer.lm, requires_grad=True)
+    fresh = trainer.algorithm.loss(trainer, batch, plain, 0)
+    expect = float(trainer.lm.sequential_kl(rows_p, rows_r, frozen[key]).mean())
+    assert abs(expect - float(out.metrics[key])) > 1e-4
+    assert float(fresh.metrics[key]) == pytest.approx(expect, rel=1e-5, abs=1e-7)
 
 
 def _rows(trainer):

@@ -646,8 +646,11 @@ class LMPolicy:
         ``batch_size`` rows, the per-token KLs summed over the vocabulary from the logits
         (:func:`~prefgym.agents.llm.losses.kl.token_kl_full`) and over the response tokens
         (ending token included, padding excluded, exactly the tokens of
-        :meth:`sequence_logprobs`). Only the policy's logits of the current chunk carry a
-        graph; the frozen model's are computed under ``no_grad`` and dropped after the chunk.
+        :meth:`sequence_logprobs`). The frozen models run under ``no_grad``. Without
+        ``requires_grad`` every chunk's logits are dropped after the chunk; with it, the
+        backward of each chunk keeps the policy's (rows, R, V) log-probabilities and one
+        (rows, R, V) log-probability tensor per frozen model until ``backward`` (the
+        gradient needs both), so a pass with grad holds ``1 + M`` such tensors per row.
         The gradient flows through each per-state distribution and holds the states fixed
         (the bias 003 App. D accepts; see :mod:`prefgym.agents.llm.losses.kl`).
 
@@ -664,7 +667,8 @@ class LMPolicy:
             Keep the policy's graph (results on the policy's device); otherwise ``no_grad``
             and CPU results.
         batch_size
-            Rows per forward pass (``None``: all at once); bounds the (rows, T, V) logits in memory.
+            Rows per forward pass (``None``: all at once); bounds the (rows, T, V) logits in
+            memory without ``requires_grad`` (with it, only the forward's peak).
         return_logprobs
             Also return the per-token log-probs of the responses from the same pass (equal
             to :meth:`sequence_logprobs`), saving a second forward pass of the policy.
@@ -680,12 +684,18 @@ class LMPolicy:
         ValueError
             As :meth:`sequence_logprobs`; an empty ``other`` list; a frozen model whose
             vocabulary differs from the policy's.
+        TypeError
+            As :meth:`sequence_logprobs`; an ``other`` that is neither an LMPolicy nor a module (``None``).
         """
         single = not isinstance(other, list | tuple)
         others = [other] if single else list(other)
         if not others:
             raise ValueError("other is an empty list: pass at least one frozen model")
         models = [o.model if isinstance(o, LMPolicy) else o for o in others]
+        if any(m is None or not callable(m) for m in models):
+            bad = next(type(m).__name__ for m in models if m is None or not callable(m))
+            raise TypeError(f"other must be an LMPolicy or a causal LM module (or a list of them); got {bad} "
+                            "(e.g. the reference_model of a policy that has none)")
         p_ids, r_ids = self._pairs(prompts, responses)
         n = len(p_ids)
         bs = n if batch_size is None else max(1, int(batch_size))

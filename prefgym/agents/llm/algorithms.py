@@ -491,9 +491,8 @@ class MPOAlgorithm(SelfPlayAlgorithm):
             b = torch.zeros_like(reward)
         batch.extra["reward"] = reward
         batch.extra["advantage"] = (reward - b).detach()  # 000 Alg. 1 line 7 (gamma = 1, sequence level)
-        batch.extra["magnet_logp"] = trainer.source.logp(batch, requires_grad=False, policy=magnet)
         batch.extra["eta_k"] = self.step_size(iteration)
-        if self.kl_estimator == "token":
+        if self.kl_estimator == "token":  # refused on a menu, so no exact step needs magnet_logp
             targets: dict[str, Any] = {}
             if self.alpha != 0.0:
                 targets["magnet"] = magnet
@@ -501,6 +500,8 @@ class MPOAlgorithm(SelfPlayAlgorithm):
                 trainer.refresh_snapshot("previous")  # pi_t = pi_{theta^k}, the trust region's centre
                 targets["old"] = trainer.snapshot("previous")
             _request_sequential_kl(trainer, batch, targets, self.name)
+        else:  # the sequence-level magnet KL and the exact step use the magnet's sequence log-probs
+            batch.extra["magnet_logp"] = trainer.source.logp(batch, requires_grad=False, policy=magnet)
 
     def exact_step(self, batch):
         eta_k = batch.extra["eta_k"]
@@ -515,9 +516,10 @@ class MPOAlgorithm(SelfPlayAlgorithm):
         eta_k = batch.extra["eta_k"]
         iw = batch.exact if self.importance_weighting is None else bool(self.importance_weighting)
         old = batch.old_logp.to(logp.device)
-        magnet = batch.extra["magnet_logp"].to(logp.device)
         adv = batch.extra["advantage"].to(logp.device)
         sample = old if iw else None
+        if self.kl_estimator == "sequence":
+            magnet = batch.extra["magnet_logp"].to(logp.device)
         if batch.exact:
             kl_m = _expand(exact_kl_rows(logp, magnet), logp)
             kl_o = _expand(exact_kl_rows(logp, old), logp) if eta_k > 0 else None

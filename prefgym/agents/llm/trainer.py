@@ -291,14 +291,20 @@ class SelfPlayTrainer(BaseAgent):
             raise ValueError(f"steps_per_iteration must be >= 1; got {steps_per_iteration}")
         self.steps_per_iteration = int(steps_per_iteration)
         self.step_kl_tol = None if step_kl_tol is None else float(step_kl_tol)
+        if self.step_kl_tol is not None and not self.step_kl_tol >= 0:
+            raise ValueError(f"step_kl_tol must be a KL tolerance >= 0; got {step_kl_tol}")
         if self.step_kl_tol is not None and not (self.is_menu and self.exact):
             raise ValueError("step_kl_tol needs an enumerated menu (MenuPolicy, exact=True): the exact step "
                              "is known only there")
         self.max_steps_per_iteration = (None if max_steps_per_iteration is None
                                         else int(max_steps_per_iteration))
-        if (self.max_steps_per_iteration or self.steps_per_iteration) < self.steps_per_iteration:
-            raise ValueError(f"max_steps_per_iteration ({max_steps_per_iteration}) < steps_per_iteration "
-                             f"({steps_per_iteration})")
+        if self.max_steps_per_iteration is not None:
+            if self.step_kl_tol is None:
+                raise ValueError("max_steps_per_iteration applies with step_kl_tol (without it every "
+                                 "iteration takes exactly steps_per_iteration steps)")
+            if self.max_steps_per_iteration < self.steps_per_iteration:
+                raise ValueError(f"max_steps_per_iteration ({max_steps_per_iteration}) < steps_per_iteration "
+                                 f"({steps_per_iteration})")
         self.learning_rate, self.optimizer_name = float(learning_rate), str(optimizer).lower()
         self.weight_decay, self.adam_eps = float(weight_decay), float(adam_eps)
         self.adam_betas = tuple(adam_betas)

@@ -133,7 +133,8 @@ def token_kl_full(logits: Tensor, q_logits: Tensor, mask: Tensor | None = None, 
     -------
     Tensor
         (B,) ``sum_t sum_s pi(s|s_t) log(pi(s|s_t) / q(s|s_t))`` (003 App. D display).
-        The backward keeps only the two (B, T, V) log-probability tensors (no double backward).
+        The backward keeps only the two (B, T, V) log-probability tensors (and is itself
+        differentiable: double backward gives the exact Hessian-vector products).
     """
     logp = logits if normalized else torch.log_softmax(logits, dim=-1)
     q = q_logits.detach() if normalized else torch.log_softmax(q_logits.detach(), dim=-1)
