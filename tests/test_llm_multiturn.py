@@ -256,3 +256,26 @@ def test_terminal_q_on_dialogues_and_checkpoints(setup, tmp_path):
         load_multiturn_trainer(path, problem, step)
     again = load_multiturn_trainer(path, problem, step, terminal_judge=whole)
     assert again.source.q == "terminal" and again.source.terminal_judge is whole
+
+
+def test_bad_inputs_raise_and_the_judge_is_called_once_per_collect(setup):
+    tasks, problem, *_ = setup
+    judge = DialogueTaskJudge(tasks, scope="last", eps=0.1)
+    # OMPO's default log Z_h = beta (H - h + 1) / 2 is not the tie value (1/2 at every turn) of this Q
+    with pytest.raises(ValueError, match="log_z"):
+        multiturn_trainer(_lm(setup), problem, judge, OMPOAlgorithm(beta=0.7))
+    with pytest.raises(ValueError, match="log_z"):
+        multiturn_trainer(_lm(setup), problem, judge, "ompo", beta=0.7)
+    counting = _FailingJudge(judge)
+    src = MultiTurnMenuSource(_lm(setup), problem, counting, exact=True)
+    with pytest.raises(ValueError, match="first states"):
+        src.collect([problem.state(0, ["OK."])], seed=0)
+    b = src.collect(problem.first_states, seed=0)
+    assert counting.calls == 1  # all the states' menus in one batched judge call
+    for r, (i, prefix) in enumerate(zip(b.extra["tasks"], b.extra["prefixes"], strict=True)):
+        texts = [problem.transcript(i, [*prefix, y]) for y in b.extra["menus"][r]]
+        expect = judge.prob([problem.context(i, len(prefix) + 1)] * 9, [x for x in texts for _ in texts],
+                            [y for _ in texts for y in texts]).reshape(3, 3)
+        np.testing.assert_allclose(b.extra["menu_win_matrix"][r].numpy(), expect, atol=1e-6)
+    src.collect(problem.first_states, seed=0)
+    assert counting.calls == 1  # the same states again: cached

@@ -105,20 +105,65 @@ def _evaluate(lm, sets):
     return out
 
 
-def run(out_dir: Path, quick: bool = False, progress: bool = True) -> dict:
-    """Run the experiment; see the module docstring."""
+def _train_arms(tag: str, cfg: dict, problems: dict, wins: dict, step_judge, arms: dict, evaluate,
+               base_metrics, progress: bool = True, detail=None) -> tuple[dict, dict]:
+    """Train every arm from every model seed, with an exact evaluation after each iteration.
+
+    Shared by ``llm-multiturn`` and ``llm-reasoning``. ``problems`` and ``wins`` map a set
+    name (``"train"`` first: the training problem) to its problem and whole-episode win
+    matrices; ``arms`` maps an arm to ``(algorithm name, q, terminal_judge or None)``;
+    ``evaluate(lm, sets)`` gives a row's metrics and ``base_metrics(p0, problem)`` the base
+    model's (``{metric: value}``); ``detail(row, base)`` adds to the progress line. Returns
+    ``runs[arm]["seed<ms>"] = rows`` and ``base["<set>_<metric>"] = per-seed values``.
+    """
     import torch
 
-    from prefgym.agents.llm.multiturn import (
-        MultiTurnMenuProblem,
-        expected_correct,
-        multiturn_trainer,
-        trajectory_distributions,
-        trajectory_win_matrices,
-    )
-    from prefgym.judges.tasks import DialogueTaskJudge
+    from prefgym.agents.llm.multiturn import multiturn_trainer, trajectory_distributions
     from prefgym.llm.policy import LMPolicy
     from prefgym.llm.tiny import tiny_lm
+
+    runs: dict[str, dict[str, list]] = {a: {} for a in arms}
+    base: dict[str, list[float]] = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: one thread is fastest and keeps the run deterministic
+    try:
+        for ms in cfg["model_seeds"]:
+            model, tok = tiny_lm(**MODEL, seed=ms)
+            base_lm = LMPolicy(copy.deepcopy(model), tok)
+            sets = {}
+            for k, p in problems.items():
+                p0 = trajectory_distributions(base_lm, p)
+                sets[k] = (p, wins[k], p0)
+                for m, v in base_metrics(p0, p).items():
+                    base.setdefault(f"{k}_{m}", []).append(float(v))
+            for arm, (algo, q, terminal_judge) in arms.items():
+                lm = LMPolicy(copy.deepcopy(model), tok)
+                trainer = multiturn_trainer(lm, problems["train"], step_judge, _algorithm(algo),
+                                            num_samples=cfg["num_samples"],
+                                            steps_per_iteration=cfg["steps_per_iteration"], seed=SEED,
+                                            q=q, terminal_judge=terminal_judge, **OPTIM)
+                rows = []
+                for t in range(cfg["iterations"]):
+                    trainer.learn(1, progress_bar=False)
+                    last = trainer.history[-1]
+                    row = {"iteration": t + 1, "time_s": last["time_s"], "loss_first": last["loss_first"],
+                           "loss": last["loss"], **evaluate(lm, sets)}
+                    rows.append(row)
+                    if progress:
+                        print(f"[{tag}] model seed {ms} {arm} iter {t + 1}: "
+                              f"win rate vs base {row['train_win_rate']:.4f} (train), "
+                              f"{row['heldout_win_rate']:.4f} (held-out)"
+                              + ("" if detail is None else detail(row, base)), flush=True)
+                runs[arm][f"seed{ms}"] = rows
+    finally:
+        torch.set_num_threads(threads)
+    return runs, base
+
+
+def run(out_dir: Path, quick: bool = False, progress: bool = True) -> dict:
+    """Run the experiment; see the module docstring."""
+    from prefgym.agents.llm.multiturn import MultiTurnMenuProblem, expected_correct, trajectory_win_matrices
+    from prefgym.judges.tasks import DialogueTaskJudge
 
     cfg = SETTINGS[bool(quick)]
     train, held = dialogue_tasks(quick)
@@ -126,41 +171,11 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True) -> dict:
     step_judge = DialogueTaskJudge(train, eps=EPS, scope="last")
     wins = {k: trajectory_win_matrices(p, DialogueTaskJudge(p.tasks, eps=EPS, scope="all"))
             for k, p in problems.items()}
-    T = cfg["iterations"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model: one thread is fastest and keeps the run deterministic
-    runs: dict[str, dict[str, list]] = {a: {} for a in ALGOS}
-    base_correct: dict[str, list[float]] = {k: [] for k in problems}
-    try:
-        for ms in cfg["model_seeds"]:
-            model, tok = tiny_lm(**MODEL, seed=ms)
-            base = LMPolicy(copy.deepcopy(model), tok)
-            sets = {}
-            for k, p in problems.items():
-                p0 = trajectory_distributions(base, p)
-                sets[k] = (p, wins[k], p0)
-                base_correct[k].append(float(expected_correct(p0, p).mean()))
-            for algo in ALGOS:
-                lm = LMPolicy(copy.deepcopy(model), tok)
-                trainer = multiturn_trainer(lm, problems["train"], step_judge, _algorithm(algo),
-                                            num_samples=cfg["num_samples"],
-                                            steps_per_iteration=cfg["steps_per_iteration"], seed=SEED,
-                                            **OPTIM)
-                rows = []
-                for t in range(T):
-                    trainer.learn(1, progress_bar=False)
-                    row = {"iteration": t + 1, "time_s": trainer.history[-1]["time_s"],
-                           "loss_first": trainer.history[-1]["loss_first"], **_evaluate(lm, sets)}
-                    rows.append(row)
-                    if progress:
-                        print(f"[llm-multiturn] model seed {ms} {algo} iter {t + 1}: "
-                              f"win rate vs base {row['train_win_rate']:.4f} (train), "
-                              f"{row['heldout_win_rate']:.4f} (held-out)", flush=True)
-                runs[algo][f"seed{ms}"] = rows
-    finally:
-        torch.set_num_threads(threads)
-    summary = _summarise(runs, base_correct, cfg, train, held)
-    summary["files"] = _write_outputs(out_dir, runs, T)
+    runs, base = _train_arms("llm-multiturn", cfg, problems, wins, step_judge,
+                            {a: (a, "one_step", None) for a in ALGOS}, _evaluate,
+                            lambda p0, p: {"correct": expected_correct(p0, p).mean()}, progress)
+    summary = _summarise(runs, base, cfg, train, held)
+    summary["files"] = _write_outputs(out_dir, runs, cfg["iterations"])
     return summary
 
 
@@ -170,7 +185,7 @@ def _curve(runs_algo: dict, key: str) -> np.ndarray:
     return np.asarray(cols, dtype=float).T
 
 
-def _summarise(runs, base_correct, cfg, train, held) -> dict:
+def _summarise(runs, base, cfg, train, held) -> dict:
     table = {}
     for algo in ALGOS:
         entry = {}
@@ -199,8 +214,8 @@ def _summarise(runs, base_correct, cfg, train, held) -> dict:
                      "steps_per_iteration": cfg["steps_per_iteration"], "optimizer": OPTIM,
                      "iterations": cfg["iterations"], "train_tasks": [t.id for t in train],
                      "heldout_tasks": [t.id for t in held], "seed": SEED},
-        "base": {"win_rate": 0.5, "train_correct_per_seed": base_correct["train"],
-                 "heldout_correct_per_seed": base_correct["heldout"]},
+        "base": {"win_rate": 0.5, "train_correct_per_seed": base["train_correct"],
+                 "heldout_correct_per_seed": base["heldout_correct"]},
         "runs": table, "comparison": comparison, "verdicts": verdicts,
         "runtime_training_s": {a: table[a]["time_s"] for a in ALGOS},
     }

@@ -62,7 +62,6 @@ tests and the quick variant were run with these arms.
 
 from __future__ import annotations
 
-import copy
 import csv
 from pathlib import Path
 
@@ -70,7 +69,7 @@ import numpy as np
 
 from prefgym.plotting import plot_curves
 from prefgym.reproductions.analysis import verdict
-from prefgym.reproductions.llm_multiturn import BETA, MODEL, OPTIM, _algorithm, _curve
+from prefgym.reproductions.llm_multiturn import BETA, MODEL, OPTIM, _curve, _train_arms
 from prefgym.reproductions.registry import Reproduction
 
 __all__ = ["REPRODUCTION", "run", "reasoning_tasks", "SETTINGS", "ARMS"]
@@ -115,18 +114,9 @@ def _evaluate(lm, sets):
 
 def run(out_dir: Path, quick: bool = False, progress: bool = True) -> dict:
     """Run the experiment; see the module docstring."""
-    import torch
-
-    from prefgym.agents.llm.multiturn import (
-        expected_correct,
-        multiturn_trainer,
-        trajectory_distributions,
-        trajectory_win_matrices,
-    )
+    from prefgym.agents.llm.multiturn import expected_correct, trajectory_win_matrices
     from prefgym.agents.llm.reasoning_menu import ReasoningMenuProblem, final_answer_accuracy
     from prefgym.judges.tasks import ArithmeticStepJudge, FinalAnswerJudge
-    from prefgym.llm.policy import LMPolicy
-    from prefgym.llm.tiny import tiny_lm
 
     cfg = SETTINGS[bool(quick)]
     train, held = reasoning_tasks(quick)
@@ -134,44 +124,17 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True) -> dict:
     step_judge = ArithmeticStepJudge(eps=EPS, grounded=True)
     wins = {k: trajectory_win_matrices(p, FinalAnswerJudge(p.tasks, eps=EPS)) for k, p in problems.items()}
     terminal_judge = FinalAnswerJudge(problems["train"].tasks, eps=EPS)  # 001 G.2: terminal preference
-    T = cfg["iterations"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model: one thread is fastest and keeps the run deterministic
-    runs: dict[str, dict[str, list]] = {a: {} for a in ARMS}
-    base: dict[str, list[float]] = {f"{k}_{m}": [] for k in problems for m in ("accuracy", "valid_steps")}
-    try:
-        for ms in cfg["model_seeds"]:
-            model, tok = tiny_lm(**MODEL, seed=ms)
-            base_lm = LMPolicy(copy.deepcopy(model), tok)
-            sets = {}
-            for k, p in problems.items():
-                p0 = trajectory_distributions(base_lm, p)
-                sets[k] = (p, wins[k], p0)
-                base[f"{k}_accuracy"].append(float(final_answer_accuracy(p0, p).mean()))
-                base[f"{k}_valid_steps"].append(float(expected_correct(p0, p).mean()))
-            for arm, (algo, q) in ARMS.items():
-                lm = LMPolicy(copy.deepcopy(model), tok)
-                trainer = multiturn_trainer(lm, problems["train"], step_judge, _algorithm(algo),
-                                            num_samples=cfg["num_samples"],
-                                            steps_per_iteration=cfg["steps_per_iteration"], seed=SEED,
-                                            q=q, terminal_judge=terminal_judge if q == "terminal" else None,
-                                            **OPTIM)
-                rows = []
-                for t in range(T):
-                    trainer.learn(1, progress_bar=False)
-                    row = {"iteration": t + 1, "time_s": trainer.history[-1]["time_s"],
-                           "loss_first": trainer.history[-1]["loss_first"],
-                           "loss": trainer.history[-1]["loss"], **_evaluate(lm, sets)}
-                    rows.append(row)
-                    if progress:
-                        print(f"[llm-reasoning] model seed {ms} {arm} iter {t + 1}: "
-                              f"win rate vs base {row['train_win_rate']:.4f} (train), "
-                              f"{row['heldout_win_rate']:.4f} (held-out); accuracy "
-                              f"{row['train_accuracy']:.4f} (base {base['train_accuracy'][-1]:.4f})",
-                              flush=True)
-                runs[arm][f"seed{ms}"] = rows
-    finally:
-        torch.set_num_threads(threads)
+    arms = {arm: (algo, q, terminal_judge if q == "terminal" else None) for arm, (algo, q) in ARMS.items()}
+
+    def base_metrics(p0, p):
+        return {"accuracy": final_answer_accuracy(p0, p).mean(),
+                "valid_steps": expected_correct(p0, p).mean()}
+
+    def detail(row, base):
+        return f"; accuracy {row['train_accuracy']:.4f} (base {base['train_accuracy'][-1]:.4f})"
+
+    runs, base = _train_arms("llm-reasoning", cfg, problems, wins, step_judge, arms, _evaluate, base_metrics,
+                            progress, detail=detail)
     summary = _summarise(runs, base, cfg, train, held)
     summary["files"] = _write_outputs(out_dir, runs)
     return summary

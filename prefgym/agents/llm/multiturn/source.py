@@ -29,9 +29,11 @@ def menu_log_probs(policy, states: Sequence[str], menus: Sequence[Sequence[str]]
                    cache: dict[str, Tensor] | None = None, batch_size: int | None = None) -> Tensor:
     """``log pi(y_i | s_b)`` renormalised over each state's own menu, ``(B, N)`` (one batched pass).
 
-    Each reply is scored as ``" " + reply + EOS`` after the open state (the transcript's
-    spacing). The logit of a reply is its LM sequence log-prob relative to a uniform-token
-    model, ``log pi_LM(y | s) + |y| log V`` (``V`` the tokenizer's size): a fixed offset per
+    Each reply is scored as ``" " + reply + EOS`` after the open state (a dialogue
+    transcript's spacing, ``"Assistant: reply"``; a reasoning state, ``format_reasoning``,
+    joins its later steps with ``"\\n"`` instead, so from the second step on the scored text
+    is not the next state's). The logit of a reply is its LM sequence log-prob relative to a
+    uniform-token model, ``log pi_LM(y | s) + |y| log V`` (``V`` the tokenizer's size): a fixed offset per
     reply that leaves every gradient unchanged, so that a random-init LM starts near
     uniform over replies of different token lengths (``llm-menu`` gets the same by giving
     its replies equal lengths; without it the shortest reply takes almost all the mass).
@@ -56,8 +58,8 @@ class MultiTurnMenuSource(ResponseSource):
     problem
         The tasks and menus; the trainer's prompts are ``problem.first_states``.
     judge
-        Per-turn pairwise judge on (``task.context(h)``, transcript of turns ``1..h``),
-        e.g. ``DialogueTaskJudge(tasks, scope="last")``.
+        Per-state pairwise judge on (``problem.context(i, h)``, ``problem.transcript`` of the
+        replies ``1..h``), e.g. ``DialogueTaskJudge(tasks, scope="last")`` or ``ArithmeticStepJudge``.
     exact
         Enumerate each state's menu (``weights = pi_t``, exact win rates); default
         ``False``: ``num_samples`` draws per state as 001 does.
@@ -100,7 +102,8 @@ class MultiTurnMenuSource(ResponseSource):
     ------
     ValueError
         On an unknown ``q``, ``q="terminal"`` without a ``terminal_judge`` (or a
-        ``terminal_judge`` with ``q="one_step"``), or ``num_samples < 2`` when sampling.
+        ``terminal_judge`` with ``q="one_step"``), or ``num_samples < 2`` when sampling;
+        :meth:`collect` on a prompt that is not a first state ``s_1``.
     """
 
     #: the Q estimates :class:`MultiTurnMenuSource` can carry
@@ -131,20 +134,26 @@ class MultiTurnMenuSource(ResponseSource):
         return menu_log_probs(pol, states, menus, requires_grad=requires_grad, cache=self._ids,
                               batch_size=self.batch_size)
 
-    def _menu_win(self, i: int, replies: Sequence[str]) -> Tensor:
-        """``P([s_h, y_a] > [s_h, y_b])`` over the menu at the state of task ``i`` after ``replies``."""
-        key = (i, tuple(replies))
-        if key not in self._win_cache:
-            h = len(replies) + 1
-            menu = self.problem.menu_at(i, replies)
-            ctx = self.problem.context(i, h)
-            texts = [self.problem.transcript(i, [*replies, y]) for y in menu]
-            pairs = list(itertools.product(range(len(menu)), repeat=2))
-            p = self.judge.prob([ctx] * len(pairs), [texts[a] for a, _ in pairs],
-                                [texts[b] for _, b in pairs])
-            n = len(menu)
-            self._win_cache[key] = torch.as_tensor(np.asarray(p), dtype=torch.float32).reshape(n, n)
-        return self._win_cache[key]
+    def _menu_wins(self, tasks: Sequence[int], prefixes: Sequence[Sequence[str]]) -> Tensor:
+        """``P([s_h, y_a] > [s_h, y_b])`` on the menu of each state ``(task, earlier replies)``, (R, N, N).
+
+        One judge call for all the states not judged before.
+        """
+        keys = [(int(i), tuple(r)) for i, r in zip(tasks, prefixes, strict=True)]
+        new = [k for k in dict.fromkeys(keys) if k not in self._win_cache]
+        if new:
+            N = self.problem.n
+            ctx, a, b = [], [], []
+            for i, replies in new:
+                c = self.problem.context(i, len(replies) + 1)
+                texts = [self.problem.transcript(i, [*replies, y]) for y in self.problem.menu_at(i, replies)]
+                for x, y in itertools.product(range(N), repeat=2):
+                    ctx.append(c)
+                    a.append(texts[x])
+                    b.append(texts[y])
+            p = torch.as_tensor(np.asarray(self.judge.prob(ctx, a, b)), dtype=torch.float32)
+            self._win_cache.update(zip(new, p.reshape(len(new), N, N).unbind(0), strict=True))
+        return torch.stack([self._win_cache[k] for k in keys])
 
     # ------------------------------------------------------------ terminal Q (q="terminal")
     def _episode_win(self, tasks: Sequence[int], eps_a: Sequence[tuple[str, ...]],
@@ -219,11 +228,14 @@ class MultiTurnMenuSource(ResponseSource):
         terminal reward).
         """
         N = self.problem.n
-        out = []
-        for i, eps, po, pt in zip(tasks, nodes, ours, theirs, strict=True):
+        W = self._episode_win([i for i, eps in zip(tasks, nodes, strict=True) for _ in range(len(eps) ** 2)],
+                              [a for eps in nodes for a in eps for _ in eps],
+                              [b for eps in nodes for _ in eps for b in eps])  # one judge call for all states
+        out, pos = [], 0
+        for eps, po, pt in zip(nodes, ours, theirs, strict=True):
             M, m = len(eps), len(eps) // N
-            W = self._episode_win([i] * (M * M), [a for a in eps for _ in eps], [b for _ in eps for b in eps])
-            out.append(np.einsum("ac,acbd,bd->ab", po, W.reshape(N, m, N, m), pt))
+            out.append(np.einsum("ac,acbd,bd->ab", po, W[pos:pos + M * M].reshape(N, m, N, m), pt))
+            pos += M * M
         return torch.as_tensor(np.stack(out), dtype=torch.float32)
 
     def exact_terminal_q(self, states: Sequence[str], opponent=None) -> Tensor:
@@ -253,7 +265,11 @@ class MultiTurnMenuSource(ResponseSource):
     # ------------------------------------------------------------ ResponseSource API
     def collect(self, prompts, seed):
         prob, H, N = self.problem, self.problem.horizon, self.problem.n
-        tasks = [prob.locate(p)[0] for p in prompts]
+        located = [prob.locate(p) for p in prompts]
+        if any(r for _, r in located):
+            raise ValueError("collect rolls out whole episodes: prompts must be first states s_1 "
+                             "(problem.first_states), not states after earlier replies")
+        tasks = [i for i, _ in located]
         gen = torch.Generator().manual_seed(int(seed))
         replies: list[list[str]] = [[] for _ in tasks]
         rows = []  # (task, earlier replies, h, state, menu, menu log-probs, indices)
@@ -276,7 +292,7 @@ class MultiTurnMenuSource(ResponseSource):
         row_tasks = [row[0] for row in rows]
         extra: dict[str, Any] = {}
         if self.q == "one_step":
-            full_w = torch.stack([self._menu_win(i, r) for i, r, *_ in rows])
+            full_w = self._menu_wins(row_tasks, [row[1] for row in rows])
         elif self.exact:  # exact terminal Q: all continuations of every item by pi_t (both players)
             nodes, cont = self._continuations(self.policy, row_tasks, [row[1] for row in rows])
             full_w = self._terminal_matrix(row_tasks, nodes, cont, cont)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from prefgym.agents.llm.algorithms import ALGORITHMS, SelfPlayAlgorithm
+from prefgym.agents.llm.algorithms import ALGORITHMS, OMPOAlgorithm, SelfPlayAlgorithm
 from prefgym.agents.llm.losses import mpo_regression_loss
 from prefgym.agents.llm.multiturn.problem import MultiTurnMenuProblem
 from prefgym.agents.llm.multiturn.source import MultiTurnMenuSource
@@ -63,6 +63,15 @@ class MultiTurnTrainer(SelfPlayTrainer):
         raise TypeError("a multi-turn trainer needs its problem to be rebuilt: use "
                         "prefgym.agents.llm.multiturn.load_multiturn_trainer(path, problem, judge)")
 
+    def _make_algorithm(self, algorithm, kwargs):
+        algo = super()._make_algorithm(algorithm, kwargs)
+        if isinstance(algo, OMPOAlgorithm) and algo.log_z is None:
+            # OMPO's default log Z_h = beta (H - h + 1) / 2 with batch.steps = h is the tie value of a
+            # Q summed over turns h..H; the source's one-step and terminal Q tie at 1/2 at every turn
+            raise ValueError("OMPO on a multi-turn source needs log_z=beta / 2 (its one-step or terminal "
+                             f"Q ties at 1/2 at every turn); got log_z=None with beta={algo.beta}")
+        return algo
+
     def _restore(self, path: Path) -> None:
         _check_problem(self.resolve_checkpoint(path), self.source.problem, strict=False)
         super()._restore(path)
@@ -91,7 +100,8 @@ def multiturn_trainer(policy, problem: MultiTurnMenuProblem, judge, algorithm, *
                       **trainer_kwargs) -> MultiTurnTrainer:
     """A :class:`MultiTurnTrainer` on ``problem.first_states`` whose source is a :class:`MultiTurnMenuSource`.
 
-    ``algorithm`` is a name or a :class:`SelfPlayAlgorithm` instance; ``q`` and
+    ``algorithm`` is a name or a :class:`SelfPlayAlgorithm` instance (OMPO needs
+    ``log_z = beta / 2``, the tie value of this source's Q; ``ValueError`` otherwise); ``q`` and
     ``terminal_judge`` select the Q (:class:`MultiTurnMenuSource`: ``"one_step"`` under
     ``judge``, or ``"terminal"`` under ``terminal_judge``); ``trainer_kwargs`` go to the
     trainer (optimiser, steps, seed, evaluator, ``output_dir``, ``resume_from``, algorithm
