@@ -108,7 +108,8 @@ def test_exact_evaluation_matches_enumeration_and_sampling(setup):
     for j in (0, 5, 26):  # brute force: the product of each state's menu probabilities along the path
         path, prob = problem.trajectories(1)[j], 1.0
         for h in range(3):
-            lp = menu_log_probs(lm, [problem.state(1, path[:h])], [problem.menu_at(1, path[:h])])
+            st = problem.state(1, path[:h])
+            lp = menu_log_probs(lm, [st], [problem.menu_at(1, path[:h])], prefixes=[problem.reply_prefix(st)])
             prob *= float(lp.exp()[0, problem.menu_at(1, path[:h]).index(path[h])])
         assert p[1, j] == pytest.approx(prob, rel=1e-4)
     # Monte Carlo: 4000 solutions of task 0 sampled step by step from each reached state's menu
@@ -117,7 +118,8 @@ def test_exact_evaluation_matches_enumeration_and_sampling(setup):
     for _h in range(3):
         for x in set(lines):
             if x not in cache:
-                lp = menu_log_probs(lm, [problem.state(0, x)], [problem.menu_at(0, x)])[0]
+                st = problem.state(0, x)
+                lp = menu_log_probs(lm, [st], [problem.menu_at(0, x)], prefixes=[problem.reply_prefix(st)])[0]
                 cache[x] = lp.double().exp()
         lines = [(*x, problem.menu_at(0, x)[rng.choice(3, p=(cache[x] / cache[x].sum()).numpy())])
                  for x in lines]
@@ -191,11 +193,13 @@ def _brute_terminal_q(lm, problem, judge, i, prefix, ours_lm=None):
         if len(pre) == H:
             return [(tuple(pre), 1.0)]
         menu = problem.menu_at(i, pre)
-        p = menu_log_probs(pol, [problem.state(i, pre)], [menu])[0].exp().tolist()
+        st = problem.state(i, pre)
+        p = menu_log_probs(pol, [st], [menu], prefixes=[problem.reply_prefix(st)])[0].exp().tolist()
         return [(e, p[k] * w) for k, y in enumerate(menu) for e, w in episodes(pol, [*pre, y])]
 
     menu = problem.menu_at(i, prefix)
-    q_opp = menu_log_probs(lm, [problem.state(i, prefix)], [menu])[0].exp().tolist()
+    st = problem.state(i, prefix)
+    q_opp = menu_log_probs(lm, [st], [menu], prefixes=[problem.reply_prefix(st)])[0].exp().tolist()
     out = []
     for a in menu:
         mine = episodes(ours_lm, [*prefix, a])
@@ -322,3 +326,22 @@ def test_terminal_q_training_raises_the_win_rate(setup):
     assert out["ompo"][0] == pytest.approx(out["mpo"][0], abs=1e-4)  # iteration 1: OMPO = MPO (001)
     for rates in out.values():
         assert rates[-1] > 0.5
+
+
+def test_the_scored_reply_text_is_the_next_states_text():
+    """``state + reply_prefix(state) + reply`` starts the next state, so the LM scores what it will read."""
+    from prefgym.agents.llm.multiturn import MultiTurnMenuProblem
+    from prefgym.data.dialogue import make_synthetic_dialogue_tasks
+
+    reasoning = ReasoningMenuProblem(arithmetic_menu_tasks(2, seed=0))
+    three_turns = [t for t in make_synthetic_dialogue_tasks(24, seed=0) if t.horizon == 3]
+    dialogue = MultiTurnMenuProblem(three_turns[:2])
+    for problem in (reasoning, dialogue):
+        for i in range(len(problem)):
+            for path in problem.trajectories(i)[::7]:
+                for h in range(problem.horizon - 1):
+                    state = problem.state(i, path[:h])
+                    nxt = problem.state(i, path[: h + 1])
+                    assert nxt.startswith(state + problem.reply_prefix(state) + path[h]), (state, nxt)
+    assert reasoning.reply_prefix(reasoning.state(0, ())) == " "
+    assert reasoning.reply_prefix(reasoning.state(0, reasoning.trajectories(0)[0][:1])) == "\n"

@@ -56,6 +56,7 @@ from prefgym.data.reasoning import (
     parse_reasoning_prompt,
     question_numbers,
 )
+from prefgym.llm.base import ASSISTANT
 
 __all__ = ["ReasoningMenuProblem", "arithmetic_menu_tasks", "final_answer_accuracy"]
 
@@ -155,6 +156,14 @@ class ReasoningMenuProblem(MultiTurnMenuProblem):
     def transcript(self, i: int, replies: Sequence[str]) -> str:
         """The solution so far, one step per line (what the reasoning judges compare)."""
         return "\n".join(replies)
+
+    def reply_prefix(self, state: str) -> str:
+        """``" "`` before the first step (``"Assistant: step"``), ``"\\n"`` before a later one.
+
+        :func:`~prefgym.data.reasoning.format_reasoning` writes one step per line, so the
+        scored text ``prefix + step`` is the text of the next state.
+        """
+        return " " if state.endswith(f"{ASSISTANT}:") else "\n"
 
     def context(self, i: int, h: int) -> str:
         """The question (the judges' context at every step)."""

@@ -24,7 +24,8 @@ def trajectory_distributions(policy, problem: MultiTurnMenuProblem,
     for _h in range(1, H + 1):
         states = [problem.state(i, pre) for i in range(T) for pre in prefixes[i]]
         menus = [problem.menu_at(i, pre) for i in range(T) for pre in prefixes[i]]
-        lp = menu_log_probs(policy, states, menus, cache=cache, batch_size=batch_size).double().numpy()
+        lp = menu_log_probs(policy, states, menus, cache=cache, batch_size=batch_size,
+                            prefixes=[problem.reply_prefix(s) for s in states]).double().numpy()
         logp = (logp[:, :, None] + lp.reshape(T, -1, N)).reshape(T, -1)
         prefixes = [[(*pre, y) for pre in prefixes[i] for y in problem.menu_at(i, pre)] for i in range(T)]
     p = np.exp(logp)

@@ -168,6 +168,15 @@ class MultiTurnMenuProblem:
         """The judge's context at turn ``h``: the user turns ``x_1..x_h``."""
         return self.tasks[i].context(h)
 
+    def reply_prefix(self, state: str) -> str:
+        """The text between an open state and its reply, as the next state writes it (``" "``).
+
+        The LM scores ``reply_prefix(state) + reply`` after ``state``
+        (:func:`~prefgym.agents.llm.multiturn.source.menu_log_probs`), so what it scores is
+        the text of the state the reply leads to: ``"Assistant: reply"`` in a dialogue.
+        """
+        return " "
+
     def locate(self, state: str) -> tuple[int, list[str]]:
         """The task index and earlier replies of an open state."""
         head = state.split(f"\n{ASSISTANT}:", 1)[0] + f"\n{ASSISTANT}:"

@@ -16,32 +16,38 @@ from prefgym.agents.llm.multiturn.problem import MultiTurnMenuProblem
 from prefgym.agents.llm.trainer import ResponseSource
 
 
-def _reply_ids(policy, reply: str, cache: dict[str, Tensor]) -> Tensor:
-    if reply not in cache:
+def _reply_ids(policy, reply: str, cache: dict[str, Tensor], prefix: str = " ") -> Tensor:
+    text = prefix + reply
+    if text not in cache:
         tok = policy.tokenizer
         eos = list(policy.eos_token_ids[:1]) if policy.eos_token_ids else []
-        cache[reply] = torch.tensor(list(tok(" " + reply, add_special_tokens=False)["input_ids"]) + eos,
-                                    dtype=torch.long)
-    return cache[reply]
+        cache[text] = torch.tensor(list(tok(text, add_special_tokens=False)["input_ids"]) + eos,
+                                   dtype=torch.long)
+    return cache[text]
 
 
 def menu_log_probs(policy, states: Sequence[str], menus: Sequence[Sequence[str]], requires_grad: bool = False,
-                   cache: dict[str, Tensor] | None = None, batch_size: int | None = None) -> Tensor:
+                   cache: dict[str, Tensor] | None = None, batch_size: int | None = None,
+                   prefixes: Sequence[str] | None = None) -> Tensor:
     """``log pi(y_i | s_b)`` renormalised over each state's own menu, ``(B, N)`` (one batched pass).
 
-    Each reply is scored as ``" " + reply + EOS`` after the open state (a dialogue
-    transcript's spacing, ``"Assistant: reply"``; a reasoning state, ``format_reasoning``,
-    joins its later steps with ``"\\n"`` instead, so from the second step on the scored text
-    is not the next state's). The logit of a reply is its LM sequence log-prob relative to a
-    uniform-token model, ``log pi_LM(y | s) + |y| log V`` (``V`` the tokenizer's size): a fixed offset per
-    reply that leaves every gradient unchanged, so that a random-init LM starts near
-    uniform over replies of different token lengths (``llm-menu`` gets the same by giving
-    its replies equal lengths; without it the shortest reply takes almost all the mass).
+    Each reply is scored as ``prefix + reply + EOS`` after the open state, ``prefixes[b]``
+    being the state's :meth:`MultiTurnMenuProblem.reply_prefix` (default ``" "``: a dialogue
+    transcript's ``"Assistant: reply"``; a reasoning state puts ``"\\n"`` before its later
+    steps), so the scored text is the next state's. The logit of a reply is its LM sequence
+    log-prob relative to a uniform-token model, ``log pi_LM(y | s) + |y| log V`` (``V`` the
+    tokenizer's size): a fixed offset per reply that leaves every gradient unchanged, so
+    that a random-init LM starts near uniform over replies of different token lengths
+    (``llm-menu`` gets the same by giving its replies equal lengths; without it the
+    shortest reply takes almost all the mass).
     """
     cache = {} if cache is None else cache
     n = len(menus[0])
     rows_p = [s for s in states for _ in range(n)]
-    rows_r = [_reply_ids(policy, r, cache) for m in menus for r in m]
+    prefixes = [" "] * len(states) if prefixes is None else list(prefixes)
+    if len(prefixes) != len(states):
+        raise ValueError(f"{len(prefixes)} prefixes for {len(states)} states")
+    rows_r = [_reply_ids(policy, r, cache, pre) for m, pre in zip(menus, prefixes, strict=True) for r in m]
     lps = policy.sequence_logprobs(rows_p, rows_r, requires_grad=requires_grad, batch_size=batch_size)
     log_v = math.log(len(policy.tokenizer))
     logits = torch.stack([lp.sum() + len(r) * log_v for lp, r in zip(lps, rows_r, strict=True)])
@@ -131,8 +137,9 @@ class MultiTurnMenuSource(ResponseSource):
     # ------------------------------------------------------------ helpers
     def _lp(self, states, menus, policy=None, requires_grad=False) -> Tensor:
         pol = self.policy if policy is None else policy
+        prefixes = [self.problem.reply_prefix(s) for s in states]
         return menu_log_probs(pol, states, menus, requires_grad=requires_grad, cache=self._ids,
-                              batch_size=self.batch_size)
+                              batch_size=self.batch_size, prefixes=prefixes)
 
     def _menu_wins(self, tasks: Sequence[int], prefixes: Sequence[Sequence[str]]) -> Tensor:
         """``P([s_h, y_a] > [s_h, y_b])`` on the menu of each state ``(task, earlier replies)``, (R, N, N).
@@ -323,8 +330,8 @@ class MultiTurnMenuSource(ResponseSource):
         batch = SelfPlayBatch(
             prompts=states,
             prompt_ids=[torch.tensor(e, dtype=torch.long) for e in tok(states)["input_ids"]],
-            response_ids=[[_reply_ids(self.policy, row[4][k], self._ids) for k in row[6].tolist()]
-                          for row in rows],
+            response_ids=[[_reply_ids(self.policy, row[4][k], self._ids, self.problem.reply_prefix(row[3]))
+                           for k in row[6].tolist()] for row in rows],
             texts=[[row[4][k] for k in row[6].tolist()] for row in rows],
             old_logp=menu_lp.gather(-1, idx), ref_logp=None, win_matrix=W, win_rate=win_rate,
             weights=weights, menu_index=idx, steps=torch.tensor([float(row[2]) for row in rows]))
