@@ -83,6 +83,7 @@ from typing import Any
 
 import numpy as np
 
+from prefgym.errors import PrefgymError
 from prefgym.serialization import json_default
 
 __all__ = ["main", "train", "evaluate", "build_parser", "CLIError"]
@@ -93,7 +94,7 @@ DEFAULT_ENV_KWARGS = {"generator": "planted", "generator_kwargs": {"n": 10, "ran
 MARKOV_METRICS = ("iteration", "exploitability", "average_exploitability")
 
 
-class CLIError(Exception):
+class CLIError(PrefgymError):
     """A user error: reported in one line with exit code 2."""
 
 
@@ -612,11 +613,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse usage errors (2) and --help (0)
         return exc.code if isinstance(exc.code, int) else 2
-    from prefgym.data.control import DatasetError
-
     try:
         return args.func(args)
-    except (CLIError, DatasetError) as exc:
+    except PrefgymError as exc:
         print(f"prefgym {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from prefgym.errors import DatasetError
 from prefgym.serialization import json_default
 from prefgym.teachers import SyntheticTeacher, as_teacher
 
@@ -78,8 +79,6 @@ TIER_NAMES = ("low", "medium", "high")
 _CHECKPOINT_RE = re.compile(r"_(\d+)_steps\.zip$")
 
 
-class DatasetError(ValueError):
-    """A dataset is missing, of the wrong kind, or recorded on another env; the message names it."""
 
 
 def _env_id_of(env) -> str | None:

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from prefgym.errors import InvalidArgumentError
+
 __all__ = ["PairwiseJudge", "JudgeOutputError"]
 
 
-class JudgeOutputError(ValueError):
+class JudgeOutputError(InvalidArgumentError):
     """A judge returned something that is not a probability."""
 
 
