@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from prefgym.reproductions import (
+    aihf_examples,
     aihf_mujoco,
     llm_menu,
     llm_multiturn,
@@ -24,6 +25,7 @@ REPRODUCTIONS: dict[str, Reproduction] = {
     r.name: r for r in (omwu_fig2.REPRODUCTION, mpo_fig3.REPRODUCTION, ompo_gridworld.REPRODUCTION)
 }
 REPRODUCTIONS[aihf_mujoco.REPRODUCTION.name] = aihf_mujoco.REPRODUCTION
+REPRODUCTIONS[aihf_examples.REPRODUCTION.name] = aihf_examples.REPRODUCTION
 REPRODUCTIONS[llm_menu.REPRODUCTION.name] = llm_menu.REPRODUCTION
 REPRODUCTIONS[llm_spo.REPRODUCTION.name] = llm_spo.REPRODUCTION
 REPRODUCTIONS[llm_multiturn.REPRODUCTION.name] = llm_multiturn.REPRODUCTION
