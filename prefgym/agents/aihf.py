@@ -11,19 +11,26 @@ SB3's SAC (004 A.2.1). Each outer iteration (Alg. 1):
 1. *policy alignment*: ``sac_steps_per_iter`` SAC steps on the current reward,
    warm-started (the actor, critics and replay buffer persist across iterations);
 2. *reward alignment*: ``reward_steps_per_iter`` Adam steps on the surrogate
-   loss whose negative gradient is Eq. (19):
+   loss whose negative gradient is Eq. (19) (:func:`~prefgym.agents.aihf_estimator.aihf_loss`):
 
-       loss = w_demo * (mean_{(s,a) ~ pi} r - mean_{(s,a) ~ D^E} r)          (Eq. 18, ML-IRL)
-            - w_pref * mean_P [ y log sig(R_a - R_b) + (1 - y) log sig(R_b - R_a) ]   (Eq. 8, BTL)
+       loss = w_demo * H / beta * (mean_{(s,a) ~ pi} r - mean_{(s,a) ~ D^E} r)        (Eq. 18, Lemma 4.1)
+            - w_pref * mean_P [ y log sig(dR / beta) + (1 - y) log sig(-dR / beta) ]   (Eq. 8, BTL)
 
-   with ``R(sigma) = sum_t gamma^t r(s_t, a_t)`` over a segment and ``y`` the label
-   ``P(a > b)`` (soft labels allow the equal teacher's 1/2).
+   with ``dR = R(sigma_a) - R(sigma_b)``, ``R(sigma) = sum_t gamma^t r(s_t, a_t)`` over a
+   segment of ``L`` steps, ``H = sum_{t < L} gamma^t`` and ``y`` the label ``P(a > b)``
+   (soft labels allow the equal teacher's 1/2).
 
-Estimator choices (not fixed by the paper, see 004 sec. 2.4):
+004's estimator by default (the choices 004 leaves open are ours):
 
-- The demonstration term uses per-step means over ``(s, a)`` pairs, as the
-  ML-IRL code does; for equal-length undiscounted trajectories it is Eq. (19)'s
-  ``R(tau^E) - R(tau^A)`` divided by ``T``, so the paper's ``w_1`` is ``w_demo * T``.
+- *Weights* ``|D|`` and ``|P|`` (Eq. 34), divided by ``|D| + |P|``: ``w_demo = |D| / (|D| + |P|)``,
+  ``w_pref = |P| / (|D| + |P|)``, where ``|P|`` is the number of preference pairs and ``|D|``
+  the number of ``L``-step demonstration segments (demonstration steps / ``L``).
+- *One footing*: both terms are sums over an ``L``-step segment; the demonstration term is
+  ``H`` times the per-step mean (``L`` = the preferences' segment length by default).
+- *One temperature* ``beta`` = SAC's fixed entropy coefficient ``alpha`` (default 0.2): SAC's
+  soft-optimal policy is ``pi ~ exp(Q / alpha)``, so the trajectory model the preference
+  likelihood assumes is ``mu ~ exp(R / alpha)`` and Lemma 4.1's gradient carries ``1 / alpha``.
+  (004 writes Eq. 8 with ``beta = 1``; ``temperature=1`` with ``ent_coef=1`` is that reading.)
 - ``tau^A`` ~ ``pi^{k+1}``: the agent samples are the transitions SAC collected
   in the latest policy-alignment step (the newest ``agent_window`` of its
   replay buffer), so no extra environment steps are spent.
@@ -43,7 +50,7 @@ Special cases (004 sec. 3.3, the baselines of Fig. 5):
   ``bc_steps`` > 0 first behaviour-clones the SAC actor on the demonstrations
   (the BC-initialised RLHF of 004).
 - ``mode="irl"``: preferences off, ML-IRL from demonstrations alone.
-- ``mode="aihf"``: both terms, weights ``w_demo`` and ``w_pref``.
+- ``mode="aihf"``: both terms, weights ``w_demo`` and ``w_pref`` (default Eq. 34's).
 
 >>> agent = AIHF("Hopper-v5", demonstrations="prefgym/Hopper-v5/demos-v0",
 ...              preferences="hopper_prefs.npz", sac_steps_per_iter=5000)
@@ -72,8 +79,10 @@ from stable_baselines3.common.utils import configure_logger
 from torch import nn
 from tqdm.auto import tqdm
 
+from prefgym.agents.aihf_estimator import aihf_loss, make_reward_optimizer, paper_weights
 from prefgym.agents.base import BaseAgent
 from prefgym.data.control import Episode, PreferencePairs, flatten_episodes, load_episodes
+from prefgym.errors import InvalidArgumentError
 from prefgym.serialization import json_default
 
 __all__ = ["AIHF", "DEFAULT_SAC_KWARGS", "RewardNet", "RewardRelabelingReplayBuffer", "aihf_loss",
@@ -220,60 +229,6 @@ def _convert_sb3_callback(callback) -> list[SB3BaseCallback]:
                     f"got {type(callback).__name__}")
 
 
-# ------------------------------------------------------------------ the loss
-def aihf_loss(
-    net: RewardNet,
-    demo: tuple[torch.Tensor, torch.Tensor] | None = None,
-    agent: tuple[torch.Tensor, torch.Tensor] | None = None,
-    prefs: dict[str, torch.Tensor] | None = None,
-    w_demo: float = 1.0,
-    w_pref: float = 1.0,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The reward loss whose negative gradient is 004's estimator ``g = w_1 g_1 + g_2`` (Eq. 19).
-
-    Parameters
-    ----------
-    net
-        The reward ``r(s, a; theta)``.
-    demo, agent
-        ``(observations (B, obs_dim), scaled actions (B, act_dim))`` from ``D^E`` and from
-        the current policy; the term is ``w_demo * (mean r(agent) - mean r(demo))``, whose
-        negative gradient is ML-IRL's ``E_D[grad r] - E_pi[grad r]`` (Eq. 18). None: no term.
-    prefs
-        Segment pairs: ``obs_a``, ``act_a`` ``(B, L, .)``, step weights ``w_a`` ``(B, L)``
-        (mask times ``gamma^t``), the same for ``b``, and labels ``y = P(a > b)``. The term is
-        ``-w_pref * mean[y log sig(R_a - R_b) + (1 - y) log sig(R_b - R_a)]`` (Eq. 8), whose
-        negative gradient is ``(y - sig(R_a - R_b)) (grad R_a - grad R_b)`` (Eq. 17a).
-
-    Returns
-    -------
-    The loss and a dict of its terms (``demo_loss``, ``reward_expert``, ``reward_agent``,
-    ``pref_loss``, ``pref_accuracy``, ``loss``).
-    """
-    loss = torch.zeros((), device=next(net.parameters()).device)
-    stats: dict[str, float] = {}
-    if demo is not None and w_demo > 0:
-        if agent is None:
-            raise ValueError("the demonstration term needs agent samples")
-        r_e = net(*demo).mean()
-        r_a = net(*agent).mean()
-        demo_loss = r_a - r_e  # -(E_D[r] - E_pi[r]): Eq. (18) as ML-IRL estimates it
-        loss = loss + w_demo * demo_loss
-        stats.update(demo_loss=demo_loss.item(), reward_expert=r_e.item(), reward_agent=r_a.item())
-    if prefs is not None and w_pref > 0:
-        ret_a = (net(prefs["obs_a"], prefs["act_a"]) * prefs["w_a"]).sum(-1)
-        ret_b = (net(prefs["obs_b"], prefs["act_b"]) * prefs["w_b"]).sum(-1)
-        y = prefs["y"]
-        pref_loss = F.binary_cross_entropy_with_logits(ret_a - ret_b, y)  # -log BTL likelihood, Eq. (8)
-        loss = loss + w_pref * pref_loss
-        decided = y != 0.5
-        agree = ((ret_a > ret_b) == (y > 0.5))[decided].float()
-        stats.update(pref_loss=pref_loss.item(),
-                     pref_accuracy=agree.mean().item() if decided.any() else float("nan"))
-    stats["loss"] = loss.item()
-    return loss, stats
-
-
 # ------------------------------------------------------------------ the agent
 class AIHF(BaseAgent):
     """Alignment with Integrated Human Feedback (004 Alg. 1) with an SB3 SAC lower level.
@@ -292,8 +247,15 @@ class AIHF(BaseAgent):
         ``"aihf"`` (both terms), ``"rlhf"`` (``w_1 = 0``: reward model from preferences,
         then SAC) or ``"irl"`` (preferences off: ML-IRL).
     w_demo, w_pref
-        Weights of the demonstration (Eq. 18) and preference (Eq. 8) terms; ``w_demo``
-        multiplies per-step means (the paper's ``w_1`` is ``w_demo * T``).
+        Weights of the demonstration (Eq. 18) and preference (Eq. 8) terms. None (default):
+        004's Eq. 34 weights ``|D| / (|D| + |P|)`` and ``|P| / (|D| + |P|)`` (a term used alone: 1).
+    temperature
+        ``beta``, shared by the preference model, the demonstration gradient and SAC (its
+        ``ent_coef``). None (default): SAC's fixed ``ent_coef`` (0.2 by default); given, it
+        sets ``ent_coef`` (passing a different ``ent_coef`` in ``sac_kwargs`` is an error).
+    segment_length
+        ``L``, the steps one feedback item spans (module docstring); default the preference
+        pairs' segment length, else 1.
     reward_net_kwargs
         :class:`RewardNet` arguments (default (64, 64) ReLU, clamp 10).
     sac_kwargs
@@ -342,8 +304,10 @@ class AIHF(BaseAgent):
         demonstrations=None,
         preferences=None,
         mode: str = "aihf",
-        w_demo: float = 1.0,
-        w_pref: float = 1.0,
+        w_demo: float | None = None,
+        w_pref: float | None = None,
+        temperature: float | None = None,
+        segment_length: int | None = None,
         reward_net_kwargs: dict | None = None,
         sac_kwargs: dict | None = None,
         reward_lr: float = 1e-4,
@@ -368,12 +332,16 @@ class AIHF(BaseAgent):
         if isinstance(env, str):
             env = gymnasium.make(env)
         self.mode = mode
-        self.w_demo = 0.0 if mode == "rlhf" else float(w_demo)
-        self.w_pref = 0.0 if mode == "irl" else float(w_pref)
-        if self.w_demo < 0 or self.w_pref < 0:
-            raise ValueError(f"w_demo and w_pref must be >= 0; got {w_demo}, {w_pref}")
+        for name, w in (("w_demo", w_demo), ("w_pref", w_pref)):
+            if w is not None and not float(w) >= 0:
+                raise InvalidArgumentError(f"{name} must be >= 0 or None (004's weights); got {w}")
+        self._w_args = (w_demo, w_pref)
         self.reward_net_kwargs = dict(reward_net_kwargs or {})
-        self.sac_kwargs = {**DEFAULT_SAC_KWARGS, **(sac_kwargs or {})}
+        self.temperature = _shared_temperature(temperature, sac_kwargs)
+        self.sac_kwargs = {**DEFAULT_SAC_KWARGS, **(sac_kwargs or {}), "ent_coef": self.temperature}
+        self.segment_length = None if segment_length is None else int(segment_length)
+        if self.segment_length is not None and self.segment_length < 1:
+            raise InvalidArgumentError(f"segment_length must be >= 1; got {segment_length}")
         self.reward_lr, self.reward_weight_decay = float(reward_lr), float(reward_weight_decay)
         self.reward_steps_per_iter = int(reward_steps_per_iter)
         self.reward_batch_size, self.pref_batch_size = int(reward_batch_size), int(pref_batch_size)
@@ -410,15 +378,32 @@ class AIHF(BaseAgent):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
             self.reward_net = RewardNet(self.obs_dim, self.act_dim, **self.reward_net_kwargs).to(self.device)
-        self.reward_optimizer = torch.optim.Adam(self.reward_net.parameters(), lr=self.reward_lr,
-                                                 weight_decay=self.reward_weight_decay)
+        self.reward_optimizer = make_reward_optimizer(self.reward_net.parameters(), lr=self.reward_lr,
+                                                      weight_decay=self.reward_weight_decay)
         self._attach_reward()
 
         self.demonstrations = self._prepare_demos(demonstrations)
         self.preferences = self._prepare_prefs(preferences)
+        self._set_weights()
         stats = [d for d in (self._demo_obs_np, self._pref_obs_np) if d is not None]
         if stats:
             self.reward_net.set_normalization(np.concatenate(stats))
+
+    # -------------------------------------------------------------- estimator weights
+    def _set_weights(self) -> None:
+        """004's Eq. 34 weights from the data sizes, unless given (class docstring)."""
+        L = self.segment_length or (self._pref_segment_length or 1)
+        self.horizon = float(np.sum(self.pref_discount ** np.arange(L)))
+        self.n_demo = 0.0 if self.demonstrations is None else len(self.demonstrations["obs"]) / L
+        self.n_pref = 0.0 if self.preferences is None else float(self.preferences["n"])
+        w_demo, w_pref = self._w_args
+        use_demo, use_pref = self.mode != "rlhf", self.mode != "irl"
+        if use_demo and use_pref and self.n_demo > 0 and self.n_pref > 0:
+            paper = paper_weights(self.n_demo, self.n_pref)
+        else:  # a term used alone (or data not given yet: learn() refuses to start)
+            paper = (1.0, 1.0)
+        self.w_demo = 0.0 if not use_demo else float(paper[0] if w_demo is None else w_demo)
+        self.w_pref = 0.0 if not use_pref else float(paper[1] if w_pref is None else w_pref)
 
     # -------------------------------------------------------------- data
     def scale_actions(self, actions: np.ndarray) -> np.ndarray:
@@ -452,6 +437,7 @@ class AIHF(BaseAgent):
 
     def _prepare_prefs(self, prefs):
         self._pref_obs_np = None
+        self._pref_segment_length = None
         if prefs is None:
             return None
         if isinstance(prefs, (str, Path)):
@@ -464,6 +450,7 @@ class AIHF(BaseAgent):
 
             raise DatasetError(f"preference pairs were recorded on {prefs.env_id!r}, not {self.env_id!r}")
         n, L = len(prefs), prefs.segment_length
+        self._pref_segment_length = int(L)
         if prefs.obs_a.shape[-1] != self.obs_dim or prefs.act_a.shape[-1] != self.act_dim:
             raise ValueError(f"preference segments have obs dim {prefs.obs_a.shape[-1]} and action dim "
                              f"{prefs.act_a.shape[-1]}; the env needs {self.obs_dim} and {self.act_dim}")
@@ -514,7 +501,8 @@ class AIHF(BaseAgent):
             p = self.preferences
             i = torch.as_tensor(self.rng.integers(p["n"], size=self.pref_batch_size), device=self.device)
             prefs = {k: p[k][i] for k in ("obs_a", "act_a", "w_a", "obs_b", "act_b", "w_b", "y")}
-        return aihf_loss(self.reward_net, demo, agent, prefs, self.w_demo, self.w_pref)
+        return aihf_loss(self.reward_net, demo, agent, prefs, self.w_demo, self.w_pref,
+                         temperature=self.temperature, horizon=self.horizon)
 
     def reward_step(self, n_steps: int = 1, use_demo: bool = True, use_pref: bool = True) -> dict[str, float]:
         """``n_steps`` Adam steps on the reward (Alg. 1's reward alignment); returns mean statistics."""
@@ -658,7 +646,8 @@ class AIHF(BaseAgent):
 
     def _get_hparams(self) -> dict[str, Any]:
         return {
-            "mode": self.mode, "w_demo": self.w_demo, "w_pref": self.w_pref,
+            "mode": self.mode, "w_demo": self._w_args[0], "w_pref": self._w_args[1],
+            "temperature": self.temperature, "segment_length": self.segment_length,
             "reward_net_kwargs": self.reward_net_kwargs, "sac_kwargs": self.sac_kwargs,
             "reward_lr": self.reward_lr, "reward_weight_decay": self.reward_weight_decay,
             "reward_steps_per_iter": self.reward_steps_per_iter, "reward_batch_size": self.reward_batch_size,
@@ -729,6 +718,25 @@ class AIHF(BaseAgent):
         agent.rng.bit_generator.state = meta["rng"]
         agent.history = meta.get("history", [])
         return agent
+
+
+def _shared_temperature(temperature, sac_kwargs) -> float:
+    """The one temperature: ``temperature`` or SAC's fixed ``ent_coef`` (they must agree)."""
+    given = (sac_kwargs or {}).get("ent_coef")
+    if temperature is None:
+        value = DEFAULT_SAC_KWARGS["ent_coef"] if given is None else given
+        if isinstance(value, str):
+            raise InvalidArgumentError(
+                f"AIHF needs a fixed SAC ent_coef, the temperature its preference model shares; got ent_coef="
+                f"{value!r} (pass a number, or temperature=)")
+        temperature = value
+    elif given is not None and given != temperature:
+        raise InvalidArgumentError(f"temperature={temperature} and sac_kwargs ent_coef={given!r} differ; "
+                                   "AIHF uses one temperature for SAC and the preference model (give one)")
+    temperature = float(temperature)
+    if not temperature > 0:
+        raise InvalidArgumentError(f"temperature must be > 0; got {temperature}")
+    return temperature
 
 
 def _env_id(env) -> str | None:

@@ -18,7 +18,8 @@ The pipeline of 004 App. A.2.1 (:mod:`prefgym.data.control`), run end to end:
    net, ``seeds`` independent runs each, evaluated every ``eval_every`` env steps
    by ``eval_episodes`` deterministic episodes of *true* return):
 
-   - ``aihf``: both terms (``w_demo = w_pref = 1``), SAC from a random policy (004);
+   - ``aihf``: both terms with 004's estimator (Eq. 34 weights ``|D|``, ``|P|``, one temperature =
+     SAC's entropy coefficient; :class:`~prefgym.agents.aihf.AIHF`), SAC from a random policy (004);
    - ``rlhf``: BC-initialised actor (``bc_steps``), reward fitted on preferences alone
      (``reward_pretrain_steps``) then frozen, SAC on it (004's RLHF baseline);
    - ``irl``: demonstrations alone (ML-IRL), random policy.
