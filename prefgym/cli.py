@@ -531,7 +531,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / "reproduce" / rep.name
     try:
         summary = rep.run(out, quick=args.quick, progress=not args.no_progress, budget=args.budget,
-                          env=args.env)
+                          env=args.env, executor=args.executor, address=args.address)
     except ValueError as exc:
         if "takes no option" in str(exc):
             raise CLIError(str(exc)) from None
@@ -598,6 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default=None, help="budget of reproductions that take one (aihf-mujoco: "
                    "quick | small | paper)")
     p.add_argument("--env", default=None, help="environment of reproductions that take one (aihf-mujoco)")
+    p.add_argument("--executor", default=None, choices=("process", "ray"),
+                   help="where sweeps' runs go (aihf-mujoco): local process pool (default) or Ray tasks")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: auto | HOST:PORT of a Ray cluster; default a local instance")
     p.set_defaults(func=_cmd_reproduce)
 
     from prefgym.data.control import add_data_commands

@@ -59,7 +59,8 @@ from prefgym.agents.tabular.aihf import (
 from prefgym.reproductions.analysis import verdict
 from prefgym.reproductions.registry import Reproduction
 
-__all__ = ["EXAMPLE1", "REPRODUCTION", "example1", "example2", "lemma41_check", "run", "theorem41_curve"]
+__all__ = ["EXAMPLE1", "REPRODUCTION", "algorithm1_job", "example1", "example2", "lemma41_check", "run",
+           "theorem41_curve"]
 
 #: Example 1's two variants: demonstration counts and preference wins ``W[i, j] = #(i > j)``
 EXAMPLE1 = {
@@ -163,20 +164,33 @@ def example2(
 
 
 # ------------------------------------------------------------------ Theorem 4.1 and Lemma 4.1
-def theorem41_curve(
-    Ks=(10, 30, 100, 300, 1000), alpha0: float = 1.0, batch: int | None = 16, seed: int = 0
-) -> dict[str, Any]:
-    """Algorithm 1 for each K on :func:`~prefgym.agents.tabular.aihf.random_aihf_problem` (seed ``seed``)."""
+def algorithm1_job(job: dict) -> dict:
+    """One run of the Theorem 4.1 sweep (a picklable executor job): ``{"K", "seed", "alpha0", "batch"}``."""
+    problem = random_aihf_problem(seed=job["seed"])
+    r = run_algorithm1(problem, int(job["K"]), alpha0=job["alpha0"], batch=job["batch"], seed=job["seed"])
+    return {"K": r.K, "seed": job["seed"], "policy_gap": r.policy_gap, "grad_norm_sq": r.grad_norm_sq,
+            "objective": r.objective, "theta": r.theta.tolist()}
+
+
+def theorem41_curve(Ks=(10, 30, 100, 300, 1000), alpha0: float = 1.0, batch: int | None = 16,
+                    seed: int = 0, executor=None) -> dict[str, Any]:
+    """Algorithm 1 for each K on :func:`~prefgym.agents.tabular.aihf.random_aihf_problem` (seed ``seed``).
+
+    ``executor``: a :class:`~prefgym.reproductions.executor.Executor` for the runs (default: in process).
+    """
+    from prefgym.reproductions.executor import LocalExecutor
+
     problem = random_aihf_problem(seed=seed)
-    rows = [run_algorithm1(problem, int(K), alpha0=alpha0, batch=batch, seed=seed) for K in Ks]
-    K = np.array([r.K for r in rows], float)
-    gap = np.array([r.policy_gap for r in rows])
-    grad = np.array([r.grad_norm_sq for r in rows])
+    jobs = [{"K": int(K), "seed": seed, "alpha0": alpha0, "batch": batch} for K in Ks]
+    rows = (executor or LocalExecutor(1)).run(algorithm1_job, jobs)
+    K = np.array([r["K"] for r in rows], float)
+    gap = np.array([r["policy_gap"] for r in rows])
+    grad = np.array([r["grad_norm_sq"] for r in rows])
     return {
         "K": K.astype(int),
         "policy_gap": gap,
         "grad_norm_sq": grad,
-        "objective": np.array([r.objective for r in rows]),
+        "objective": np.array([r["objective"] for r in rows]),
         "objective_at_true_theta": problem.objective(problem.theta_true),
         "slope_policy_gap": float(np.polyfit(np.log(K), np.log(gap), 1)[0]),
         "slope_grad_norm_sq": float(np.polyfit(np.log(K), np.log(grad), 1)[0]),

@@ -59,9 +59,7 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +67,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from prefgym.reproductions.analysis import verdict
+from prefgym.reproductions.executor import make_executor
 from prefgym.reproductions.registry import Reproduction
 
 __all__ = ["BUDGETS", "MODES", "REPRODUCTION", "run", "data_quality_table", "train_and_evaluate"]
@@ -239,7 +238,7 @@ def train_and_evaluate(job: dict) -> dict:
 
 # ------------------------------------------------------------------ main
 def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str | None = None,
-        env: str | None = None) -> dict:
+        env: str | None = None, executor: str | None = None, address: str | None = None) -> dict:
     """Make the data, train the three learners over the seeds, judge the claims (module docstring).
 
     Parameters
@@ -249,6 +248,11 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str |
     env
         Override the budget's environment (a MuJoCo / Box task; tiers come from a SAC expert
         unless the budget is ``"quick"`` and the task has a scripted controller).
+    executor, address
+        Where the runs (method x seed) go (:mod:`~prefgym.reproductions.executor`):
+        ``"process"`` (default; the budget's ``workers`` local processes) or ``"ray"``, one
+        Ray task per run with a 1-CPU request, on a local instance (``address`` None) or a
+        cluster (``"auto"`` or ``"HOST:PORT"``). Results are collected in job order.
     """
     import torch
 
@@ -278,21 +282,14 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str |
     jobs = [{**common, "mode": m, "seed": s, "demos": data["demo_arrays"], "prefs": data["prefs"],
              "test_episodes": test_episodes} for s in cfg["seeds"] for m in MODES]
     bar = tqdm(total=len(jobs), disable=not progress, desc="aihf-mujoco runs", unit="run")
-    results = []
+
+    def done(r: dict) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"{r['mode']} seed {r['seed']}: {np.mean(r['returns'][-1]):.0f}")
+
     t_train = time.perf_counter()
-    if cfg["workers"] <= 1:
-        for job in jobs:
-            results.append(train_and_evaluate(job))
-            bar.update(1)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(cfg["workers"], len(jobs)), mp_context=ctx) as pool:
-            futures = [pool.submit(train_and_evaluate, job) for job in jobs]
-            for fut in as_completed(futures):
-                r = fut.result()
-                results.append(r)
-                bar.update(1)
-                bar.set_postfix_str(f"{r['mode']} seed {r['seed']}: {np.mean(r['returns'][-1]):.0f}")
+    runner = make_executor(executor, workers=cfg["workers"], address=address)
+    results = runner.run(train_and_evaluate, jobs, on_result=done)  # job order, whatever finished first
     bar.close()
     train_s = time.perf_counter() - t_train
 
@@ -309,6 +306,7 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str |
         "runs": [{k: r[k] for k in ("mode", "seed", "reward_rank_correlation", "last_reward_stats", "wall_s")}
                  for r in results],
         "train_wall_s": round(train_s, 1),
+        "executor": runner.describe(),
         "total_env_steps": int(len(jobs) * cfg["total_steps"]),
     }
     summary["verdicts"] = _verdicts(summary, curves, table)
@@ -403,5 +401,5 @@ REPRODUCTION = Reproduction(
     description=("004 Fig. 5 / Table 1: AIHF vs RLHF vs IRL-only on MuJoCo (Hopper-v5), true return vs "
                  "SAC steps, and the data-quality table"),
     runner=run,
-    options=("budget", "env"),
+    options=("budget", "env", "executor", "address"),
 )
