@@ -56,7 +56,8 @@ def test_local_ray_instance_on_2_cpus_gives_the_process_pool_results():
 
 @requires_ray
 @pytest.mark.skipif(os.environ.get("PREFGYM_SLOW_TESTS") != "1",
-                    reason="two aihf-mujoco --quick sweeps, 254 s on a shared 2-core machine: set PREFGYM_SLOW_TESTS=1")
+                    reason="two aihf-mujoco --quick sweeps (254 s on a shared 2-core machine): "
+                           "set PREFGYM_SLOW_TESTS=1")
 def test_aihf_mujoco_quick_sweep_through_ray_matches_the_process_pool(tmp_path):
     pytest.importorskip("mujoco")
     from prefgym.reproductions import get_reproduction
