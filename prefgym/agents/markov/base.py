@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from prefgym.agents.base import BaseAgent
+from prefgym.agents.base import BaseAgent, as_vec_env, is_env
 from prefgym.agents.markov.estimators import ESTIMATORS, exact_q, sampled_q
 from prefgym.agents.rules import log_normalize, optimistic_payoff
 from prefgym.games.markov import TabularMarkovGame
@@ -129,6 +129,7 @@ class MarkovAgent(BaseAgent):
         verbose: int = 0,
     ):
         super().__init__(seed=seed, verbose=verbose)
+        self._env = game if is_env(game) else None
         self.game = resolve_markov_game(game)
         self.learning_rate = self._positive("learning_rate", learning_rate)
         if estimator not in ESTIMATORS:
@@ -281,6 +282,23 @@ class MarkovAgent(BaseAgent):
         self._last_expl = self._buf_last[index] = exploitability_from_payoff(self.game, self._payoff)
         self._avg_expl = self._buf_avg[index] = exploitability_from_payoff(
             self.game, self._sum_payoff / self._count)
+
+    def _step_info(self, index: int) -> dict[str, float]:
+        """``exploitability`` and ``average_exploitability`` of update ``index`` (001 Sec. 4.1)."""
+        return {"exploitability": float(self._buf_last[index]),
+                "average_exploitability": float(self._buf_avg[index])}
+
+    def get_env(self):
+        """The env the agent was built from, else a :class:`~prefgym.envs.gridworld.GridworldEnv`
+        of its game, as an SB3 ``DummyVecEnv`` when SB3 is installed."""
+        if getattr(self, "_vec_env", None) is None:
+            env = self._env
+            if env is None:
+                from prefgym.envs.gridworld import GridworldEnv
+
+                env = GridworldEnv(game=self.game)
+            self._vec_env = as_vec_env(env)
+        return self._vec_env
 
     def _finish_learn(self, done: int) -> None:
         self._expl = np.concatenate([self._expl, self._buf_last[:done]])

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from prefgym.agents.base import BaseAgent
+from prefgym.agents.base import BaseAgent, as_vec_env, is_env
 from prefgym.agents.rules import log_normalize
 from prefgym.games.matrix import MatrixGame
 from prefgym.preferences import PreferenceModel
@@ -79,6 +79,7 @@ class TabularAgent(BaseAgent):
         verbose: int = 0,
     ):
         super().__init__(seed=seed, verbose=verbose)
+        self._env = game if is_env(game) else None
         self.game = resolve_game(game)
         self.learning_rate = self._positive("learning_rate", learning_rate)
         shape = (*self.game.batch_shape, self.game.n_actions)
@@ -154,6 +155,29 @@ class TabularAgent(BaseAgent):
         self._count += 1
         self._buf_last[index] = 2.0 * self._payoff.max(axis=-1)
         self._buf_avg[index] = 2.0 * (self._sum_payoff / self._count).max(axis=-1)
+
+    def _step_info(self, index: int) -> dict[str, float]:
+        """``last_gap`` and ``average_gap`` of update ``index``; for a batch of games their
+        maximum over the batch and ``*_mean`` their mean."""
+        last, avg = self._buf_last[index], self._buf_avg[index]
+        if not self.game.batch_shape:
+            return {"last_gap": float(last), "average_gap": float(avg)}
+        return {"last_gap": float(last.max()), "last_gap_mean": float(last.mean()),
+                "average_gap": float(avg.max()), "average_gap_mean": float(avg.mean())}
+
+    def get_env(self):
+        """The env the agent was built from, else a :class:`~prefgym.envs.matrix.MatrixGameEnv`
+        of its game, as an SB3 ``DummyVecEnv`` when SB3 is installed (None for a batch of games)."""
+        if self.game.batch_shape:
+            return None
+        if getattr(self, "_vec_env", None) is None:
+            env = self._env
+            if env is None:
+                from prefgym.envs.matrix import MatrixGameEnv
+
+                env = MatrixGameEnv(game=self.game)
+            self._vec_env = as_vec_env(env)
+        return self._vec_env
 
     def _finish_learn(self, done: int) -> None:
         self._last_gap = np.concatenate([self._last_gap, self._buf_last[:done]])
