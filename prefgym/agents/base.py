@@ -257,9 +257,16 @@ class BaseAgent(ABC):
     def get_parameters(self) -> dict[str, Any]:
         """Copies of the arrays that define the agent's state (SB3's ``get_parameters``).
 
-        Everything :meth:`save` stores except the game; :meth:`set_parameters` takes it back.
+        Everything :meth:`save` stores except the game and the metric histories (which
+        stay the agent's own); :meth:`set_parameters` takes it back.
         """
-        return {k: np.array(v, copy=True) for k, v in self._get_state().items() if not k.startswith("game_")}
+        return {k: np.array(v, copy=True) for k, v in self._get_state().items() if self._is_parameter(k)}
+
+    #: saved arrays that record the past (metrics histories) rather than drive the updates
+    _history_state: ClassVar[tuple[str, ...]] = ()
+
+    def _is_parameter(self, key: str) -> bool:
+        return not key.startswith("game_") and key not in self._history_state
 
     def set_parameters(self, load_path_or_dict, exact_match: bool = True, device: str = "auto") -> None:
         """Load parameters from a dict of :meth:`get_parameters` or from a file written by :meth:`save`.
@@ -281,7 +288,7 @@ class BaseAgent(ABC):
             raise InvalidTypeError("set_parameters takes a dict from get_parameters() or a saved "
                                    f"agent's path; got {type(load_path_or_dict).__name__}")
         state = self._get_state()
-        current = {k: v for k, v in state.items() if not k.startswith("game_")}
+        current = {k: v for k, v in state.items() if self._is_parameter(k)}
         unknown = sorted(set(params) - set(current))
         missing = sorted(set(current) - set(params))
         if unknown:

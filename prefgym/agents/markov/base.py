@@ -115,6 +115,7 @@ class MarkovAgent(BaseAgent):
 
     _hparam_names: ClassVar[tuple[str, ...]] = ()
     _state_names: ClassVar[tuple[str, ...]] = ()
+    _history_state: ClassVar[tuple[str, ...]] = ("exploitability", "average_exploitability")
     #: whether the update needs the soft Q of 001 Thm 10 (no Monte Carlo estimate)
     _soft_q: ClassVar[bool] = False
 
@@ -211,8 +212,17 @@ class MarkovAgent(BaseAgent):
     @property
     def history(self) -> dict[str, np.ndarray]:
         """Per-update exploitability of the last and average iterates, and the duality gaps (``2 x``)."""
-        return {"exploitability": self._expl, "average_exploitability": self._avg_expl_hist,
-                "last_gap": 2.0 * self._expl, "average_gap": 2.0 * self._avg_expl_hist}
+        expl, avg = self._expl_arrays()
+        return {"exploitability": expl, "average_exploitability": avg,
+                "last_gap": 2.0 * expl, "average_gap": 2.0 * avg}
+
+    def _expl_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exploitabilities so far, those of a :meth:`learn` call in progress included."""
+        n = getattr(self, "_buf_n", 0)
+        if not n:
+            return self._expl, self._avg_expl_hist
+        return (np.concatenate([self._expl, self._buf_last[:n]]),
+                np.concatenate([self._avg_expl_hist, self._buf_avg[:n]]))
 
     def exploitability(self, which: str = "last") -> float:
         """Exploitability of the ``"last"`` or ``"average"`` iterate (001 Sec. 4.1)."""
@@ -269,6 +279,7 @@ class MarkovAgent(BaseAgent):
     # ------------------------------------------------------- training loop
     def _setup_learn(self, total_iterations: int) -> None:
         self._buf_last, self._buf_avg = np.empty(total_iterations), np.empty(total_iterations)
+        self._buf_n = 0
 
     def _iterate(self, index: int) -> None:
         new = self._update()
@@ -282,6 +293,7 @@ class MarkovAgent(BaseAgent):
         self._last_expl = self._buf_last[index] = exploitability_from_payoff(self.game, self._payoff)
         self._avg_expl = self._buf_avg[index] = exploitability_from_payoff(
             self.game, self._sum_payoff / self._count)
+        self._buf_n = index + 1
 
     def _step_info(self, index: int) -> dict[str, float]:
         """``exploitability`` and ``average_exploitability`` of update ``index`` (001 Sec. 4.1)."""
@@ -304,6 +316,7 @@ class MarkovAgent(BaseAgent):
         self._expl = np.concatenate([self._expl, self._buf_last[:done]])
         self._avg_expl_hist = np.concatenate([self._avg_expl_hist, self._buf_avg[:done]])
         del self._buf_last, self._buf_avg
+        self._buf_n = 0
 
     # --------------------------------------------------------- persistence
     def _get_hparams(self) -> dict[str, Any]:
@@ -321,8 +334,8 @@ class MarkovAgent(BaseAgent):
             "sum_occupancy": self._sum_occupancy, "sum_payoff": self._sum_payoff,
             "count": np.array(self._count),
             "current_exploitability": np.array([self._last_expl, self._avg_expl]),
-            "exploitability": self._expl, "average_exploitability": self._avg_expl_hist,
         }
+        state["exploitability"], state["average_exploitability"] = self._expl_arrays()
         state.update({k: np.asarray(getattr(self, k)) for k in self._state_names})
         return state
 

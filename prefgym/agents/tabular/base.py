@@ -69,6 +69,7 @@ class TabularAgent(BaseAgent):
     _hparam_names: ClassVar[tuple[str, ...]] = ()
     #: array attributes beyond the base ones, saved with the agent
     _state_names: ClassVar[tuple[str, ...]] = ()
+    _history_state: ClassVar[tuple[str, ...]] = ("last_gap", "average_gap")
 
     def __init__(
         self,
@@ -118,7 +119,16 @@ class TabularAgent(BaseAgent):
     @property
     def history(self) -> dict[str, np.ndarray]:
         """Per-update duality gaps: ``last_gap`` and ``average_gap``, shape ``(T, *batch)``."""
-        return {"last_gap": self._last_gap, "average_gap": self._average_gap}
+        last, avg = self._gap_arrays()
+        return {"last_gap": last, "average_gap": avg}
+
+    def _gap_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The gaps so far, those of a :meth:`learn` call in progress included (e.g. for checkpoints)."""
+        n = getattr(self, "_buf_n", 0)
+        if not n:
+            return self._last_gap, self._average_gap
+        return (np.concatenate([self._last_gap, self._buf_last[:n]]),
+                np.concatenate([self._average_gap, self._buf_avg[:n]]))
 
     def current_gap(self, which: str = "last") -> np.ndarray:
         """Duality gap ``2 max_a (A pi)(a)`` of the last or the average iterate."""
@@ -146,6 +156,7 @@ class TabularAgent(BaseAgent):
     def _setup_learn(self, total_iterations: int) -> None:
         shape = (total_iterations, *self.game.batch_shape)
         self._buf_last, self._buf_avg = np.empty(shape), np.empty(shape)
+        self._buf_n = 0
 
     def _iterate(self, index: int) -> None:
         self.logits, self._policy = log_normalize(self._update())
@@ -155,6 +166,7 @@ class TabularAgent(BaseAgent):
         self._count += 1
         self._buf_last[index] = 2.0 * self._payoff.max(axis=-1)
         self._buf_avg[index] = 2.0 * (self._sum_payoff / self._count).max(axis=-1)
+        self._buf_n = index + 1
 
     def _step_info(self, index: int) -> dict[str, float]:
         """``last_gap`` and ``average_gap`` of update ``index``; for a batch of games their
@@ -183,6 +195,7 @@ class TabularAgent(BaseAgent):
         self._last_gap = np.concatenate([self._last_gap, self._buf_last[:done]])
         self._average_gap = np.concatenate([self._average_gap, self._buf_avg[:done]])
         del self._buf_last, self._buf_avg
+        self._buf_n = 0
 
     # --------------------------------------------------------- persistence
     def _get_hparams(self) -> dict[str, Any]:
@@ -197,9 +210,8 @@ class TabularAgent(BaseAgent):
             "sum_policy": self._sum_policy,
             "sum_payoff": self._sum_payoff,
             "count": np.array(self._count),
-            "last_gap": self._last_gap,
-            "average_gap": self._average_gap,
         }
+        state["last_gap"], state["average_gap"] = self._gap_arrays()
         state.update({k: np.asarray(getattr(self, k)) for k in self._state_names})
         return state
 
