@@ -189,13 +189,20 @@ def test_eval_callback_on_a_tabular_agent(tmp_path):
         assert list(data["timesteps"]) == [5, 10, 15] and data["results"].shape == (3, 3)
 
 
-def test_stop_on_max_episodes_and_progress_callback_on_agents():
+def test_stop_on_max_episodes_eval_and_progress_callbacks_on_agents():
     stop = sb3_callbacks.StopTrainingOnMaxEpisodes(max_episodes=7)
     agent = OMWU(rps(), learning_rate=0.1).learn(100, callback=stop)
     assert agent.num_iterations == 7  # one self-play round (episode) per update
     markov = OMPO(random_gridworld(0, n_states=5, n_actions=2, horizon=2), learning_rate=1.0)
     markov.learn(50, callback=sb3_callbacks.StopTrainingOnMaxEpisodes(max_episodes=3))
     assert markov.num_iterations == 3 and markov.get_env().num_envs == 1
+    from prefgym.envs.gridworld import GridworldEnv
+
+    evals = sb3_callbacks.EvalCallback(GridworldEnv(game=markov.game), n_eval_episodes=2, eval_freq=2,
+                                       verbose=0, warn=False)
+    # predict carries the step h in SB3's recurrent state; a start resets it
+    markov.learn(4, callback=[evals, sb3_callbacks.ProgressBarCallback()])
+    assert evals.n_calls == 4 and 0 <= evals.last_mean_reward <= markov.game.horizon  # evaluated (was -inf)
 
 
 def test_prefgym_callbacks_are_sb3_callbacks():
