@@ -215,6 +215,27 @@ def test_prefgym_callbacks_are_sb3_callbacks():
 
     agent = OMWU(rps(), learning_rate=0.1).learn(20, callback=sb3_callbacks.CallbackList([Mine()]))
     assert agent.num_timesteps == 4
+    # and SB3's algorithms take them unwrapped (isinstance holds), with every hook called
+    from stable_baselines3 import PPO
+
+    class Hooks(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.seen: list[str] = []
+
+        def _on_rollout_end(self):
+            self.seen.append("rollout_end")
+
+        def _on_step(self):
+            self.seen.append("step" if "dones" in self.locals else "no-locals")
+            return True
+
+    hooks = Hooks()
+    ppo = PPO("MlpPolicy", gym.make("prefgym/RPS-v0"), n_steps=16, batch_size=16, n_epochs=1, seed=0,
+              policy_kwargs={"net_arch": [8]})
+    ppo.learn(32, callback=hooks)
+    assert hooks.seen.count("step") == 32 and hooks.seen.count("rollout_end") == 2
+    assert hooks.model is ppo and hooks.num_timesteps == 32
 
 
 # ------------------------------------------------------------------ learn's arguments and counters
