@@ -126,9 +126,12 @@ class CSVOutputFormat(KVWriter):
     def __init__(self, filename: str | os.PathLike):
         self.file = open(filename, "w+")
         self.keys: list[str] = []
+        self._key_set: set[str] = set()
         self.separator, self.quotechar = ",", '"'
 
     def _cell(self, value: Any) -> str:
+        if type(value) is float or type(value) is int:  # the common case, first
+            return str(value)
         value = _plain(value)
         if value is None:
             return ""
@@ -137,10 +140,11 @@ class CSVOutputFormat(KVWriter):
         return str(value)
 
     def write(self, key_values, key_excluded, step=0) -> None:
-        keys = [k for k in key_values if not _excluded(k, key_excluded, "csv")]
-        extra = [k for k in keys if k not in self.keys]
+        present = {k: v for k, v in key_values.items() if not _excluded(k, key_excluded, "csv")}
+        extra = [k for k in present if k not in self._key_set]
         if extra:
             self.keys.extend(extra)
+            self._key_set.update(extra)
             self.file.seek(0)
             lines = self.file.readlines()
             self.file.seek(0)
@@ -148,8 +152,9 @@ class CSVOutputFormat(KVWriter):
             self.file.write(self.separator.join(self.keys) + "\n")
             for line in lines[1:]:
                 self.file.write(line[:-1] + self.separator * len(extra) + "\n")
-        self.file.write(self.separator.join(self._cell(key_values.get(k)) if k in keys else ""
-                                            for k in self.keys) + "\n")
+        cell = self._cell
+        row = [cell(present[k]) if k in present else "" for k in self.keys]
+        self.file.write(self.separator.join(row) + "\n")
         self.file.flush()
 
     def close(self) -> None:
