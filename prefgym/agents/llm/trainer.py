@@ -192,7 +192,9 @@ class SelfPlayTrainer(BaseAgent):
         Rows per teacher-forced forward pass (``None``: all at once).
     output_dir
         Where ``trainer.json`` (hyper-parameters), ``metrics.csv``, ``reference/``,
-        checkpoints and TensorBoard logs go (``None``: nothing written).
+        checkpoints and TensorBoard logs go (``None``: nothing written). ``metrics.csv`` (one
+        row per iteration, SB3's CSV format) and the TensorBoard files are the outputs of the
+        default logger; after :meth:`set_logger` the metrics go to that logger instead.
     save_every, keep_checkpoints
         Checkpoint every ``save_every`` iterations, keeping the newest ``keep_checkpoints``.
     resume_from
@@ -209,8 +211,8 @@ class SelfPlayTrainer(BaseAgent):
         model; snapshots likewise), and resuming loads them onto the base model of the
         policy passed in, which must be the same base model as in the first run.
     tensorboard
-        Also log to ``output_dir/tensorboard`` with ``torch.utils.tensorboard`` (warns if
-        the ``tensorboard`` package is missing).
+        The default logger also writes ``output_dir/tensorboard`` (warns if the
+        ``tensorboard`` package is missing).
     accelerator
         ``None``, ``True`` (create an ``accelerate.Accelerator``) or an accelerator (module docs).
     seed
