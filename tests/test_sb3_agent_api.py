@@ -298,6 +298,12 @@ def test_get_set_parameters_round_trip(tmp_path):
         c.set_parameters({"logits": np.zeros(5)}, exact_match=False)
     with pytest.raises(InvalidArgumentError, match="unknown parameters"):
         c.set_parameters({"nope": np.zeros(6)}, exact_match=False)
+    grid = random_gridworld(2, n_states=5, n_actions=2, horizon=3)
+    m1, m2 = OMPO(grid, learning_rate=1.0).learn(5), OMPO(grid, learning_rate=1.0)
+    m2.set_parameters(m1.get_parameters())
+    assert m2.exploitability("average") == m1.exploitability("average")
+    np.testing.assert_array_equal(m2.learn(3).history["exploitability"],
+                                  m1.learn(3).history["exploitability"][-3:])
 
 
 # ------------------------------------------------------------------ prefgym's logger
@@ -328,6 +334,14 @@ def test_prefgym_logger_writes_sb3_csv_format(tmp_path):
         configure(str(tmp_path / "log2"), ["nope"])
     with pytest.raises(InvalidTypeError, match="Logger API"):
         agent.set_logger(object())
+    # the default logger, as SB3's: TensorBoard runs tensorboard_log/<tb_log_name>_<N>
+    other = OMWU(rps(), learning_rate=0.1, init_policy=[0.5, 0.3, 0.2])
+    other.tensorboard_log = str(tmp_path / "tb")
+    other.learn(4, log_interval=2).learn(2, log_interval=2, tb_log_name="OMWU")
+    other.learn(2, log_interval=2, reset_num_timesteps=False)
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["OMWU_1", "OMWU_2"]
+    assert [s for s, _ in _scalars(tmp_path / "tb" / "OMWU_1")["last_gap"]] == [2, 4]
+    assert [s for s, _ in _scalars(tmp_path / "tb" / "OMWU_2")["last_gap"]] == [2, 4]
 
 
 def test_load_on_base_agent_still_dispatches(tmp_path):
