@@ -668,6 +668,10 @@ class AIHF(BaseAgent):
 
     @property
     def logger(self):
+        """SAC's logger, shared with the reward statistics (a default one before the first ``learn``)."""
+        if getattr(self.sac, "_logger", None) is None:
+            self._logger = configure_logger(self.verbose, None, "AIHF", True)
+            self.sac.set_logger(self._logger)
         return self.sac.logger
 
     def get_env(self):
