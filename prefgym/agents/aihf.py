@@ -621,6 +621,8 @@ class AIHF(BaseAgent):
         self._total_timesteps = total + self.num_timesteps
         if not self._custom_logger and (reset_num_timesteps or self._logger is None):
             # one logger for all inner learn calls, so reward statistics are not lost between them
+            if self._logger is not None:
+                self._logger.close()
             self._logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name,
                                             reset_num_timesteps or self.sac.num_timesteps == 0)
             self.sac.set_logger(self._logger)

@@ -223,6 +223,8 @@ class BaseAgent(ABC):
                 reset_num_timesteps or getattr(self, "_logger", None) is None):
             from prefgym.logger import configure_logger
 
+            if getattr(self, "_logger", None) is not None:
+                self._logger.close()  # the previous call's default logger (its files and writers)
             self._logger = configure_logger(self.verbose, self.tensorboard_log,
                                             tb_log_name or type(self).__name__, reset_num_timesteps)
 
