@@ -350,3 +350,35 @@ def test_load_on_base_agent_still_dispatches(tmp_path):
         warnings.simplefilter("error")
         agent = BaseAgent.load(path)
     assert isinstance(agent, OMWU) and agent.num_iterations == 3
+
+
+def test_core_api_works_without_sb3_or_torch(tmp_path):
+    """The light install: no SB3, no torch. Same API through prefgym's callbacks and logger."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["stable_baselines3"] = None  # import fails, as on a core install
+        sys.modules["torch"] = None
+        from prefgym.agents import OMWU
+        from prefgym.agents.callbacks import CallbackList, StopTrainingOnGap
+        from prefgym.logger import configure
+        from prefgym.games import rps
+        agent = OMWU("prefgym/RPS-v0", learning_rate=0.5, init_policy=[0.6, 0.3, 0.1])
+        agent.set_logger(configure({str(tmp_path)!r}, ["csv", "json"]))
+        seen = []
+        agent.learn(2000, callback=CallbackList([StopTrainingOnGap(1e-3),
+                                                lambda loc, glob: seen.append(loc["dones"][0])]),
+                    log_interval=10)
+        assert type(agent.get_env()).__name__ == "MatrixGameEnv"  # a plain Gymnasium env without SB3
+        torch_loaded = sys.modules.get("torch") is not None
+        print(agent.num_timesteps, len(seen), all(seen), torch_loaded)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    n, calls, dones, torch_loaded = out.stdout.split()
+    assert int(n) == int(calls) < 2000 and dones == "True" and torch_loaded == "False"
+    rows = (tmp_path / "progress.csv").read_text().splitlines()
+    assert rows[0] == "iteration,last_gap,average_gap" and len(rows) == 1 + int(n) // 10

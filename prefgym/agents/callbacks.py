@@ -140,11 +140,11 @@ class BaseCallback:
 
 
 class CallbackList(BaseCallback):
-    """Run several callbacks (prefgym's or SB3's) in order; training stops if any returns False."""
+    """Run several callbacks (prefgym's, SB3's, functions) in order; training stops if any returns False."""
 
     def __init__(self, callbacks: Sequence):
         super().__init__()
-        self.callbacks = list(callbacks)
+        self.callbacks = [convert_callback(c) for c in callbacks if c is not None]
 
     def _init_callback(self) -> None:
         for cb in self.callbacks:
