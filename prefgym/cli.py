@@ -22,9 +22,12 @@ User errors (unknown agent or task, bad parameter, bad environment, missing file
 or model folder) print one line on stderr and return exit code 2.
 
 A training run folder holds ``config.json``, ``metrics.csv``, ``agent.zip`` and
-``gap.png``. ``metrics.csv`` has one row per update with columns
-``iteration,last_gap,average_gap`` (``iteration`` counts updates from 1); for
-a batch of games it is in long format, ``iteration,game,last_gap,average_gap``.
+``gap.png``. ``metrics.csv`` is the CSV output of the agent's logger (SB3's
+``Logger`` format, :mod:`prefgym.logger`) dumped after every update, with columns
+``iteration,last_gap,average_gap`` (``iteration`` counts updates from 1); for a
+batch of games ``last_gap`` and ``average_gap`` are the largest gaps of the batch,
+``last_gap_mean`` and ``average_gap_mean`` their means (the per-game gaps are in
+``agent.zip``'s history).
 
 Markov games (001): an env whose ``env.unwrapped.game`` is a
 :class:`~prefgym.games.markov.TabularMarkovGame` (the ``prefgym/Gridworld*`` ids)
@@ -72,7 +75,6 @@ and, on a menu task, the exact duality gap (:func:`prefgym.cli_llm.evaluate_llm`
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -262,7 +264,12 @@ def train(
     out_dir = Path(out) if out is not None else Path("runs") / f"{cls.name}-{stamp}"
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    model.learn(int(iterations), progress_bar=progress)
+    logger = metrics_logger(out_dir)
+    model.set_logger(logger)
+    try:
+        model.learn(int(iterations), log_interval=1, progress_bar=progress)
+    finally:
+        logger.close()
     runtime = time.perf_counter() - start
     base = {"agent": cls.name, "agent_class": cls.__name__, "agent_params": params,
             "env": env, "env_kwargs": env_kwargs}
@@ -272,7 +279,6 @@ def train(
         hist = model.history
         last = hist["last_gap"].reshape(hist["last_gap"].shape[0], -1)
         avg = hist["average_gap"].reshape(last.shape)
-        _write_metrics(out_dir / "metrics.csv", last, avg, batched=bool(game.batch_shape))
         model.save(out_dir / "agent.zip")
         plot_curves({"last iterate": last if game.batch_shape else last[:, 0],
                      "average iterate": avg if game.batch_shape else avg[:, 0]},
@@ -283,8 +289,8 @@ def train(
             "batch_shape": list(game.batch_shape), "updates_done": int(last.shape[0]),
             "final_last_gap": model.current_gap("last").tolist(),
             "final_average_gap": model.current_gap("average").tolist(),
-            "metrics_columns": ("iteration,game,last_gap,average_gap" if game.batch_shape
-                                else "iteration,last_gap,average_gap"),
+            "metrics_columns": ("iteration,last_gap,last_gap_mean,average_gap,average_gap_mean"
+                                if game.batch_shape else "iteration,last_gap,average_gap"),
         }
     config.update({
         "iterations": int(iterations), "runtime_s": round(runtime, 3),
@@ -303,10 +309,6 @@ def _finish_markov_run(model, env: str, out_dir: Path) -> dict[str, Any]:
     game = model.game
     hist = model.history
     last, avg = hist["exploitability"], hist["average_exploitability"]
-    with open(out_dir / "metrics.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(MARKOV_METRICS)
-        writer.writerows((t + 1, repr(float(last[t])), repr(float(avg[t]))) for t in range(last.shape[0]))
     model.save(out_dir / "agent.zip")
     shape = f"S={game.n_states}, A={game.n_actions}, H={game.horizon}"
     plot_curves({"last iterate": last, "average iterate": avg}, out_dir / "gap.png",
@@ -323,20 +325,11 @@ def _finish_markov_run(model, env: str, out_dir: Path) -> dict[str, Any]:
     }
 
 
-def _write_metrics(path: Path, last: np.ndarray, avg: np.ndarray, batched: bool) -> None:
-    T, G = last.shape
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        if not batched:
-            writer.writerow(["iteration", "last_gap", "average_gap"])
-            writer.writerows((t + 1, repr(float(last[t, 0])), repr(float(avg[t, 0])))
-                             for t in range(T))
-            return
-        writer.writerow(["iteration", "game", "last_gap", "average_gap"])
-        for t in range(T):
-            writer.writerows((t + 1, g, repr(float(last[t, g])), repr(float(avg[t, g])))
-                             for g in range(G))
+def metrics_logger(out_dir: Path):
+    """The logger of a run: SB3's CSV format into ``out_dir/metrics.csv`` (one row per dump)."""
+    from prefgym.logger import CSVOutputFormat, Logger
 
+    return Logger(out_dir, [CSVOutputFormat(out_dir / "metrics.csv")])
 
 
 # ----------------------------------------------------------------- evaluate

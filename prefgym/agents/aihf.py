@@ -60,6 +60,7 @@ Special cases (004 sec. 3.3, the baselines of Fig. 5):
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import zipfile
@@ -74,13 +75,13 @@ from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback as SB3BaseCallback
-from stable_baselines3.common.callbacks import CallbackList, ConvertCallback
 from stable_baselines3.common.utils import configure_logger
 from torch import nn
 from tqdm.auto import tqdm
 
 from prefgym.agents.aihf_estimator import aihf_loss, make_reward_optimizer, paper_weights
-from prefgym.agents.base import BaseAgent
+from prefgym.agents.base import BaseAgent, check_timesteps
+from prefgym.agents.callbacks import convert_callback
 from prefgym.data.control import Episode, PreferencePairs, flatten_episodes, load_episodes
 from prefgym.errors import InvalidArgumentError
 from prefgym.serialization import json_default
@@ -193,21 +194,29 @@ class RewardRelabelingReplayBuffer(ReplayBuffer):
 
 
 # ------------------------------------------------------------------ callbacks
-class _OuterCallback(CallbackList):
-    """Forward SB3 callbacks through every inner ``SAC.learn`` call; drive the progress bar; note stops."""
+class _OuterCallback(SB3BaseCallback):
+    """Forward the hooks of every inner ``SAC.learn`` call to the user's callback; drive the bar.
 
-    def __init__(self, callbacks: list[SB3BaseCallback], bar: tqdm | None):
-        super().__init__(callbacks)
-        self.bar = bar
+    The user's callback is initialised once per :meth:`AIHF.learn` with the AIHF agent as its
+    ``model`` (its ``num_timesteps``, ``logger``, ``get_env()`` and ``save`` are AIHF's) and
+    sees SAC's rollout locals (``dones``, ``infos``, ``rewards``, ...) through ``update_locals``.
+    """
+
+    def __init__(self, callback, bar: tqdm | None):
+        super().__init__()
+        self.callback, self.bar = callback, bar
         self.stopped = False
         self._last = None
 
     def _on_training_start(self) -> None:
         self._last = self.model.num_timesteps
-        super()._on_training_start()
+
+    def _on_rollout_start(self) -> None:
+        if self.callback is not None:
+            self.callback.on_rollout_start()
 
     def _on_step(self) -> bool:
-        keep = super()._on_step()
+        keep = True if self.callback is None else self.callback.on_step()
         if self.bar is not None:
             self.bar.update(self.model.num_timesteps - self._last)
             self._last = self.model.num_timesteps
@@ -215,18 +224,13 @@ class _OuterCallback(CallbackList):
             self.stopped = True
         return keep
 
+    def _on_rollout_end(self) -> None:
+        if self.callback is not None:
+            self.callback.on_rollout_end()
 
-def _convert_sb3_callback(callback) -> list[SB3BaseCallback]:
-    if callback is None:
-        return []
-    if isinstance(callback, list):
-        return [c for cb in callback for c in _convert_sb3_callback(cb)]
-    if isinstance(callback, SB3BaseCallback):
-        return [callback]
-    if callable(callback):
-        return [ConvertCallback(callback)]
-    raise TypeError(f"callback must be an SB3 BaseCallback, a list of them, or a function; "
-                    f"got {type(callback).__name__}")
+    def update_child_locals(self, locals_: dict[str, Any]) -> None:
+        if self.callback is not None:
+            self.callback.update_locals(locals_)
 
 
 # ------------------------------------------------------------------ the agent
@@ -562,35 +566,64 @@ class AIHF(BaseAgent):
         """Whether outer iterations take reward steps (not in ``"rlhf"`` mode, where the reward is frozen)."""
         return self.mode != "rlhf" and self.reward_steps_per_iter > 0
 
-    def learn(self, total_timesteps: int, callback=None, progress_bar: bool = False,
-              log_interval: int = 4, tb_log_name: str = "AIHF") -> AIHF:
+    @property
+    def num_timesteps(self) -> int:
+        """SAC environment steps since the last ``learn(..., reset_num_timesteps=True)``.
+
+        SAC's own counter (``sac.num_timesteps``, which drives ``learning_starts`` and
+        ``train_freq``) is never reset: the lower level is warm-started across calls.
+        """
+        sac = self.__dict__.get("sac")
+        return (0 if sac is None else sac.num_timesteps) - self._timestep_offset
+
+    @num_timesteps.setter
+    def num_timesteps(self, value: int) -> None:
+        sac = self.__dict__.get("sac")
+        self._timestep_offset = (0 if sac is None else sac.num_timesteps) - int(value)
+
+    def learn(self, total_timesteps: int, callback=None, log_interval: int = 4, tb_log_name: str = "AIHF",
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> AIHF:
         """Run Alg. 1 for ``total_timesteps`` SAC environment steps (continuing from the current state).
 
         Parameters
         ----------
         total_timesteps
-            SAC environment steps; ``ceil(total / sac_steps_per_iter)`` outer iterations.
+            SAC environment steps (a timestep is an env step here, as in SB3);
+            ``ceil(total / sac_steps_per_iter)`` outer iterations.
         callback
-            SB3 callback(s) or a function ``f(locals, globals)``, passed to every inner
-            ``SAC.learn`` call (each outer iteration is one SB3 training run;
-            ``num_timesteps`` keeps counting). Returning False stops AIHF.
+            SB3 or prefgym callback(s) or a function ``f(locals, globals)``. It is initialised
+            once with this agent as its ``model`` and called at every SAC step of the inner
+            ``SAC.learn`` calls (with SAC's rollout locals). Returning False stops AIHF.
+        log_interval
+            SAC's (episodes between its log dumps); the reward statistics (``aihf/...``) are
+            recorded and dumped after every outer iteration.
+        tb_log_name, reset_num_timesteps
+            As in SB3 (:attr:`num_timesteps` restarts at 0; SAC's counter does not).
         progress_bar
             One tqdm bar over ``total_timesteps``.
-        log_interval, tb_log_name
-            As in SB3.
         """
-        if int(total_timesteps) != total_timesteps or total_timesteps < 0:
-            raise ValueError(f"total_timesteps must be a non-negative integer; got {total_timesteps}")
+        total = check_timesteps(total_timesteps)
         self._check_data()
-        if not getattr(self.sac, "_custom_logger", False):
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+        self._total_timesteps = total + self.num_timesteps
+        if not self._custom_logger and (reset_num_timesteps or self._logger is None):
             # one logger for all inner learn calls, so reward statistics are not lost between them
-            self.sac.set_logger(configure_logger(self.verbose, self.tensorboard_log, tb_log_name,
-                                                 self.sac.num_timesteps == 0))
+            if self._logger is not None:
+                self._logger.close()
+            self._logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name,
+                                            reset_num_timesteps or self.sac.num_timesteps == 0)
+            self.sac.set_logger(self._logger)
+        cb = convert_callback(callback)
+        if cb is not None:
+            cb.init_callback(self)
+            cb.on_training_start({"self": self, "total_timesteps": total, "callback": cb}, globals())
         self._pretrain()
-        bar = tqdm(total=int(total_timesteps), disable=not progress_bar, desc="AIHF", unit="step",
-                   mininterval=0.25)
-        outer = _OuterCallback(_convert_sb3_callback(callback), bar)
-        remaining = int(total_timesteps)
+        bar = None
+        if progress_bar:
+            bar = tqdm(total=total, desc="AIHF", unit="step", mininterval=0.25)
+        outer = _OuterCallback(cb, bar)
+        remaining = total
         try:
             while remaining > 0:
                 n = min(self.sac_steps_per_iter, remaining)
@@ -610,19 +643,69 @@ class AIHF(BaseAgent):
                 for k, v in stats.items():
                     self.sac.logger.record(f"aihf/{k}", v)
                 self.sac.logger.record("aihf/iteration", self.num_iterations)
-                if self.verbose > 0:
-                    self.sac.logger.dump(self.sac.num_timesteps)
+                self.sac.logger.dump(self.num_timesteps)
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
+        if cb is not None:
+            cb.on_training_end()
         return self
 
     def set_logger(self, logger) -> None:
-        """Use an SB3 ``Logger`` for SAC's and the reward's statistics."""
+        """Use ``logger`` (SB3's ``configure(...)`` or prefgym's) for SAC's and the reward's statistics."""
+        super().set_logger(logger)
         self.sac.set_logger(logger)
 
     @property
     def logger(self):
+        """SAC's logger, shared with the reward statistics (a default one before the first ``learn``)."""
+        if getattr(self.sac, "_logger", None) is None:
+            self._logger = configure_logger(self.verbose, None, "AIHF", True)
+            self.sac.set_logger(self._logger)
         return self.sac.logger
+
+    def get_env(self):
+        """SAC's training VecEnv."""
+        return self.sac.get_env()
+
+    def get_vec_normalize_env(self):
+        return self.sac.get_vec_normalize_env()
+
+    def set_random_seed(self, seed: int | None = None) -> None:
+        """Re-seed SAC (its action sampling, torch, the env's spaces) and the reward minibatch sampler."""
+        if seed is None:
+            return
+        super().set_random_seed(seed)
+        self.sac.set_random_seed(self.seed)
+
+    def get_parameters(self) -> dict[str, Any]:
+        """SAC's parameters (``sac/policy``, ``sac/actor.optimizer``, ...), ``reward_net`` and
+        ``reward_optimizer`` state dicts (copies)."""
+        params: dict[str, Any] = {f"sac/{k}": v for k, v in self.sac.get_parameters().items()}
+        params["reward_net"] = {k: v.detach().clone() for k, v in self.reward_net.state_dict().items()}
+        params["reward_optimizer"] = copy.deepcopy(self.reward_optimizer.state_dict())
+        return params
+
+    def set_parameters(self, load_path_or_dict, exact_match: bool = True, device: str = "auto") -> None:
+        """Load a dict of :meth:`get_parameters` (``exact_match``: all of them, strict state dicts)."""
+        from prefgym.errors import InvalidArgumentError, InvalidTypeError
+
+        if not isinstance(load_path_or_dict, dict):
+            raise InvalidTypeError("set_parameters takes the dict of get_parameters(); got "
+                                   f"{type(load_path_or_dict).__name__}")
+        known = set(self.get_parameters())
+        unknown, missing = sorted(set(load_path_or_dict) - known), sorted(known - set(load_path_or_dict))
+        if unknown:
+            raise InvalidArgumentError(f"unknown parameters {unknown}; AIHF has {sorted(known)}")
+        if exact_match and missing:
+            raise InvalidArgumentError(f"parameters {missing} are missing (exact_match=True)")
+        sac = {k[4:]: v for k, v in load_path_or_dict.items() if k.startswith("sac/")}
+        if sac:
+            self.sac.set_parameters(sac, exact_match=exact_match, device=device)
+        if "reward_net" in load_path_or_dict:
+            self.reward_net.load_state_dict(load_path_or_dict["reward_net"], strict=exact_match)
+        if "reward_optimizer" in load_path_or_dict:
+            self.reward_optimizer.load_state_dict(load_path_or_dict["reward_optimizer"])
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
         """SAC's action for ``observation`` (SB3's ``predict``)."""

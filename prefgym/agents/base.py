@@ -1,12 +1,21 @@
-"""The Agent API shared by every prefgym agent (SB3's shape).
+"""The Agent API shared by every prefgym agent: Stable-Baselines3's.
 
 >>> from prefgym.games import rps
 >>> from prefgym.agents import OMWU
 >>> agent = OMWU(rps(), learning_rate=0.1, seed=0).learn(100)
 >>> action, _ = agent.predict(None, deterministic=True)
 
-Subclasses implement :meth:`_setup_learn`, :meth:`_iterate` and
-:meth:`_finish_learn`, and list their state for :meth:`save`.
+``learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps,
+progress_bar)``, ``predict``, ``save`` / ``load``, ``set_random_seed``,
+``get_parameters`` / ``set_parameters``, ``logger`` / ``set_logger``, ``get_env``,
+``num_timesteps``: the names and meanings of SB3's ``BaseAlgorithm``, so SB3's
+callbacks and loggers work on every agent. The agents here are iterative solvers:
+**one timestep is one update** of the policy (for a tabular agent one step of its
+rule on the exact payoffs; for an LLM trainer one self-play iteration).
+
+Subclasses implement :meth:`_setup_learn`, :meth:`_iterate`, :meth:`_finish_learn`
+and :meth:`_step_info` (the metrics of an update, logged and given to callbacks),
+and list their state for :meth:`save`.
 """
 
 from __future__ import annotations
@@ -19,12 +28,52 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from prefgym.agents.callbacks import convert_callback
+from prefgym.errors import InvalidArgumentError, InvalidTypeError
 from prefgym.serialization import json_default
 
-__all__ = ["BaseAgent"]
+__all__ = ["BaseAgent", "as_vec_env", "check_seed", "check_timesteps", "is_env"]
+
+#: ``dones`` of an update in the callbacks' locals: one self-play round (episode) per update
+_DONES = np.ones(1, dtype=bool)
+
+
+def check_timesteps(value, name: str = "total_timesteps", minimum: int = 0) -> int:
+    """``value`` as an int, or a clear error unless it is an integer ``>= minimum``.
+
+    Integral floats (``1e5``) are accepted, as SB3 does; ``None``, strings, booleans and
+    fractions are not.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidTypeError(f"{name} must be an integer >= {minimum}; got {value!r} "
+                               f"({type(value).__name__})")
+    if not np.isfinite(value) or int(value) != value or value < minimum:
+        raise InvalidArgumentError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def is_env(obj) -> bool:
+    """Whether ``obj`` is an environment (Gymnasium env, wrapper or VecEnv) rather than a game."""
+    return callable(getattr(obj, "reset", None)) and callable(getattr(obj, "step", None))
+
+
+def as_vec_env(env):
+    """``env`` as an SB3 ``DummyVecEnv`` (unchanged if it is a VecEnv, or if SB3 is not installed)."""
+    if hasattr(env, "num_envs") and hasattr(env, "step_async"):
+        return env
+    try:
+        from stable_baselines3.common.vec_env import DummyVecEnv
+    except ImportError:
+        return env
+    return DummyVecEnv([lambda: env])
+
+
+def check_seed(seed) -> int:
+    """``seed`` as a non-negative int, or a clear error."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InvalidArgumentError(f"seed must be a non-negative integer; got {seed!r}")
+    return int(seed)
 
 
 class BaseAgent(ABC):
@@ -33,7 +82,11 @@ class BaseAgent(ABC):
     Attributes
     ----------
     num_iterations
-        Policy updates done so far (across calls to :meth:`learn`).
+        Policy updates done so far (across calls to :meth:`learn`; saved with the agent).
+    num_timesteps
+        SB3's timestep counter: updates since the last :meth:`learn` call with
+        ``reset_num_timesteps=True`` (equal to ``num_iterations`` for an agent trained
+        in one call, or with ``reset_num_timesteps=False``).
     """
 
     #: short name used by the CLI and the agent registry
@@ -43,6 +96,10 @@ class BaseAgent(ABC):
         self.seed = seed
         self.verbose = verbose
         self.num_iterations = 0
+        self.num_timesteps = 0
+        self._total_timesteps = 0
+        self._logger = None
+        self._custom_logger = False
         self.rng = np.random.default_rng(seed)
 
     @staticmethod
@@ -53,47 +110,202 @@ class BaseAgent(ABC):
         return float(value)
 
     # ------------------------------------------------------------------ API
+    #: default ``log_interval`` of :meth:`learn` (updates between two logger dumps)
+    default_log_interval: ClassVar[int] = 100
+    #: TensorBoard folder of the default logger (SB3's ``tensorboard_log``); None: no TensorBoard
+    tensorboard_log: str | None = None
+
     def learn(
         self,
-        total_iterations: int,
+        total_timesteps: int,
         callback=None,
+        log_interval: int | None = None,
+        tb_log_name: str | None = None,
+        reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> BaseAgent:
-        """Run ``total_iterations`` policy updates.
+        """Run ``total_timesteps`` more updates (SB3's ``learn``; one timestep is one update).
 
         Parameters
         ----------
-        total_iterations
-            Number of updates to run (continues from the current state).
+        total_timesteps
+            Number of policy updates to run; training continues from the current state.
         callback
-            A :class:`~prefgym.agents.callbacks.BaseCallback`, a list of them, or
-            a function ``f(locals, globals)``; returning False stops training.
+            A callback (prefgym's or SB3's ``BaseCallback``), a list of them, or a function
+            ``f(locals, globals)``; returning False stops training.
+        log_interval
+            Record the agent's metrics in :attr:`logger` and dump them every
+            ``log_interval`` updates (default :attr:`default_log_interval`).
+        tb_log_name
+            Run name of the default logger's TensorBoard folder (with :attr:`tensorboard_log`).
+        reset_num_timesteps
+            Restart :attr:`num_timesteps` at 0 (as SB3). :attr:`num_iterations`, the
+            algorithm's update count, is never reset.
         progress_bar
             Show a tqdm progress bar.
         """
-        if int(total_iterations) != total_iterations or total_iterations < 0:
-            raise ValueError(f"total_iterations must be a non-negative integer; got {total_iterations}")
-        total_iterations = int(total_iterations)
+        total = check_timesteps(total_timesteps)
+        log_interval = self.default_log_interval if log_interval is None else check_timesteps(
+            log_interval, "log_interval", minimum=1)
+        self._setup_logger_and_counter(total, reset_num_timesteps, tb_log_name)
         cb = convert_callback(callback)
-        cb.init_callback(self)
-        self._setup_learn(total_iterations)
-        cb.on_training_start(locals(), globals())
-        bar = tqdm(total=total_iterations, disable=not progress_bar, desc=type(self).__name__,
-                   unit="it", mininterval=0.25)
+        if cb is not None:
+            cb.init_callback(self)
+        self._setup_learn(total)
+        step_locals = {"self": self, "total_timesteps": total, "dones": _DONES, "infos": [{}],
+                       "callback": cb, "log_interval": log_interval}
+        if cb is not None:
+            cb.on_training_start(step_locals, globals())
+        bar = None
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, desc=type(self).__name__, unit="it", mininterval=0.25)
         done = 0
         try:
-            for _ in range(total_iterations):
+            for _ in range(total):
+                if cb is not None:
+                    cb.on_rollout_start()
                 self._iterate(done)
                 done += 1
                 self.num_iterations += 1
-                bar.update(1)
-                if not cb.on_step():
-                    break
+                self.num_timesteps += 1
+                if bar is not None:
+                    bar.update(1)
+                if self.num_timesteps % log_interval == 0:
+                    self._dump_logs(done - 1)
+                if cb is not None:
+                    cb.update_locals({"infos": [self._step_info(done - 1)], "dones": _DONES})
+                    cb.on_rollout_end()
+                    if not cb.on_step():
+                        break
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
             self._finish_learn(done)
-        cb.on_training_end()
+        if cb is not None:
+            cb.on_training_end()
         return self
+
+    # ------------------------------------------------------- logging
+    @property
+    def logger(self):
+        """The logger the agent records its metrics in (SB3's ``Logger`` API).
+
+        By default a :class:`prefgym.logger.Logger` with no output (``stdout`` when
+        ``verbose >= 1``, TensorBoard with :attr:`tensorboard_log`), built by
+        :meth:`learn`; replace it with :meth:`set_logger`.
+        """
+        if getattr(self, "_logger", None) is None:
+            from prefgym.logger import configure_logger
+
+            self._logger = configure_logger(self.verbose)
+        return self._logger
+
+    def set_logger(self, logger) -> None:
+        """Log through ``logger`` (SB3's ``configure(folder, formats)`` or :func:`prefgym.logger.configure`).
+
+        The agent keeps it across :meth:`learn` calls instead of building its default one.
+        """
+        for method in ("record", "dump"):
+            if not callable(getattr(logger, method, None)):
+                raise InvalidTypeError(f"logger must have SB3's Logger API (record, dump); got "
+                                       f"{type(logger).__name__}")
+        self._logger = logger
+        self._custom_logger = True
+
+    def _setup_logger_and_counter(self, total: int, reset_num_timesteps: bool,
+                                  tb_log_name: str | None) -> None:
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+        self._total_timesteps = total + self.num_timesteps
+        if not getattr(self, "_custom_logger", False) and (
+                reset_num_timesteps or getattr(self, "_logger", None) is None):
+            from prefgym.logger import configure_logger
+
+            if getattr(self, "_logger", None) is not None:
+                self._logger.close()  # the previous call's default logger (its files and writers)
+            self._logger = configure_logger(self.verbose, self.tensorboard_log,
+                                            tb_log_name or type(self).__name__, reset_num_timesteps)
+
+    def _dump_logs(self, index: int) -> None:
+        """Record ``iteration`` and the metrics of update ``index`` (within this call), then dump."""
+        logger = self.logger
+        logger.record("iteration", self.num_iterations)
+        for key, value in self._step_info(index).items():
+            logger.record(key, value)
+        logger.dump(step=self.num_timesteps)
+
+    def _step_info(self, index: int) -> dict[str, Any]:
+        """The metrics of update ``index`` (within this :meth:`learn` call): ``infos[0]`` of callbacks."""
+        return {}
+
+    # -------------------------------------------------------- SB3's model API
+    def get_env(self):
+        """The training environment as an SB3 VecEnv (None if the agent has none)."""
+        return None
+
+    def get_vec_normalize_env(self):
+        """None: prefgym agents do not normalise observations (SB3 callbacks ask)."""
+        return None
+
+    def set_random_seed(self, seed: int | None = None) -> None:
+        """Re-seed every random draw the agent makes from now on (None: leave the seed as is)."""
+        if seed is None:
+            return
+        self.seed = check_seed(seed)
+        self.rng = np.random.default_rng(self.seed)
+
+    def get_parameters(self) -> dict[str, Any]:
+        """Copies of the arrays that define the agent's state (SB3's ``get_parameters``).
+
+        Everything :meth:`save` stores except the game and the metric histories (which
+        stay the agent's own); :meth:`set_parameters` takes it back.
+        """
+        return {k: np.array(v, copy=True) for k, v in self._get_state().items() if self._is_parameter(k)}
+
+    #: saved arrays that record the past (metrics histories) rather than drive the updates
+    _history_state: ClassVar[tuple[str, ...]] = ()
+
+    def _is_parameter(self, key: str) -> bool:
+        return not key.startswith("game_") and key not in self._history_state
+
+    def set_parameters(self, load_path_or_dict, exact_match: bool = True, device: str = "auto") -> None:
+        """Load parameters from a dict of :meth:`get_parameters` or from a file written by :meth:`save`.
+
+        Parameters
+        ----------
+        load_path_or_dict
+            The dict, or the path of a saved agent of this class.
+        exact_match
+            Require every parameter (otherwise a subset updates the others' values).
+        device
+            Ignored (NumPy agents); kept for SB3's signature.
+        """
+        if isinstance(load_path_or_dict, str | Path):
+            params = type(self).load(load_path_or_dict).get_parameters()
+        elif isinstance(load_path_or_dict, dict):
+            params = load_path_or_dict
+        else:
+            raise InvalidTypeError("set_parameters takes a dict from get_parameters() or a saved "
+                                   f"agent's path; got {type(load_path_or_dict).__name__}")
+        state = self._get_state()
+        current = {k: v for k, v in state.items() if self._is_parameter(k)}
+        unknown = sorted(set(params) - set(current))
+        missing = sorted(set(current) - set(params))
+        if unknown:
+            raise InvalidArgumentError(f"unknown parameters {unknown}; {type(self).__name__} has "
+                                       f"{sorted(current)}")
+        if exact_match and missing:
+            raise InvalidArgumentError(f"parameters {missing} are missing (exact_match=True)")
+        new = dict(state)
+        for k, v in params.items():
+            arr = np.asarray(v)
+            if arr.shape != np.shape(current[k]):
+                raise InvalidArgumentError(f"parameter {k!r} has shape {arr.shape}; the agent's has "
+                                           f"{np.shape(current[k])}")
+            new[k] = arr
+        self._set_state(new)
 
     @abstractmethod
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):

@@ -12,10 +12,14 @@ One iteration ``t`` of :class:`SelfPlayTrainer`:
    magnet, a geometric mixture; best/worst pairs);
 4. take ``steps_per_iteration`` optimiser steps on the algorithm's loss;
 5. refresh frozen models as the algorithm says (previous iterate, magnet);
-6. log one row of metrics (CSV, optional TensorBoard), run the evaluator, checkpoint.
+6. run the evaluator, checkpoint, and log one row of metrics through the trainer's
+   logger (SB3's ``Logger`` API; by default ``output_dir/metrics.csv`` and, optionally,
+   TensorBoard; :meth:`~SelfPlayTrainer.set_logger` replaces it).
 
-The Agent API is :class:`~prefgym.agents.base.BaseAgent`'s: ``learn(n, callback,
-progress_bar)`` runs ``n`` more iterations; ``save`` / ``load`` write and read a
+The Agent API is :class:`~prefgym.agents.base.BaseAgent`'s, SB3's: ``learn(total_timesteps,
+callback, log_interval=1, ...)`` runs ``total_timesteps`` more iterations (one timestep is
+one iteration), SB3 callbacks see the trainer as their ``model`` (``get_env()`` is None:
+callbacks that need an environment do not apply); ``save`` / ``load`` write and read a
 checkpoint folder (model and tokenizer through ``save_pretrained``; the weight I/O and the
 frozen-model views are in :mod:`prefgym.agents.llm.model_io`).
 
@@ -49,11 +53,11 @@ model's dtype), FSDP / DeepSpeed sharding, gradient accumulation.
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import math
 import random
 import shutil
+import sys
 import time
 import warnings
 import zlib
@@ -188,7 +192,9 @@ class SelfPlayTrainer(BaseAgent):
         Rows per teacher-forced forward pass (``None``: all at once).
     output_dir
         Where ``trainer.json`` (hyper-parameters), ``metrics.csv``, ``reference/``,
-        checkpoints and TensorBoard logs go (``None``: nothing written).
+        checkpoints and TensorBoard logs go (``None``: nothing written). ``metrics.csv`` (one
+        row per iteration, SB3's CSV format) and the TensorBoard files are the outputs of the
+        default logger; after :meth:`set_logger` the metrics go to that logger instead.
     save_every, keep_checkpoints
         Checkpoint every ``save_every`` iterations, keeping the newest ``keep_checkpoints``.
     resume_from
@@ -205,8 +211,8 @@ class SelfPlayTrainer(BaseAgent):
         model; snapshots likewise), and resuming loads them onto the base model of the
         policy passed in, which must be the same base model as in the first run.
     tensorboard
-        Also log to ``output_dir/tensorboard`` with ``torch.utils.tensorboard`` (warns if
-        the ``tensorboard`` package is missing).
+        The default logger also writes ``output_dir/tensorboard`` (warns if the
+        ``tensorboard`` package is missing).
     accelerator
         ``None``, ``True`` (create an ``accelerate.Accelerator``) or an accelerator (module docs).
     seed
@@ -319,8 +325,6 @@ class SelfPlayTrainer(BaseAgent):
         self.tensorboard = bool(tensorboard)
         self.history: list[dict[str, float]] = []
         self.initial_metrics: dict[str, float] = {}
-        self._csv_columns: list[str] | None = None
-        self._tb = None
 
         self.accelerator = self._make_accelerator(accelerator)
         self.rank = self.accelerator.process_index if self.accelerator is not None else 0
@@ -454,16 +458,6 @@ class SelfPlayTrainer(BaseAgent):
             if self.lm.reference_model is not None and not (self.output_dir / "reference").exists():
                 with _quiet():
                     self.lm.reference_model.save_pretrained(self.output_dir / "reference")
-            if self.tensorboard and self._tb is None:
-                try:
-                    from torch.utils.tensorboard import SummaryWriter
-                except ImportError:
-                    warnings.warn("tensorboard=True but the tensorboard package is not installed; "
-                                  "logging to metrics.csv only", stacklevel=2)
-                    self.tensorboard = False
-                else:
-                    self._tb = SummaryWriter(str(self.output_dir / "tensorboard"))
-            self._write_csv(rewrite=True)
         if self.evaluator is not None and self.num_iterations == 0 and not self.initial_metrics:
             self.initial_metrics = {k: float(v) for k, v in self.evaluator(self).items()}
 
@@ -505,7 +499,6 @@ class SelfPlayTrainer(BaseAgent):
         if self.evaluator is not None and (t + 1) % self.eval_every == 0:
             row.update({k: float(v) for k, v in self.evaluator(self).items()})
         self.history.append(row)
-        self._log(row)
         if self.output_dir is not None and self.save_every and (t + 1) % self.save_every == 0:
             self._checkpoint(t + 1)
 
@@ -563,8 +556,7 @@ class SelfPlayTrainer(BaseAgent):
         return row
 
     def _finish_learn(self, done: int) -> None:
-        if self._tb is not None:
-            self._tb.flush()
+        pass
 
     # ------------------------------------------------------------------ logging
     @property
@@ -573,30 +565,76 @@ class SelfPlayTrainer(BaseAgent):
         keys = list(dict.fromkeys(k for row in self.history for k in row))
         return {k: np.array([row.get(k, np.nan) for row in self.history], dtype=float) for k in keys}
 
-    def _log(self, row: dict[str, float]) -> None:
-        if self.output_dir is None or not self.is_main_process:
-            return
-        self._write_csv(rewrite=self._csv_columns is None or not set(row) <= set(self._csv_columns),
-                        row=row)
-        if self._tb is not None:
-            for k, v in row.items():
-                if k != "iteration" and np.isfinite(v):
-                    self._tb.add_scalar(k, v, int(row["iteration"]))
+    default_log_interval: ClassVar[int] = 1
 
-    def _write_csv(self, rewrite: bool, row: dict[str, float] | None = None) -> None:
-        path = self.output_dir / "metrics.csv"
-        if rewrite:
-            cols = list(dict.fromkeys(k for r in self.history for k in r))
-            self._csv_columns = cols
-            with open(path, "w", newline="") as fh:
-                w = csv.writer(fh)
-                if cols:
-                    w.writerow(cols)
-                    for r in self.history:
-                        w.writerow([_fmt(r.get(k)) for k in cols])
+    def _step_info(self, index: int) -> dict[str, float]:
+        """The metrics row of the iteration just made (``history[-1]``)."""
+        return self.history[-1]
+
+    def _setup_logger_and_counter(self, total: int, reset_num_timesteps: bool,
+                                  tb_log_name: str | None) -> None:
+        """The default logger writes ``output_dir/metrics.csv`` (SB3's CSV format) and, with
+        ``tensorboard``, ``output_dir/tensorboard``; the CSV starts with the rows of ``history``
+        (so a resumed run's file holds every iteration)."""
+        if self._custom_logger or self.output_dir is None or not self.is_main_process:
+            if not self._custom_logger and not self.is_main_process:
+                from prefgym.logger import Logger
+
+                self._logger = Logger(None, [])
+                self._custom_logger = True  # other processes never log
+            super()._setup_logger_and_counter(total, reset_num_timesteps, tb_log_name)
             return
-        with open(path, "a", newline="") as fh:
-            csv.writer(fh).writerow([_fmt(row.get(k)) for k in self._csv_columns])
+        from prefgym.errors import MissingExtraError
+        from prefgym.logger import CSVOutputFormat, HumanOutputFormat, Logger, TensorBoardOutputFormat
+
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+        self._total_timesteps = total + self.num_timesteps
+        if self._logger is not None:
+            self._logger.close()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        csv_out = CSVOutputFormat(self.output_dir / "metrics.csv")
+        for row in self.history:
+            csv_out.write(row, {}, int(row["iteration"]))
+        formats = [csv_out]
+        if self.tensorboard:
+            try:
+                formats.append(TensorBoardOutputFormat(self.output_dir / "tensorboard"))
+            except MissingExtraError:
+                warnings.warn("tensorboard=True but the tensorboard package is not installed; "
+                              "logging to metrics.csv only", stacklevel=3)
+                self.tensorboard = False
+        if self.verbose >= 1:
+            formats.append(HumanOutputFormat(sys.stdout))
+        self._logger = Logger(self.output_dir, formats)
+
+    def get_parameters(self) -> dict[str, Any]:
+        """SB3's layout: ``{"policy": model state dict, "optimizer": optimiser state dict}`` (copies)."""
+        return {"policy": {k: v.detach().clone() for k, v in self.lm.model.state_dict().items()},
+                "optimizer": copy.deepcopy(self.optimizer.state_dict())}
+
+    def set_parameters(self, load_path_or_dict, exact_match: bool = True, device: str = "auto") -> None:
+        """Load :meth:`get_parameters`' dict (``exact_match``: every key, and strict state dicts)."""
+        from prefgym.errors import InvalidArgumentError, InvalidTypeError
+
+        if not isinstance(load_path_or_dict, dict):
+            raise InvalidTypeError("set_parameters takes the dict of get_parameters(); got "
+                                   f"{type(load_path_or_dict).__name__}")
+        unknown = sorted(set(load_path_or_dict) - {"policy", "optimizer"})
+        if unknown:
+            raise InvalidArgumentError(f"unknown parameters {unknown}; the trainer has "
+                                       "['optimizer', 'policy']")
+        if exact_match and set(load_path_or_dict) != {"policy", "optimizer"}:
+            raise InvalidArgumentError("exact_match=True needs both 'policy' and 'optimizer'; got "
+                                       f"{sorted(load_path_or_dict)}")
+        if "policy" in load_path_or_dict:
+            self.lm.model.load_state_dict(load_path_or_dict["policy"], strict=exact_match)
+        if "optimizer" in load_path_or_dict:
+            self.optimizer.load_state_dict(load_path_or_dict["optimizer"])
+
+    def set_random_seed(self, seed: int | None = None) -> None:
+        """Re-seed: every later draw of iteration ``t`` comes from ``(seed, t, purpose, rank)``."""
+        super().set_random_seed(seed)
 
     # ------------------------------------------------------------------ checkpoints
     def _config(self) -> dict[str, Any]:
@@ -830,12 +868,6 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
         return True  # "cpu" and "cpu:0" are the same device
     current = torch.cuda.current_device()
     return (current if a.index is None else a.index) == (current if b.index is None else b.index)
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return ""
-    return repr(float(v)) if isinstance(v, float | np.floating) else str(v)
 
 
 # ============================================================================ per-algorithm trainers
