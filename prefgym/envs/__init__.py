@@ -9,7 +9,7 @@ from prefgym.envs.matrix import (
     aec_env,
     parallel_env,
 )
-from prefgym.envs.registration import PARALLEL_ENVS, make_parallel, register_envs
+from prefgym.envs.registration import PARALLEL_ENVS, make_aec, make_parallel, register_envs
 
 register_envs()
 
@@ -40,6 +40,7 @@ __all__ = [
     "aec_env",
     "gridworld_aec_env",
     "gridworld_parallel_env",
+    "make_aec",
     "make_parallel",
     "parallel_env",
     "register_envs",

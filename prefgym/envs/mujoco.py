@@ -335,6 +335,17 @@ class LearnedRewardWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorA
         return obs, float(r.reshape(-1)[0]), terminated, truncated, info
 
 
+def _ensure_gl() -> None:
+    """Choose a headless OpenGL backend for MuJoCo if needed; a clear error if none works."""
+    from prefgym.envs.headless_gl import ensure_mujoco_gl, has_display, headless_gl_failures
+
+    if ensure_mujoco_gl() is None and not has_display():
+        failures = "; ".join(f"{k}: {v}" for k, v in headless_gl_failures().items())
+        raise RuntimeError(
+            "MuJoCo rgb_array rendering needs OpenGL and this machine has no display; no headless backend "
+            f"works ({failures}). Install EGL (libegl1) or OSMesa (libosmesa6) drivers, or set MUJOCO_GL")
+
+
 # ------------------------------------------------------------------ the game
 class _Duel:
     """Two copies of a task stepped in lockstep and scored segment by segment."""
@@ -364,6 +375,7 @@ class _Duel:
         self.alive = [False, False]
         self.t = 0
         self._k = 0
+        self._gl_ready = False
 
     def reset(self, rng: np.random.Generator) -> tuple[Any, Any]:
         seed = int(rng.integers(2**31 - 1))
@@ -411,6 +423,10 @@ class _Duel:
         return true_r, scored, y, p, returns, terminated, truncated
 
     def render(self):
+        if not self._gl_ready:
+            self._gl_ready = True
+            if hasattr(self.envs[0].unwrapped, "mujoco_renderer"):
+                _ensure_gl()
         frames = [env.render() for env in self.envs]
         if any(f is None for f in frames):
             return None
@@ -678,8 +694,12 @@ def register_mujoco_envs() -> dict[str, Callable[..., ParallelEnv]]:
     The ids need ``mujoco`` only when made (Pendulum needs none). Merge the
     result into :data:`prefgym.envs.registration.PARALLEL_ENVS`.
     """
+    from prefgym.envs.registration import HORIZON_WRAPPER
+
     for env_id, base in CONTROL_TASKS.items():
         if env_id not in gymnasium.registry:
-            # no max_episode_steps: the env truncates itself after ``horizon`` steps
-            gymnasium.register(id=env_id, entry_point=ENTRY_POINT, kwargs={"base_env_id": base})
+            # the default horizon is the task's time limit (the env truncates itself there)
+            gymnasium.register(id=env_id, entry_point=ENTRY_POINT, kwargs={"base_env_id": base},
+                               max_episode_steps=gymnasium.spec(base).max_episode_steps,
+                               additional_wrappers=(HORIZON_WRAPPER,))
     return {env_id: partial(parallel_env, base_env_id=base) for env_id, base in CONTROL_TASKS.items()}
