@@ -10,6 +10,7 @@ from prefgym.envs.matrix import (
     parallel_env,
 )
 from prefgym.envs.registration import PARALLEL_ENVS, make_aec, make_parallel, register_envs
+from prefgym.envs.token_view import TokenIdView
 
 register_envs()
 
@@ -37,6 +38,7 @@ __all__ = [
     "MatrixGameEnv",
     "MatrixGameParallelEnv",
     "PARALLEL_ENVS",
+    "TokenIdView",
     "aec_env",
     "gridworld_aec_env",
     "gridworld_parallel_env",
