@@ -100,6 +100,18 @@ def test_subproc_vec_env_learns_with_checkpoint_and_eval_callbacks(env_id, tmp_p
     assert np.all((results >= 0.0) & (results <= horizon + 1e-9))
 
 
+def test_subproc_vec_env_default_start_method_knows_the_ids():
+    # SB3's default start method is forkserver: its workers import prefgym.envs (preload_in_forkserver)
+    venv = make_vec_env("prefgym/RPS-v0", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv,
+                        env_kwargs={"rounds": 2})
+    try:
+        assert venv.reset().tolist() == [3, 3]
+        _, rewards, dones, _ = venv.step(np.array([0, 1]))
+        assert np.allclose(rewards, [0.5, 0.5]) and not dones.any()  # uniform opponent: P = 1/2
+    finally:
+        venv.close()
+
+
 # ------------------------------------------------------------------ SB3 / Gymnasium vector envs
 @pytest.mark.parametrize("env_id", IDS)
 def test_dummy_vec_env_steps_and_renders(env_id):

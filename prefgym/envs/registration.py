@@ -39,6 +39,7 @@ __all__ = [
     "SyncTimeLimit",
     "make_aec",
     "make_parallel",
+    "preload_in_forkserver",
     "register_envs",
 ]
 
@@ -119,8 +120,33 @@ HORIZON_WRAPPER = WrapperSpec(name="SyncTimeLimit", entry_point="prefgym.envs.re
                               kwargs={})
 
 
+def preload_in_forkserver(module: str = "prefgym.envs") -> None:
+    """Have forkserver workers import ``module``, so that the ``prefgym/`` ids exist in them.
+
+    SB3's ``SubprocVecEnv`` starts its workers by ``forkserver`` where it can
+    (Gymnasium's async vector env too, from Python 3.14 on Linux); a worker makes
+    its env with ``gymnasium.make(id)``, which only knows the ids of the modules
+    it has imported. Python's default preload list is ``["__main__"]``, which
+    imports nothing from a notebook, ``python -c`` or pytest. The module is
+    appended to the list (taking effect when the fork server next starts).
+    Under ``spawn`` (the default on macOS and Windows) the worker imports the
+    main script, so a script that imports prefgym works; from a notebook, pass
+    ``"prefgym.envs:prefgym/RPS-v0"`` (Gymnasium's ``module:id`` form) or
+    ``start_method="fork"``.
+    """
+    try:
+        from multiprocessing import forkserver
+
+        modules = list(getattr(forkserver._forkserver, "_preload_modules", None) or ["__main__"])
+        if module not in modules:
+            forkserver.set_forkserver_preload([*modules, module])
+    except (ImportError, AttributeError):  # no forkserver on this platform
+        pass
+
+
 def register_envs() -> None:
     """Register every id with Gymnasium; ids already registered are left alone."""
+    preload_in_forkserver()
     for env_id, kwargs in ENV_KWARGS.items():
         if env_id not in gymnasium.registry:
             # the envs terminate themselves after ``rounds`` / ``H`` steps; the spec records that horizon
