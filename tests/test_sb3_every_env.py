@@ -15,6 +15,7 @@ Documented exception: SB3 cannot take ``Text`` spaces, so the text ids
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 import gymnasium
@@ -233,6 +234,32 @@ def test_headless_gl_keeps_a_users_choice(monkeypatch):
     monkeypatch.delenv("MUJOCO_GL")
     monkeypatch.setenv("DISPLAY", ":0")
     assert ensure_mujoco_gl() is None and "MUJOCO_GL" not in os.environ
+
+
+def test_headless_gl_falls_back_and_says_what_failed(monkeypatch):
+    from prefgym.envs import headless_gl
+    from prefgym.envs.mujoco import _ensure_gl
+
+    tried = []
+
+    def probe(backend, timeout):
+        tried.append(backend)
+        return None if backend == "osmesa" else "no EGL device"
+
+    for var in ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY", "PYOPENGL_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(headless_gl, "_failures", {})
+    monkeypatch.setattr(headless_gl, "_probe", probe)
+    monkeypatch.delitem(sys.modules, "OpenGL", raising=False)
+    assert headless_gl.ensure_mujoco_gl() == "osmesa" and tried == ["egl", "osmesa"]
+    assert os.environ["MUJOCO_GL"] == os.environ["PYOPENGL_PLATFORM"] == "osmesa"
+    assert headless_gl.headless_gl_failures() == {"egl": "no EGL device"}
+    monkeypatch.delenv("MUJOCO_GL")
+    monkeypatch.setattr(headless_gl, "_probe", lambda backend, timeout: f"no {backend}")
+    monkeypatch.setattr(headless_gl, "_failures", {})
+    with pytest.raises(RuntimeError, match="no headless backend works .egl: no egl; osmesa: no osmesa"):
+        _ensure_gl()
+    assert "MUJOCO_GL" not in os.environ
 
 
 # ------------------------------------------------------------------ PettingZoo
