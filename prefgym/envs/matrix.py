@@ -230,7 +230,7 @@ class MatrixGameEnv(gymnasium.Env):
         return matrix_frame(
             self._P, BarPanel("agent: action frequency this episode", freq, a),
             BarPanel("opponent: mixed strategy", np.asarray(mixture), b),
-            None if a is None else (a, b), header)
+            None if a is None else (a, b), header, players=("agent", "opponent"))
 
 
 class MatrixGameParallelEnv(ParallelEnv):

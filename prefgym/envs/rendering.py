@@ -68,7 +68,8 @@ def _bars(ax, panel: BarPanel) -> None:
 
 
 def matrix_frame(preference: np.ndarray, left: BarPanel, right: BarPanel,
-                 last_pair: tuple[int, int] | None, header: str) -> np.ndarray:
+                 last_pair: tuple[int, int] | None, header: str,
+                 players: tuple[str, str] = ("player_0", "player_1")) -> np.ndarray:
     """A ``MATRIX_FRAME_SIZE + (3,)`` ``uint8`` picture of one round of a matrix preference game.
 
     Parameters
@@ -82,6 +83,8 @@ def matrix_frame(preference: np.ndarray, left: BarPanel, right: BarPanel,
         ``(a, b)`` of the last round, boxed in the heat map; None before the first round.
     header
         One line over the picture (round, win probability, reward).
+    players
+        Names of the row and column players (heat-map axis labels).
     """
     fig = _figure(MATRIX_FRAME_SIZE)
     grid = fig.add_gridspec(1, 3, left=0.05, right=0.98, bottom=0.17, top=0.8, wspace=0.35)
@@ -97,6 +100,8 @@ def matrix_frame(preference: np.ndarray, left: BarPanel, right: BarPanel,
     ax.set_xticks(ticks)
     ax.set_yticks(ticks)
     ax.tick_params(labelsize=7)
+    ax.set_ylabel(players[0], fontsize=8)
+    ax.set_xlabel(players[1], fontsize=8)
     _bars(fig.add_subplot(grid[0, 2]), right)
     fig.suptitle(header, fontsize=9)
     return _to_array(fig, MATRIX_FRAME_SIZE)
