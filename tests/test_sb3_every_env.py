@@ -30,7 +30,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import prefgym.envs  # noqa: F401  (registers the ids)
-from prefgym.envs import TokenIdView, make_aec, make_parallel
+from prefgym.envs import PreferenceFeedback, TokenIdView, make_aec, make_parallel
 from prefgym.envs.headless_gl import ensure_mujoco_gl
 from prefgym.envs.mujoco import CONTROL_TASKS
 
@@ -233,6 +233,11 @@ def test_mujoco_rgb_array_is_headless_and_side_by_side():
     assert frame.dtype == np.uint8 and frame.shape == (one.shape[0], 2 * one.shape[1], 3) and frame.std() > 5
     env.close()
     single.close()
+    wrapped = PreferenceFeedback(gymnasium.make("InvertedPendulum-v5", render_mode="rgb_array", width=32,
+                                                height=32), segment_length=5)
+    wrapped.reset(seed=0)
+    assert wrapped.render().shape == (32, 32, 3)
+    wrapped.close()
 
 
 def test_headless_gl_keeps_a_users_choice(monkeypatch):

@@ -193,6 +193,11 @@ class PreferenceFeedback(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArg
         self._last_obs = obs
         return obs, info
 
+    def render(self):
+        """The wrapped env's frame; a MuJoCo env gets a headless OpenGL backend first if needed."""
+        _ensure_gl_for(self.env)
+        return self.env.render()
+
     def step(self, action):
         if self._last_obs is None:
             raise RuntimeError("call reset() before step()")
@@ -325,6 +330,11 @@ class LearnedRewardWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorA
         self._last_obs = obs
         return obs, info
 
+    def render(self):
+        """The wrapped env's frame; a MuJoCo env gets a headless OpenGL backend first if needed."""
+        _ensure_gl_for(self.env)
+        return self.env.render()
+
     def step(self, action):
         if self._last_obs is None:
             raise RuntimeError("call reset() before step()")
@@ -333,6 +343,13 @@ class LearnedRewardWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorA
         info = {**info, "true_reward": float(true_reward)}
         self._last_obs = obs
         return obs, float(r.reshape(-1)[0]), terminated, truncated, info
+
+
+def _ensure_gl_for(env: gymnasium.Env) -> None:
+    """:func:`_ensure_gl` if ``env`` is a MuJoCo env about to draw an ``rgb_array`` frame."""
+    if env.render_mode in ("rgb_array", "rgb_array_list", "depth_array") and hasattr(
+            env.unwrapped, "mujoco_renderer"):
+        _ensure_gl()
 
 
 def _ensure_gl() -> None:
@@ -424,9 +441,8 @@ class _Duel:
 
     def render(self):
         if not self._gl_ready:
+            _ensure_gl_for(self.envs[0])
             self._gl_ready = True
-            if hasattr(self.envs[0].unwrapped, "mujoco_renderer"):
-                _ensure_gl()
         frames = [env.render() for env in self.envs]
         if any(f is None for f in frames):
             return None
