@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from prefgym.agents.callbacks import convert_callback
 from prefgym.serialization import json_default
@@ -78,19 +77,24 @@ class BaseAgent(ABC):
         cb.init_callback(self)
         self._setup_learn(total_iterations)
         cb.on_training_start(locals(), globals())
-        bar = tqdm(total=total_iterations, disable=not progress_bar, desc=type(self).__name__,
-                   unit="it", mininterval=0.25)
+        # a disabled tqdm still costs ~1 ms to build: only make one when it is shown
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_iterations, desc=type(self).__name__, unit="it",
+                   mininterval=0.25) if progress_bar else None
         done = 0
         try:
             for _ in range(total_iterations):
                 self._iterate(done)
                 done += 1
                 self.num_iterations += 1
-                bar.update(1)
+                if bar is not None:
+                    bar.update(1)
                 if not cb.on_step():
                     break
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
             self._finish_learn(done)
         cb.on_training_end()
         return self
