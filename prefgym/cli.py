@@ -103,6 +103,8 @@ QUICK_NOTE = ("--quick: a smoke check on a small budget; its verdicts say whethe
 OPTIONAL_MODULES = {"torch": "llm", "transformers": "llm", "tokenizers": "llm", "datasets": "llm",
                     "accelerate": "llm", "peft": "llm", "safetensors": "llm", "stable_baselines3": "sb3",
                     "yaml": "sb3", "mujoco": "mujoco", "minari": "mujoco", "tensorboard": "tensorboard"}
+#: commands whose optional modules all come with one extra (``prefgym data`` needs SB3 and Minari)
+COMMAND_EXTRAS = {"data": "mujoco"}
 
 
 class CLIError(PrefgymError):
@@ -647,8 +649,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         top = (exc.name or "").split(".")[0]
         if top not in OPTIONAL_MODULES:
             raise
+        extra = COMMAND_EXTRAS.get(args.command, OPTIONAL_MODULES[top])
         print(f"prefgym {args.command}: error: this command needs {top}, which is not installed: "
-              f"pip install 'prefgym[{OPTIONAL_MODULES[top]}]'", file=sys.stderr)
+              f"pip install 'prefgym[{extra}]'", file=sys.stderr)
         return 2
 
 

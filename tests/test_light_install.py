@@ -108,6 +108,7 @@ def test_missing_extra_is_one_line_naming_it(statement, extra):
     (["train", "--agent", "omwu-llm", "--iterations", "1"], "llm"),
     (["reproduce", "llm-menu", "--quick"], "llm"),
     (["reproduce", "aihf-mujoco", "--quick"], "mujoco"),
+    (["data", "expert", "--env", "Pendulum-v1", "--timesteps", "10", "--out", "expert"], "mujoco"),
 ])
 def test_cli_without_extra_fails_in_one_line(argv, extra, tmp_path):
     code = f"from prefgym.cli import main\nsys.exit(main({argv!r}))"
