@@ -1,4 +1,4 @@
-"""Command line: ``prefgym list | train | evaluate | reproduce``.
+"""Command line: prefgym list | train | evaluate | reproduce | data.
 
 Examples
 --------
@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -96,13 +97,31 @@ DEFAULT_ENV_KWARGS = {"generator": "planted", "generator_kwargs": {"n": 10, "ran
 MARKOV_METRICS = ("iteration", "exploitability", "average_exploitability")
 
 
+#: printed by ``prefgym reproduce NAME --quick`` before it runs
+QUICK_NOTE = ("--quick: a smoke check on a small budget; its verdicts say whether the code path runs and "
+              "the numbers move the right way, not whether the paper's claims hold (run without --quick "
+              "for those).")
+#: importable module -> the extra that installs it (a missing one is reported in one line)
+OPTIONAL_MODULES = {"torch": "llm", "transformers": "llm", "tokenizers": "llm", "datasets": "llm",
+                    "accelerate": "llm", "peft": "llm", "safetensors": "llm", "stable_baselines3": "sb3",
+                    "yaml": "sb3", "mujoco": "mujoco", "minari": "mujoco", "tensorboard": "tensorboard"}
+#: commands whose optional modules all come with one extra (``prefgym data`` needs SB3 and Minari)
+COMMAND_EXTRAS = {"data": "mujoco"}
+
+
 class CLIError(PrefgymError):
     """A user error: reported in one line with exit code 2."""
 
 
 # ------------------------------------------------------------------ helpers
+def plain_text(text: str) -> str:
+    """``text`` without reStructuredText markup: ````x```` -> ``x``, ``:class:`~a.B``` -> ``B``."""
+    text = re.sub(r":[a-z]+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
 def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
+    return plain_text((doc or "").strip().splitlines()[0]) if (doc or "").strip() else ""
 
 
 def env_ids() -> list[str]:
@@ -408,7 +427,10 @@ def _evaluate_markov(agent, path: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------- commands
 def _cmd_list(args: argparse.Namespace) -> int:
     from prefgym.agents import AGENTS
-    from prefgym.reproductions import REPRODUCTIONS
+    from prefgym.agents.llm import LLM_AGENT_SUMMARIES
+    from prefgym.agents.llm.tasks import LLM_TASKS
+    from prefgym.cli_llm import llm_agent_names
+    from prefgym.reproductions import CATALOG
 
     ids = env_ids()
     print("Environments:")
@@ -418,25 +440,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
     wc = max(len(c.__name__) for c in AGENTS.values())
     for name, cls in AGENTS.items():
         print(f"  {name:<{wn}}  {cls.__name__:<{wc}}  {_first_line(cls.__doc__)}")
-    from prefgym.agents.llm import LLM_AGENTS
-    from prefgym.agents.llm.tasks import LLM_TASKS
-
-    print("LLM agents (--task, --model):")
-    from prefgym.cli_llm import llm_agent_names
-
+    print("LLM agents (--task, --model; need the llm extra):")
     names = llm_agent_names()
-    wn, wc = max(map(len, names)), max(len(c.__name__) for c in LLM_AGENTS.values())
+    wn, wc = max(map(len, names)), max(len(c) for c, _ in LLM_AGENT_SUMMARIES.values())
     for name, key in names.items():
-        cls = LLM_AGENTS[key]
-        print(f"  {name:<{wn}}  {cls.__name__:<{wc}}  {_first_line(cls.algorithm_class.__doc__)}")
+        cls_name, summary = LLM_AGENT_SUMMARIES[key]
+        print(f"  {name:<{wn}}  {cls_name:<{wc}}  {summary}")
     print("LLM tasks:")
     wt = max(map(len, LLM_TASKS))
     for name, task in LLM_TASKS.items():
         print(f"  {name:<{wt}}  {task.description}")
     print("Reproductions:")
-    wr = max(map(len, REPRODUCTIONS))
-    for name, rep in REPRODUCTIONS.items():
-        print(f"  {name:<{wr}}  {rep.description}")
+    wr = max(map(len, CATALOG))
+    for name, entry in CATALOG.items():
+        extra = f" [needs the {entry.extra} extra]" if entry.extra else ""
+        print(f"  {name:<{wr}}  {entry.description}{extra}")
     return 0
 
 
@@ -521,7 +539,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         rep = get_reproduction(args.name)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    out = Path(args.out) if args.out else Path("runs") / "reproduce" / rep.name
+    folder = f"{rep.name}-quick" if args.quick else rep.name  # never in a full run's folder
+    out = Path(args.out) if args.out else Path("runs") / "reproduce" / folder
+    if args.quick:
+        print(QUICK_NOTE, file=sys.stderr)
     try:
         summary = rep.run(out, quick=args.quick, progress=not args.no_progress, budget=args.budget,
                           env=args.env, executor=args.executor, address=args.address)
@@ -532,7 +553,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     body = {k: v for k, v in summary.items() if k not in ("verdicts", "files")}
     print(_compact(body))
     print("files: " + ", ".join([*summary["files"], str(out / "summary.json")]))
-    print("verdicts:")
+    print("verdicts:" + ("  (--quick: smoke checks on a small budget, not the paper's claims)"
+                         if args.quick else ""))
     for claim, text in summary["verdicts"].items():
         print(f"  - {claim}\n      {text}")
     return 0
@@ -540,7 +562,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``prefgym`` command."""
-    parser = argparse.ArgumentParser(prog="prefgym", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="prefgym", description=__doc__.split("\n")[0],
+        epilog="Run 'prefgym COMMAND --help' for a command's options and 'prefgym list' for the "
+               "environments, agents and reproductions.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="list environments, agents and reproductions")
@@ -548,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an agent on a matrix-game or Markov-game environment, or an "
                                      "LLM self-play trainer on a task")
-    p.add_argument("--agent", default=None, help="agent name (see `prefgym list`; NAME-llm for the LLM "
+    p.add_argument("--agent", default=None, help="agent name (see 'prefgym list'; NAME-llm for the LLM "
                                                  "trainers); default omwu")
     p.add_argument("--env", default=None, help=f"environment id; default {DEFAULT_ENV}")
     p.add_argument("--env-kwargs", default=None, metavar="JSON",
@@ -565,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "(LLM: runs/<agent>-<task>-<timestamp>)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--task", default=None,
-                   help="LLM agents: built-in task (see `prefgym list`); default menu")
+                   help="LLM agents: built-in task (see 'prefgym list'); default menu")
     p.add_argument("--model", default=None, metavar="FOLDER",
                    help="LLM agents: local save_pretrained folder of a causal LM and its tokenizer; default "
                         "a tiny random-init GPT-2 built from its config")
@@ -584,9 +609,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("reproduce", help="run a paper reproduction and report its verdicts")
-    p.add_argument("name", help="reproduction name (see `prefgym list`)")
-    p.add_argument("--out", default=None, help="output folder; default runs/reproduce/NAME")
-    p.add_argument("--quick", action="store_true", help="small budget (seconds)")
+    p.add_argument("name", help="reproduction name (see 'prefgym list')")
+    p.add_argument("--out", default=None, help="output folder; default runs/reproduce/NAME "
+                                               "(with --quick: runs/reproduce/NAME-quick)")
+    p.add_argument("--quick", action="store_true", help="small budget (seconds to minutes): a smoke check, "
+                                                        "not the paper's claims")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--budget", default=None, help="budget of reproductions that take one (aihf-mujoco: "
                    "quick | small | paper)")
@@ -614,6 +641,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except PrefgymError as exc:
         print(f"prefgym {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional dependency that is not installed
+        top = (exc.name or "").split(".")[0]
+        if top not in OPTIONAL_MODULES:
+            raise
+        extra = COMMAND_EXTRAS.get(args.command, OPTIONAL_MODULES[top])
+        print(f"prefgym {args.command}: error: this command needs {top}, which is not installed: "
+              f"pip install 'prefgym[{extra}]'", file=sys.stderr)
         return 2
 
 

@@ -36,9 +36,9 @@ TINY_MODEL = {"arch": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 2, "seed": 0
 
 def llm_agent_names() -> dict[str, str]:
     """CLI name -> key of :data:`~prefgym.agents.llm.LLM_AGENTS` (``omwu-llm`` -> ``omwu``, ...)."""
-    from prefgym.agents.llm import LLM_AGENTS
+    from prefgym.agents.llm import LLM_AGENT_SUMMARIES  # the same keys, without importing torch
 
-    return {key.replace("_", "-") + LLM_SUFFIX: key for key in LLM_AGENTS}
+    return {key.replace("_", "-") + LLM_SUFFIX: key for key in LLM_AGENT_SUMMARIES}
 
 
 def is_llm_agent(name: str) -> bool:

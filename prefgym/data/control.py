@@ -912,7 +912,7 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
 
     p = sub.add_parser("rollouts", help="roll out every checkpoint into a ranked Minari dataset")
     common(p)
-    p.add_argument("--expert", required=True, help="expert run folder (from `data expert`)")
+    p.add_argument("--expert", required=True, help="expert run folder (from 'prefgym data expert')")
     p.add_argument("--steps-per-checkpoint", type=int, default=30_000)
     p.add_argument("--dataset-id", default=None, help="default prefgym/<env>/checkpoints-v0")
     p.add_argument("--stochastic", action="store_true", help="sample actions (default: deterministic)")

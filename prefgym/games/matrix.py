@@ -17,8 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.linalg import null_space
-from scipy.optimize import linprog
 from scipy.special import expit, logsumexp
 
 from prefgym.preferences import (
@@ -162,6 +160,8 @@ class MatrixGame:
 
 
 def _solve_lp(A: np.ndarray) -> np.ndarray:
+    from scipy.optimize import linprog  # imported when an LP is solved: it is slow to import
+
     n = A.shape[0]
     c = np.zeros(n + 1)
     c[-1] = -1.0  # maximise v
@@ -240,6 +240,8 @@ def planted_nash(
     rng = _rng(seed)
     shape = _shape(batch)
     count = int(np.prod(shape)) if shape else 1
+    from scipy.linalg import null_space  # imported on use: scipy.linalg is slow to import
+
     mats = np.empty((count, n, n))
     planted = np.empty((count, rank, n))
     for k in range(count):  # one null-space basis per game (an SVD each)

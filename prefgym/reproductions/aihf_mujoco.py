@@ -64,11 +64,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from prefgym.reproductions.analysis import verdict
 from prefgym.reproductions.executor import make_executor
-from prefgym.reproductions.registry import Reproduction
+from prefgym.reproductions.registry import Reproduction, as_progress
 
 __all__ = ["BUDGETS", "MODES", "REPRODUCTION", "run", "data_quality_table", "train_and_evaluate"]
 
@@ -136,7 +135,7 @@ def _make_data(cfg: dict, out_dir: Path, progress: bool) -> dict:
             info["expert_reused"] = True
         else:
             train_expert(env_id, cfg["expert_steps"], expert_dir, n_checkpoints=cfg["n_checkpoints"],
-                         sac_kwargs=DEFAULT_SAC_KWARGS, seed=0, env_kwargs=env_kwargs, progress_bar=progress)
+                         sac_kwargs=DEFAULT_SAC_KWARGS, seed=0, env_kwargs=env_kwargs, progress_bar=False)
         checkpoints = expert_dir
         info["source"] = (f"SB3 SAC expert, {cfg['expert_steps']} steps, {cfg['n_checkpoints']} checkpoints, "
                           "DEFAULT_SAC_KWARGS")
@@ -281,11 +280,11 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str |
                                   "reward_pretrain_steps", "bc_steps")}
     jobs = [{**common, "mode": m, "seed": s, "demos": data["demo_arrays"], "prefs": data["prefs"],
              "test_episodes": test_episodes} for s in cfg["seeds"] for m in MODES]
-    bar = tqdm(total=len(jobs), disable=not progress, desc="aihf-mujoco runs", unit="run")
+    bar = as_progress(progress, "aihf-mujoco")
+    bar.total = len(jobs)
 
     def done(r: dict) -> None:
-        bar.update(1)
-        bar.set_postfix_str(f"{r['mode']} seed {r['seed']}: {np.mean(r['returns'][-1]):.0f}")
+        bar.update(1, label=f"{r['mode']} seed {r['seed']}: {np.mean(r['returns'][-1]):.0f}")
 
     t_train = time.perf_counter()
     runner = make_executor(executor, workers=cfg["workers"], address=address)
