@@ -57,6 +57,7 @@ __all__ = [
     "make_selfplay_env",
     "make_selfplay_vec_env",
     "tabular_policy",
+    "policy_from_occupancy",
     "episode_horizon",
     "snapshot_timesteps",
 ]
@@ -425,6 +426,15 @@ def tabular_policy(model, game, observe_step: bool = True) -> np.ndarray:
     return np.broadcast_to(pi, game.policy_shape).copy()
 
 
+def policy_from_occupancy(occupancy: np.ndarray) -> np.ndarray:
+    """``pi_h(a | s) = d_h(s, a) / sum_b d_h(s, b)`` (any scale of ``d``); uniform where ``d_h(s) = 0``."""
+    d = np.asarray(occupancy, dtype=np.float64)
+    mass = d.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pi = np.where(mass > 0, d / mass, 1.0 / d.shape[-1])
+    return pi
+
+
 class ExploitabilityCallback(_base_callback()):
     """Record the exact exploitability of the learner's tabular read-out every ``eval_every`` steps.
 
@@ -442,6 +452,10 @@ class ExploitabilityCallback(_base_callback()):
     timesteps, exploitability
         Lists of the evaluation points and the exploitability
         ``max_pi <nu_1, V^{pi, pi^k}> - H/2`` of the read-out ``pi^k`` (001 Sec. 4.1).
+    average_exploitability
+        Exploitability of the average iterate: the policy whose occupancy is the mean of
+        the read-outs' occupancies so far (the uniform mixture of the read-outs, since the
+        value is linear in the occupancy), as for the tabular agents' ``average_policy``.
     """
 
     def __init__(self, game, eval_every: int = 1_000, observe_step: bool = True, verbose: int = 0):
@@ -451,6 +465,8 @@ class ExploitabilityCallback(_base_callback()):
         self.observe_step = observe_step
         self.timesteps: list[int] = []
         self.exploitability: list[float] = []
+        self.average_exploitability: list[float] = []
+        self._occupancy_sum: np.ndarray | None = None
         self._last = -1
 
     def _evaluate(self) -> None:
@@ -458,10 +474,15 @@ class ExploitabilityCallback(_base_callback()):
             return
         pi = tabular_policy(self.model, self.game, self.observe_step)
         e = float(self.game.exploitability(pi))
+        d = self.game.occupancy(pi)
+        self._occupancy_sum = d if self._occupancy_sum is None else self._occupancy_sum + d
+        e_avg = float(self.game.exploitability(policy_from_occupancy(self._occupancy_sum)))
         self.timesteps.append(int(self.num_timesteps))
         self.exploitability.append(e)
+        self.average_exploitability.append(e_avg)
         self._last = self.num_timesteps
         self.logger.record("selfplay/exploitability", e)
+        self.logger.record("selfplay/average_exploitability", e_avg)
 
     def _on_training_start(self) -> None:
         self._evaluate()

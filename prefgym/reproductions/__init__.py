@@ -16,6 +16,7 @@ from prefgym.reproductions import (
     mpo_fig3,
     ompo_gridworld,
     omwu_fig2,
+    selfplay_gridworld,
 )
 from prefgym.reproductions.registry import Reproduction
 
@@ -28,6 +29,7 @@ REPRODUCTIONS[llm_menu.REPRODUCTION.name] = llm_menu.REPRODUCTION
 REPRODUCTIONS[llm_spo.REPRODUCTION.name] = llm_spo.REPRODUCTION
 REPRODUCTIONS[llm_multiturn.REPRODUCTION.name] = llm_multiturn.REPRODUCTION
 REPRODUCTIONS[llm_reasoning.REPRODUCTION.name] = llm_reasoning.REPRODUCTION
+REPRODUCTIONS[selfplay_gridworld.REPRODUCTION.name] = selfplay_gridworld.REPRODUCTION
 
 
 def get_reproduction(name: str) -> Reproduction:
