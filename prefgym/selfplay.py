@@ -52,6 +52,7 @@ __all__ = [
     "SnapshotPool",
     "SelfPlayEnv",
     "SelfPlayCallback",
+    "StepObservation",
     "ExploitabilityCallback",
     "frozen_policy",
     "make_selfplay_env",
@@ -171,6 +172,32 @@ class _StepObservation:
         if isinstance(self.base, spaces.MultiDiscrete):
             return np.concatenate([[t], np.asarray(obs, dtype=np.int64)])
         return np.append(np.asarray(obs, dtype=np.float32), np.float32(t / self.H))
+
+
+class StepObservation(gymnasium.Wrapper):
+    """Add the step index to a single-agent env's observation, as ``SelfPlayEnv(observe_step=True)`` does.
+
+    Used to evaluate a self-play learner against the single-agent views (e.g.
+    ``gymnasium.make("prefgym/GridworldRandom-v0")``); the horizon is read as by
+    :func:`episode_horizon`.
+    """
+
+    def __init__(self, env: gymnasium.Env, horizon: int | None = None):
+        super().__init__(env)
+        self._encode = _StepObservation(env.observation_space,
+                                        episode_horizon(env) if horizon is None else int(horizon))
+        self.observation_space = self._encode.space
+        self._t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._t = 0
+        return self._encode(obs, 0), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._t += 1
+        return self._encode(obs, self._t), reward, terminated, truncated, info
 
 
 # ------------------------------------------------------------------ the env
