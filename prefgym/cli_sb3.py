@@ -42,6 +42,7 @@ import importlib
 import inspect
 import json
 import time
+import warnings
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -336,6 +337,7 @@ def _check_spaces(algo: str, env_id: str, obs_space, act_space) -> None:
 
 def _build_env(env_id: str, hp: dict, seed: int | None, n_envs: int | None = None):
     """The training VecEnv: self-play copies, or the single-agent view against its default opponent."""
+    import gymnasium
     from stable_baselines3.common.env_util import make_vec_env
 
     env_kwargs = _make_kwargs(env_id, hp["env_kwargs"])
@@ -348,7 +350,7 @@ def _build_env(env_id: str, hp: dict, seed: int | None, n_envs: int | None = Non
             return make_selfplay_vec_env(env_id, n_envs=n, seed=seed, env_kwargs=env_kwargs,
                                          pool_size=sp["pool_size"], sampling=sp["sampling"],
                                          observe_step=sp["observe_step"])
-        return make_vec_env(env_id, n_envs=n, seed=seed, env_kwargs=env_kwargs)
+        return make_vec_env(lambda: gymnasium.make(env_id, **env_kwargs), n_envs=n, seed=seed)
     except PrefgymError:
         raise
     except Exception as exc:  # a bad env kwarg is a user error
@@ -619,7 +621,6 @@ def _load_policy_into(policy, path: Path) -> None:
 def _rebuild(config: dict, run: Path):
     """The learner of a run (weights loaded) and the single-agent evaluation env."""
     import gymnasium
-    from stable_baselines3.common.env_util import make_vec_env
 
     algo, env_id = config["algo"], config["env"]
     hp = config["hyperparams"]
@@ -642,11 +643,12 @@ def _rebuild(config: dict, run: Path):
         kwargs = _algo_kwargs(hp)
         if "buffer_size" in inspect.signature(cls.__init__).parameters:
             kwargs["buffer_size"] = 1
-        model = cls(hp["policy"], env, device="cpu", **kwargs)
+        with warnings.catch_warnings():  # e.g. PPO's batch-size advice for the one-env rebuild
+            warnings.simplefilter("ignore", UserWarning)
+            model = cls(hp["policy"], env, device="cpu", **kwargs)
         env.close()
         observe_step = bool(sp.get("observe_step", False))
-        make_kwargs = _make_kwargs(env_id, hp.get("env_kwargs", {}))
-        env = make_vec_env(env_id, n_envs=1, env_kwargs=make_kwargs).envs[0]
+        env = gymnasium.make(env_id, **_make_kwargs(env_id, hp.get("env_kwargs", {})))
         if observe_step:
             from prefgym.selfplay import StepObservation
 

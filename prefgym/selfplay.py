@@ -344,6 +344,7 @@ def make_selfplay_vec_env(
     seed: int | None = None,
     env_kwargs: dict | None = None,
     vec_env_cls=None,
+    vec_env_kwargs: dict | None = None,
     monitor_dir: str | None = None,
     **selfplay_kwargs,
 ):
@@ -357,7 +358,8 @@ def make_selfplay_vec_env(
     n_envs = _check_int(n_envs, "n_envs")
     SelfPlayEnv(env_id, env_kwargs=env_kwargs, **selfplay_kwargs).close()  # fail fast on bad arguments
     return make_vec_env(lambda: make_selfplay_env(env_id, env_kwargs, **selfplay_kwargs), n_envs=n_envs,
-                        seed=seed, vec_env_cls=vec_env_cls, monitor_dir=monitor_dir)
+                        seed=seed, vec_env_cls=vec_env_cls, vec_env_kwargs=vec_env_kwargs,
+                        monitor_dir=monitor_dir)
 
 
 # ------------------------------------------------------------------ callbacks
@@ -494,14 +496,19 @@ class ExploitabilityCallback(_base_callback()):
         self.exploitability: list[float] = []
         self.average_exploitability: list[float] = []
         self._occupancy_sum: np.ndarray | None = None
+        self._last_occupancy: np.ndarray | None = None
         self._last = -1
 
-    def _evaluate(self) -> None:
+    def _evaluate(self, replace: bool = False) -> None:
+        """Evaluate now; at a timestep already evaluated, skip, or (``replace``) re-evaluate it."""
         if self.timesteps and self.timesteps[-1] == self.num_timesteps:
-            return
+            if not replace:
+                return
+            self._occupancy_sum = self._occupancy_sum - self._last_occupancy
+            del self.timesteps[-1], self.exploitability[-1], self.average_exploitability[-1]
         pi = tabular_policy(self.model, self.game, self.observe_step)
         e = float(self.game.exploitability(pi))
-        d = self.game.occupancy(pi)
+        d = self._last_occupancy = self.game.occupancy(pi)
         self._occupancy_sum = d if self._occupancy_sum is None else self._occupancy_sum + d
         e_avg = float(self.game.exploitability(policy_from_occupancy(self._occupancy_sum)))
         self.timesteps.append(int(self.num_timesteps))
@@ -520,7 +527,8 @@ class ExploitabilityCallback(_base_callback()):
         return True
 
     def _on_training_end(self) -> None:
-        self._evaluate()
+        # after the final update (an evaluation at this timestep inside the last rollout came before it)
+        self._evaluate(replace=True)
 
 
 def snapshot_timesteps(env) -> Sequence[int]:
