@@ -196,3 +196,12 @@ def test_frozen_policy_is_a_detached_copy():
     assert all(torch.equal(a, b) for a, b in zip(before, snap.parameters(), strict=True))
     with pytest.raises(InvalidTypeError):
         frozen_policy(object())
+
+
+def test_module_example_runs(one_thread):
+    import doctest
+
+    import prefgym.selfplay
+
+    result = doctest.testmod(prefgym.selfplay, optionflags=doctest.ELLIPSIS)
+    assert result.attempted == 5 and result.failed == 0
