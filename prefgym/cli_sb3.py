@@ -683,8 +683,10 @@ def evaluate_sb3(path: str | Path, episodes: int = 20, seed: int = 0) -> dict[st
         true_returns.append(true_total)
     res: dict[str, Any] = {
         "path": str(run), "algo": config["algo"], "env": config["env"], "episodes": episodes,
-        "timesteps": config.get("timesteps_done"), "opponent": "base task" if config["algo"] == "aihf"
-        else "the env's default opponent (uniform random actions)", "deterministic": deterministic,
+        "timesteps": config.get("timesteps_done"),
+        "against": (f"of the base task {config['base_task']} (true reward)" if config["algo"] == "aihf"
+                    else "against the env's default opponent (uniform random actions)"),
+        "deterministic": deterministic,
         "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
     }
     if _control_task(config["env"]) is not None and config["algo"] != "aihf":
@@ -707,7 +709,7 @@ def evaluate_sb3(path: str | Path, episodes: int = 20, seed: int = 0) -> dict[st
 def print_evaluation(res: dict) -> None:
     """The evaluation of an SB3 run in a few lines."""
     print(f"{res['algo']} on {res['env']} after {res['timesteps']} steps, from {res['path']}")
-    print(f"return over {res['episodes']} episodes against {res['opponent']}: "
+    print(f"return over {res['episodes']} episodes {res['against']}: "
           f"{res['mean_return']:.4g} +- {res['std_return']:.3g}")
     if "mean_true_return" in res:
         print(f"true task return: {res['mean_true_return']:.4g} +- {res['std_true_return']:.3g}")

@@ -162,3 +162,32 @@ def test_a_callback_that_raises_is_reported(tmp_path, capsys, one_thread):
 
 def test_algos_listed():
     assert {"ppo", "sac", "aihf"} <= set(ALGOS)
+
+
+def test_train_aihf_on_a_control_id(tmp_path, capsys, monkeypatch, one_thread):
+    pytest.importorskip("minari")
+    from prefgym.data.control import (
+        build_preference_pairs,
+        make_checkpoint_rollouts,
+        make_demonstrations,
+        scripted_policy,
+    )
+
+    root = tmp_path / "minari"
+    policies = [(100 * (k + 1), scripted_policy("Pendulum-v1", n, k)) for k, n in enumerate([4.0, 1.0, 0.0])]
+    ds = make_checkpoint_rollouts("Pendulum-v1", policies, steps_per_checkpoint=200, root=root, seed=0)
+    demos = make_demonstrations("Pendulum-v1", source=ds.spec.dataset_id, tier="high", root=root)
+    prefs = build_preference_pairs(ds.spec.dataset_id, 50, segment_length=25, teacher="oracle", root=root,
+                                   seed=0).save(tmp_path / "prefs.npz")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    out = tmp_path / "aihf"
+    assert main(["train", "--algo", "aihf", "--env", "prefgym/PendulumPreference-v0", "--hyperparams",
+                 "n_timesteps=200", "sac_steps_per_iter=100", f"demonstrations={demos.spec.dataset_id}",
+                 f"preferences={prefs}", "sac_kwargs={learning_starts: 50, buffer_size: 1000}",
+                 "--out", str(out), "--no-progress"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["base_task"] == "Pendulum-v1" and cfg["timesteps_done"] == 200
+    assert (out / "metrics.csv").exists() and (out / "policy.safetensors").exists()
+    assert main(["evaluate", str(out), "--episodes", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "return over 2 episodes of the base task Pendulum-v1 (true reward)" in text
