@@ -150,7 +150,8 @@ def test_nothing_is_written_over_an_earlier_run(tmp_path, capsys):
 def test_a_callback_that_raises_is_reported(tmp_path, capsys, one_thread):
     out = tmp_path / "run"
     assert main(["train", "--algo", "ppo", "--env", "prefgym/RPS-v0", "--hyperparams", "n_timesteps=256",
-                 "n_steps=64", "n_envs=1", f"callback={__name__}.RaisingCallback", "--out", str(out),
+                 "n_steps=64", "batch_size=64", "n_envs=1", f"callback={__name__}.RaisingCallback",
+                 "--out", str(out),
                  "--no-progress"]) == 2
     line = _error_line(capsys)
     assert "training stopped at" in line and "RuntimeError: disk full" in line
