@@ -205,3 +205,27 @@ def test_module_example_runs(one_thread):
 
     result = doctest.testmod(prefgym.selfplay, optionflags=doctest.ELLIPSIS)
     assert result.attempted == 5 and result.failed == 0
+
+
+def test_classify_rule():
+    from prefgym.reproductions.selfplay_gridworld import classify
+
+    assert classify([1.0, 0.5, 0.1, 0.05, 0.04, 0.03], 1.0) == "converges"
+    assert classify([1.0, 0.5, 0.2, 0.6, 0.2, 0.6], 1.0) == "cycles"
+    assert classify([1.0, 0.8, 0.7, 0.7, 0.7, 0.69], 1.0) == "stalls"
+
+
+def test_reproduction_runs_small(tmp_path, monkeypatch, one_thread):
+    from prefgym.reproductions import get_reproduction, selfplay_gridworld
+
+    monkeypatch.setitem(selfplay_gridworld.SIZES, True, {"seeds": (11,), "steps": 1024, "ompo_updates": 30})
+    summary = get_reproduction("selfplay-gridworld").run(tmp_path, quick=True, progress=False)
+    row = summary["per_game"][11]
+    assert row["S"] == 14 and row["A"] == 3
+    assert row["ppo_uniform"]["class"] in ("converges", "cycles", "stalls")
+    assert len(summary["verdicts"]) == 4 and all(v.startswith(("held", "did not hold"))
+                                                 for v in summary["verdicts"].values())
+    lines = (tmp_path / "selfplay_gridworld_curves.csv").read_text().splitlines()
+    assert len(lines) == 1 + 2 * 2 + 30  # header, 2 pools x evaluations at 0 and 1024, 30 OMPO updates
+    assert (tmp_path / "selfplay_gridworld.png").stat().st_size > 10_000
+    assert summary["cpu_s"] > 0 and "smoke checks" in summary["note"]
