@@ -107,6 +107,7 @@ def test_train_continuous_selfplay_sac(tmp_path, capsys, one_thread):
     (["--algo", "ppo", "--env", "prefgym/RPS-v0", "--hyperparams", "selfplay.sampling=3"],
      "selfplay.sampling must be str"),
     (["--algo", "sac", "--env", "prefgym/RPS-v0"], "sac.yml has no entry for 'prefgym/RPS-v0'"),
+    (["--algo", "ppo", "--env", "prefgym/Dialogue-v0"], "observes and acts in text"),
     (["--algo", "aihf", "--env", "prefgym/HopperPreference-v0"], "needs --hyperparams demonstrations="),
     (["--algo", "ppo", "--agent", "omwu", "--env", "prefgym/RPS-v0"], "--agent applies to prefgym's own"),
 ])
