@@ -439,8 +439,8 @@ def train_sb3(
     from prefgym.envs.language_registration import LANGUAGE_ENV_ENTRY_POINTS
 
     if env_id in LANGUAGE_ENV_ENTRY_POINTS:
-        raise InvalidArgumentError(f"{env_id} observes and acts in text (Text spaces); SB3 algorithms need "
-                                   "array spaces: train the LLM agents on it (--agent NAME-llm --task dialogue)")
+        raise InvalidArgumentError(f"{env_id} observes and acts in text (Text spaces); SB3 algorithms "
+                                   "need array spaces: train the LLM agents on it (--agent NAME-llm)")
     over = dict(overrides or {})
     if env_kwargs:
         over["env_kwargs"] = {**over.get("env_kwargs", {}), **env_kwargs}
