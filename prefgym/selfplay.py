@@ -77,7 +77,17 @@ def frozen_policy(model) -> Any:
     if not hasattr(policy, "predict"):
         raise InvalidTypeError(f"a snapshot needs an SB3 model or policy with .predict(); "
                                f"got {type(model).__name__}")
-    snap = copy.deepcopy(policy)
+    # optimisers (and their moment buffers) stay behind: a snapshot only acts
+    holders = [m for m in [policy, *getattr(policy, "modules", lambda: [])()]
+               if getattr(m, "optimizer", None) is not None]
+    saved = [m.optimizer for m in holders]
+    try:
+        for m in holders:
+            m.optimizer = None
+        snap = copy.deepcopy(policy)
+    finally:
+        for m, opt in zip(holders, saved, strict=True):
+            m.optimizer = opt
     if hasattr(snap, "set_training_mode"):
         snap.set_training_mode(False)
     if hasattr(snap, "parameters"):

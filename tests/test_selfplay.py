@@ -189,6 +189,7 @@ def test_frozen_policy_is_a_detached_copy():
     model = PPO("MlpPolicy", env, n_steps=16, batch_size=16, seed=0)
     snap = frozen_policy(model)
     assert all(not p.requires_grad for p in snap.parameters())
+    assert snap.optimizer is None and model.policy.optimizer is not None
     before = [p.clone() for p in snap.parameters()]
     with torch.no_grad():
         for p in model.policy.parameters():
