@@ -230,3 +230,15 @@ def test_reproduction_runs_small(tmp_path, monkeypatch, one_thread):
     assert len(lines) == 1 + 2 * 2 + 30  # header, 2 pools x evaluations at 0 and 1024, 30 OMPO updates
     assert (tmp_path / "selfplay_gridworld.png").stat().st_size > 10_000
     assert summary["cpu_s"] > 0 and "smoke checks" in summary["note"]
+
+
+@pytest.mark.parametrize("env_id", ["prefgym/RPS-v0", "prefgym/GridworldRandom-v0"])
+def test_selfplay_env_passes_both_checkers(env_id, recwarn):
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = SelfPlayEnv(env_id, observe_step=True)
+    env.add_snapshot(FixedAction(0))
+    check_env(env, skip_render_check=True)
+    sb3_check_env(env)
+    assert not [w for w in recwarn if "WARN" in str(w.message) or "recommend" in str(w.message)]
