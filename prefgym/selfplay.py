@@ -77,17 +77,21 @@ def frozen_policy(model) -> Any:
     if not hasattr(policy, "predict"):
         raise InvalidTypeError(f"a snapshot needs an SB3 model or policy with .predict(); "
                                f"got {type(model).__name__}")
-    # optimisers (and their moment buffers) stay behind: a snapshot only acts
-    holders = [m for m in [policy, *getattr(policy, "modules", lambda: [])()]
-               if getattr(m, "optimizer", None) is not None]
-    saved = [m.optimizer for m in holders]
-    try:
-        for m in holders:
-            m.optimizer = None
+    if hasattr(policy, "_get_constructor_parameters") and hasattr(policy, "state_dict"):
+        # rebuilt as SB3 saves policies (constructor arguments + weights): deepcopy fails on gSDE's
+        # non-leaf noise tensors, and the optimisers' moment buffers are not needed to act
+        torch = require("torch", "sb3", "snapshots of SB3 policies need torch")
+        with torch.random.fork_rng(devices=[]):  # building the copy must not move training's random stream
+            snap = type(policy)(**policy._get_constructor_parameters())
+            if getattr(snap, "use_sde", False) and hasattr(snap, "reset_noise"):
+                snap.reset_noise()
+        snap.load_state_dict(policy.state_dict())
+        snap.to(getattr(policy, "device", "cpu"))
+        for m in [snap, *snap.modules()]:
+            if getattr(m, "optimizer", None) is not None:
+                m.optimizer = None
+    else:
         snap = copy.deepcopy(policy)
-    finally:
-        for m, opt in zip(holders, saved, strict=True):
-            m.optimizer = opt
     if hasattr(snap, "set_training_mode"):
         snap.set_training_mode(False)
     if hasattr(snap, "parameters"):

@@ -193,3 +193,33 @@ def test_train_aihf_on_a_control_id(tmp_path, capsys, monkeypatch, one_thread):
     assert main(["evaluate", str(out), "--episodes", "2"]) == 0
     text = capsys.readouterr().out
     assert "return over 2 episodes of the base task Pendulum-v1 (true reward)" in text
+
+
+def _shipped_ids(algo: str) -> list[str]:
+    import yaml
+
+    text = (Path(__file__).parents[1] / "prefgym" / "hyperparams" / f"{algo}.yml").read_text()
+    return [k for k in yaml.safe_load(text) if k.startswith("prefgym/")]
+
+
+@pytest.mark.parametrize("algo, env_id", [("ppo", i) for i in _shipped_ids("ppo")]
+                         + [("sac", i) for i in _shipped_ids("sac")])
+def test_every_listed_id_trains_and_evaluates(algo, env_id, tmp_path, capsys, one_thread):
+    from prefgym.envs.mujoco import CONTROL_TASKS
+
+    if env_id in CONTROL_TASKS and CONTROL_TASKS[env_id] != "Pendulum-v1":
+        pytest.importorskip("mujoco")
+    kwargs = ['--env-kwargs', '{"horizon": 12, "segment_length": 6}'] if env_id in CONTROL_TASKS else []
+    size = (["n_steps=16", "batch_size=16", "n_envs=1"] if algo == "ppo"
+            else ["learning_starts=8", "batch_size=8", "buffer_size=100"])
+    out = tmp_path / "run"
+    assert main(["train", "--algo", algo, "--env", env_id, *kwargs, "--hyperparams", "n_timesteps=32",
+                 "selfplay.snapshot_every=16", "checkpoint_every=32", *size, "--out", str(out),
+                 "--no-progress"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["snapshots"] == 3 and (out / "checkpoints" / "model_32_steps.zip").exists()
+    assert main(["evaluate", str(out), "--episodes", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "return over 2 episodes" in text
+    if "Gridworld" in env_id or env_id in ("prefgym/RPS-v0", "prefgym/MatrixGame-v0"):
+        assert "exact exploitability" in text
