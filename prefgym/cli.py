@@ -459,6 +459,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if getattr(args, "algo", None) is not None:  # SB3 algorithms (self-play on the two-player ids)
+        from prefgym.cli_sb3 import cmd_train_sb3
+
+        return cmd_train_sb3(args)
     params = parse_params(args.param)
     if args.lr is not None:
         params["learning_rate"] = args.lr
@@ -503,6 +507,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from prefgym.cli_sb3 import cmd_evaluate_sb3, is_sb3_run
+
+    if is_sb3_run(args.path):
+        return cmd_evaluate_sb3(args)
     res = evaluate(args.path, num_samples=args.samples, seed=args.seed)
     if res.get("task") is not None and "win_rate_vs_initial" in res:
         from prefgym.cli_llm import _print_llm_evaluation
@@ -598,6 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LLM agents: continue the run folder RUN from its latest checkpoint up to "
                         "--iterations in all")
     p.add_argument("--device", default=None, help="LLM agents: torch device of the policy; default cpu")
+    from prefgym.cli_sb3 import add_train_arguments
+
+    add_train_arguments(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a saved agent: duality gap / exploitability, Nash "
@@ -606,6 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=64,
                    help="LLM runs: sampled comparisons per prompt for the win rate; default 64")
     p.add_argument("--seed", type=int, default=0, help="LLM runs: seed of the sampled win rate; default 0")
+    p.add_argument("--episodes", type=int, default=20,
+                   help="SB3 runs (train --algo): episodes for the mean return; default 20")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("reproduce", help="run a paper reproduction and report its verdicts")

@@ -57,6 +57,9 @@ register("aihf-mujoco", "prefgym.reproductions.aihf_mujoco",
 register("aihf-examples", "prefgym.reproductions.aihf_examples",
          "004 exact results: Example 1 (56/110, RLHF 0.6), Example 2 / Figure 9, tabular Algorithm 1 "
          "(Theorem 4.1 rate), Lemma 4.1 gradient")
+register("selfplay-gridworld", "prefgym.reproductions.selfplay_gridworld",
+         "SB3 PPO self-play (snapshot pools) on 001's random gridworlds: exact exploitability of "
+         "the read-out policy over training, beside OMPO", "sb3", ("torch", "stable_baselines3"))
 register("llm-menu", "prefgym.reproductions.llm_menu",
          "Menu game on a tiny GPT-2 (002's neural experiment on an LM): OMWU-neural and MPO drive the "
          "exact last-iterate duality gap down; iterative DPO on best-vs-worst pairs does not", "llm", _LLM)
