@@ -222,13 +222,13 @@ def load_sb3_state(model, tensors: dict[str, Any], meta: dict[str, Any], where: 
     policy_sd = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
     try:
         model.policy.load_state_dict(policy_sd, strict=True)
-        for name, opt_meta in meta["optimizers"].items():
+        for name, opt_meta in meta.get("optimizers", {}).items():
             _resolve(model, name).load_state_dict(optimizer_from_flat(name, tensors, opt_meta))
-        for name in meta["variables"]:
+        for name in meta.get("variables", []):
             target = _resolve(model, name)
             with torch.no_grad():
                 target.copy_(tensors[f"var.{name}"])
-    except (RuntimeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+    except (RuntimeError, KeyError, ValueError, AttributeError, IndexError, TypeError) as exc:
         raise AgentLoadError(f"{where}: the saved weights do not fit the model "
                              f"({type(exc).__name__}: {_short(exc)})") from None
     for key, val in meta.get("counters", {}).items():
