@@ -224,14 +224,36 @@ def train(
     params: dict[str, Any] | None = None,
     out: str | Path | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train an agent on an env's game and write a run folder; return its config.
+
+    The run is written into a hidden staging folder and moved into place when it is
+    complete, so the folder holds the previous run or the new one, never a mix.
 
     Raises
     ------
     CLIError
         On an unknown agent, bad parameters or a bad environment.
+    OutputExistsError
+        ``out`` is a non-empty folder and ``overwrite`` is False.
     """
+    from prefgym.agents import get_agent_class
+    from prefgym.fileio import staged_output_dir
+
+    try:
+        name = get_agent_class(agent).name
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    final_dir = Path(out) if out is not None else Path("runs") / f"{name}-{stamp}"
+    with staged_output_dir(final_dir, overwrite=overwrite) as stage:
+        return _train_run(agent, env, env_kwargs, iterations, params, stage, final_dir, progress)
+
+
+def _train_run(agent, env, env_kwargs, iterations, params, out_dir: Path, final_dir: Path,
+               progress: bool) -> dict[str, Any]:
+    """:func:`train`, writing into ``out_dir`` (the staging folder of ``final_dir``)."""
     from prefgym import __version__
     from prefgym.agents import get_agent_class
     from prefgym.agents.markov import MarkovAgent
@@ -258,9 +280,6 @@ def train(
         model = cls(game, **params)
     except (TypeError, ValueError) as exc:
         raise CLIError(f"cannot build agent {cls.name!r} with parameters {params}: {exc}") from None
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = Path(out) if out is not None else Path("runs") / f"{cls.name}-{stamp}"
-    out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     model.learn(int(iterations), progress_bar=progress)
     runtime = time.perf_counter() - start
@@ -289,7 +308,7 @@ def train(
     config.update({
         "iterations": int(iterations), "runtime_s": round(runtime, 3),
         "created": datetime.now().isoformat(timespec="seconds"),
-        "prefgym_version": __version__, "out": str(out_dir),
+        "prefgym_version": __version__, "out": str(final_dir),
     })
     with open(out_dir / "config.json", "w") as fh:
         json.dump(config, fh, indent=2, default=json_default)
@@ -474,7 +493,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not isinstance(env_kwargs, dict):
             raise CLIError(f"--env-kwargs must be a JSON object; got {args.env_kwargs!r}")
     cfg = train(args.agent, args.env, env_kwargs, args.iterations, params, args.out,
-                progress=not args.no_progress)
+                progress=not args.no_progress, overwrite=args.overwrite)
     if cfg["game_kind"] == "markov":
         print(f"{cfg['agent_class']} on {cfg['env']} (S={cfg['n_states']}, A={cfg['n_actions']}, "
               f"H={cfg['horizon']}): {cfg['updates_done']} updates in {cfg['runtime_s']:.2f} s")
@@ -529,6 +548,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     out = Path(args.out) if args.out else Path("runs") / "reproduce" / rep.name
+    from prefgym.fileio import prepare_output_dir
+
+    prepare_output_dir(out, overwrite=args.overwrite)
     try:
         summary = rep.run(out, quick=args.quick, progress=not args.no_progress, budget=args.budget,
                           env=args.env)
@@ -580,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LLM agents: continue the run folder RUN from its latest checkpoint up to "
                         "--iterations in all")
     p.add_argument("--device", default=None, help="LLM agents: torch device of the policy; default cpu")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out folder")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a saved agent: duality gap / exploitability, Nash "
@@ -598,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default=None, help="budget of reproductions that take one (aihf-mujoco: "
                    "quick | small | paper)")
     p.add_argument("--env", default=None, help="environment of reproductions that take one (aihf-mujoco)")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out folder")
     p.set_defaults(func=_cmd_reproduce)
 
     from prefgym.data.control import add_data_commands

@@ -25,7 +25,7 @@ from typing import IO, Any
 from prefgym.errors import InvalidArgumentError, OutputExistsError
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "contained_path", "prepare_output_dir",
-           "publish_dir", "staged_output_dir"]
+           "empty_dir", "publish_dir", "staged_output_dir"]
 
 
 @contextlib.contextmanager
@@ -182,3 +182,15 @@ def contained_path(root: str | os.PathLike, relative: str | os.PathLike) -> Path
         raise InvalidArgumentError(
             f"path {str(relative)!r} points outside the folder {str(root)!r}; refusing to follow it")
     return target
+
+
+def empty_dir(path: str | os.PathLike) -> Path:
+    """Make the folder ``path`` empty in one step (an empty folder is swapped in; see :func:`publish_dir`)."""
+    path = Path(path)
+    if path.is_dir() and any(path.iterdir()):
+        empty = _sibling(path, "empty")
+        empty.mkdir()
+        publish_dir(empty, path)
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
