@@ -35,7 +35,6 @@ import io
 import json
 import os
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -300,7 +299,7 @@ def is_prefgym_sb3_file(path: str | os.PathLike) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
             return META_MEMBER in zf.namelist()
-    except (OSError, zipfile.BadZipFile):
+    except Exception:  # noqa: BLE001 - unreadable: not ours
         return False
 
 
@@ -309,7 +308,7 @@ def sb3_zip_is_unsafe(source: str | os.PathLike | bytes) -> bool:
     try:
         with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as zf:
             data = zf.read("data").decode("utf-8", errors="replace") if "data" in zf.namelist() else ""
-    except (OSError, zipfile.BadZipFile):
+    except Exception:  # noqa: BLE001 - unreadable: treat as unsafe
         return True
     return ":serialized:" in data
 
@@ -325,11 +324,11 @@ def read_sb3_members(source: str | os.PathLike | bytes, where: str) -> tuple[dic
                 raise AgentLoadError(f"{where} is not a prefgym SB3 file (members {names[:6]}; expected "
                                      f"{META_MEMBER} and {TENSORS_MEMBER})")
             meta_raw, payload = zf.read(META_MEMBER), zf.read(TENSORS_MEMBER)
-    except zipfile.BadZipFile as exc:
+    except AgentLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged zip raises many types (BadZipFile, zlib, struct...)
         raise AgentLoadError(f"{where} is not a readable zip file (empty, truncated or corrupted: "
-                             f"{_short(exc)})") from None
-    except (zlib.error, EOFError) as exc:
-        raise AgentLoadError(f"{where} is corrupted ({type(exc).__name__}: {_short(exc)})") from None
+                             f"{type(exc).__name__}: {_short(exc)})") from None
     try:
         meta = json.loads(meta_raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -396,9 +395,9 @@ def load_sb3_model(path: str | os.PathLike, env=None, device: str = "auto", trus
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - see read_sb3_members
         raise AgentLoadError(f"{where} is not a readable zip file (empty, truncated or corrupted: "
-                             f"{_short(exc)})") from None
+                             f"{type(exc).__name__}: {_short(exc)})") from None
     if META_MEMBER not in names:
         return _load_foreign_sb3(path, names, env, device, trust_remote_code, custom_objects, algorithm)
     meta, tensors = read_sb3_members(str(path), where)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-import zlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -227,11 +226,11 @@ def _read_agent_zip(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                 raise AgentLoadError(f"{where} is not a prefgym agent file: no {missing[0]} "
                                      f"(holds {names[:6]})")
             raw_meta, raw_state = zf.read("agent.json"), zf.read("state.npz")
-    except zipfile.BadZipFile as exc:
+    except AgentLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged zip raises many types (BadZipFile, zlib, struct...)
         raise AgentLoadError(f"{where} is not a readable agent file (empty, truncated or corrupted: "
-                             f"{exc})") from None
-    except (zlib.error, EOFError, OSError) as exc:
-        raise AgentLoadError(f"{where} is corrupted ({type(exc).__name__}: {exc})") from None
+                             f"{type(exc).__name__}: {exc})") from None
     try:
         meta = json.loads(raw_meta)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -251,7 +250,7 @@ def _read_agent_zip(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     try:
         with np.load(io.BytesIO(raw_state), allow_pickle=False) as data:
             state = {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except Exception as exc:  # noqa: BLE001 - numpy raises many types for a damaged .npz
         raise AgentLoadError(f"{where}: state.npz is corrupted or holds pickled objects "
                              f"({type(exc).__name__}: {exc})") from None
     return meta, state

@@ -40,8 +40,6 @@ import os
 import re
 import sys
 import warnings
-import zipfile
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,9 +224,9 @@ class PreferencePairs:
                 if missing:
                     raise DatasetError(f"preference dataset {str(path)!r} lacks the arrays {missing}")
                 arrays = {k: data[k] for k in cls._ARRAYS}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-            if isinstance(exc, DatasetError):
-                raise
+        except DatasetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - numpy raises many types for a damaged .npz
             raise DatasetError(f"preference dataset {str(path)!r} is unreadable (empty, truncated, corrupted "
                                f"or pickled: {type(exc).__name__}: {exc})") from None
         if not isinstance(meta, dict):
