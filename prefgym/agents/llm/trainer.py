@@ -591,7 +591,7 @@ class SelfPlayTrainer(BaseAgent):
         if rewrite:
             cols = list(dict.fromkeys(k for r in self.history for k in r))
             self._csv_columns = cols
-            with open(path, "w", newline="") as fh:
+            with atomic_write(path, "w", newline="") as fh:
                 w = csv.writer(fh)
                 if cols:
                     w.writerow(cols)
