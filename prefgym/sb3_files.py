@@ -48,7 +48,9 @@ __all__ = ["SB3_FORMAT", "SB3_FORMAT_VERSION", "is_prefgym_sb3_file", "load_sb3_
 
 SB3_FORMAT, SB3_FORMAT_VERSION = "prefgym.sb3", 1
 META_MEMBER, TENSORS_MEMBER = "prefgym_sb3.json", "tensors.safetensors"
-_SKIP_ARGS = {"self", "policy", "env", "device", "_init_setup_model", "replay_buffer_class"}
+# buffer classes: SB3's default for the spaces, or the caller's (custom_objects); device: the loader's
+_SKIP_ARGS = {"self", "policy", "env", "device", "_init_setup_model", "replay_buffer_class",
+              "rollout_buffer_class"}
 _COUNTERS = ("num_timesteps", "_n_updates", "_episode_num", "_current_progress_remaining")
 
 
@@ -200,14 +202,14 @@ def sb3_state(model) -> tuple[dict[str, Any], dict[str, Any]]:
         if name == "policy":
             tensors.update({f"policy.{k}": v for k, v in obj.state_dict().items()})
         else:
-            t, meta = optimizer_to_flat(name, obj.state_dict())
+            t, meta = optimizer_to_flat(f"optim:{name}", obj.state_dict())
             tensors.update(t)
             optimizers[name] = meta
     variables = []
     for name in var_names:
         val = _resolve(model, name)
         if isinstance(val, torch.Tensor):
-            tensors[f"var.{name}"] = val
+            tensors[f"var:{name}"] = val
             variables.append(name)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     counters = {k: getattr(model, k) for k in _COUNTERS if hasattr(model, k)}
@@ -222,11 +224,11 @@ def load_sb3_state(model, tensors: dict[str, Any], meta: dict[str, Any], where: 
     try:
         model.policy.load_state_dict(policy_sd, strict=True)
         for name, opt_meta in meta.get("optimizers", {}).items():
-            _resolve(model, name).load_state_dict(optimizer_from_flat(name, tensors, opt_meta))
+            _resolve(model, name).load_state_dict(optimizer_from_flat(f"optim:{name}", tensors, opt_meta))
         for name in meta.get("variables", []):
             target = _resolve(model, name)
             with torch.no_grad():
-                target.copy_(tensors[f"var.{name}"])
+                target.copy_(tensors[f"var:{name}"])
     except (RuntimeError, KeyError, ValueError, AttributeError, IndexError, TypeError) as exc:
         raise AgentLoadError(f"{where}: the saved weights do not fit the model "
                              f"({type(exc).__name__}: {_short(exc)})") from None
@@ -238,6 +240,19 @@ def load_sb3_state(model, tensors: dict[str, Any], meta: dict[str, Any], where: 
 
 def _short(exc: BaseException, n: int = 300) -> str:
     return " ".join(str(exc).split())[:n]
+
+
+def _constant_of(value: Any) -> Any:
+    """The value of an SB3 constant schedule (``FloatSchedule(ConstantSchedule(v))``), else ``value``."""
+    inner = value
+    for _ in range(4):
+        if hasattr(inner, "value_schedule"):
+            inner = inner.value_schedule
+        elif hasattr(inner, "val") and isinstance(inner.val, (int, float)):
+            return inner.val
+        else:
+            break
+    return value
 
 
 def _constructor_args(model) -> tuple[dict[str, Any], list[str]]:
@@ -253,7 +268,8 @@ def _constructor_args(model) -> tuple[dict[str, Any], list[str]]:
             continue
         if name == "train_freq" and hasattr(value, "frequency"):
             value = (int(value.frequency), value.unit.value)
-        if name == "learning_rate" and callable(value):
+        value = _constant_of(value)
+        if callable(value) and not isinstance(value, type):  # a schedule: code, not data
             skipped.append(name)
             continue
         ok, enc = _encode(value)

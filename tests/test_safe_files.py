@@ -125,6 +125,25 @@ def test_sb3_model_round_trip_without_pickle(tmp_path):
     assert back.num_timesteps == 50
 
 
+def test_ppo_round_trip_keeps_constant_schedules(tmp_path):
+    import gymnasium
+    import torch
+    from stable_baselines3 import PPO
+
+    from prefgym.sb3_files import load_sb3_model, save_sb3_model
+
+    model = PPO("MlpPolicy", gymnasium.make("CartPole-v1"), n_steps=32, batch_size=16, n_epochs=1,
+                clip_range=0.1, seed=0, policy_kwargs={"net_arch": [8]})
+    model.learn(32)
+    back = load_sb3_model(save_sb3_model(model, tmp_path / "ppo.zip"), env=gymnasium.make("CartPole-v1"))
+    assert isinstance(back, PPO) and back.clip_range(1.0) == 0.1 and back.n_steps == 32
+    opt_a, opt_b = model.policy.optimizer.state_dict(), back.policy.optimizer.state_dict()
+    assert all(torch.equal(opt_a["state"][i]["exp_avg_sq"], opt_b["state"][i]["exp_avg_sq"])
+               for i in opt_a["state"])
+    with pytest.raises(AgentLoadError, match="holds a PPO model, not a SAC"):
+        load_sb3_model(tmp_path / "ppo.zip", algorithm="SAC")
+
+
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage", "newer", "bad_tensors"])
 def test_sb3_model_bad_files(tmp_path, damage):
     import gymnasium
