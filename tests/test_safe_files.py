@@ -199,6 +199,11 @@ def test_agent_file_carries_a_format_version_and_round_trips(omwu_file):
     assert np.array_equal(back.policy, agent.policy) and back.num_iterations == 5
 
 
+def test_agent_file_from_before_format_versions_still_loads(omwu_file):
+    _rewrite(omwu_file, lambda m: [m.pop("format"), m.pop("format_version")])
+    assert OMWU.load(omwu_file).num_iterations == 5
+
+
 @pytest.mark.parametrize("damage, match", [
     ("missing", "no saved agent"),
     ("empty", "empty, truncated or corrupted"),
