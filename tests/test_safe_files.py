@@ -402,7 +402,8 @@ def test_latest_pointer_cannot_leave_the_run_folder(llm_run, tmp_path):
 
 
 @pytest.mark.parametrize("damage, match", [("empty", "unreadable"), ("newer", "newer"),
-                                           ("prompts", "'prompts' must be a list")])
+                                           ("prompts", "'prompts' must be a list"),
+                                           ("hparam", "cannot rebuild OMWUTrainer.*'lots'")])
 def test_trainer_json_errors(llm_run, tmp_path, damage, match):
     from prefgym.agents.llm.trainer import SelfPlayTrainer
 
@@ -413,7 +414,10 @@ def test_trainer_json_errors(llm_run, tmp_path, damage, match):
     if damage == "empty":
         cfg_path.write_text("")
     else:
-        cfg.update({"format_version": 5} if damage == "newer" else {"prompts": "lots"})
+        if damage == "hparam":
+            cfg["hparams"]["steps_per_iteration"] = "lots"
+        else:
+            cfg.update({"format_version": 5} if damage == "newer" else {"prompts": "lots"})
         cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(AgentLoadError, match=match):
         SelfPlayTrainer.load(run, judge=object())

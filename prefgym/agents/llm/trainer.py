@@ -862,8 +862,14 @@ class SelfPlayTrainer(BaseAgent):
         algo_kw = dict(cfg["algorithm_hparams"])
         if klass.algorithm_class is None:
             hparams["algorithm"] = cfg["algorithm"]
-        return klass(policy, judge, list(prompts) if prompts is not None else cfg["prompts"],
-                     resume_from=folder, **hparams, **algo_kw)
+        try:
+            return klass(policy, judge, list(prompts) if prompts is not None else cfg["prompts"],
+                         resume_from=folder, **hparams, **algo_kw)
+        except PrefgymError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise AgentLoadError(f"{folder}: cannot rebuild {klass.__name__} from its saved hyper-parameters "
+                                 f"({type(exc).__name__}: {exc})") from None
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
         """Reply to a prompt (or a list of prompts): ``(replies, None)``, as SB3's ``predict``."""
