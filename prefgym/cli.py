@@ -245,14 +245,36 @@ def train(
     params: dict[str, Any] | None = None,
     out: str | Path | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train an agent on an env's game and write a run folder; return its config.
+
+    The run is written into a hidden staging folder and moved into place when it is
+    complete, so the folder holds the previous run or the new one, never a mix.
 
     Raises
     ------
     CLIError
         On an unknown agent, bad parameters or a bad environment.
+    OutputExistsError
+        ``out`` is a non-empty folder and ``overwrite`` is False.
     """
+    from prefgym.agents import get_agent_class
+    from prefgym.fileio import staged_output_dir
+
+    try:
+        name = get_agent_class(agent).name
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    final_dir = Path(out) if out is not None else Path("runs") / f"{name}-{stamp}"
+    with staged_output_dir(final_dir, overwrite=overwrite) as stage:
+        return _train_run(agent, env, env_kwargs, iterations, params, stage, final_dir, progress)
+
+
+def _train_run(agent, env, env_kwargs, iterations, params, out_dir: Path, final_dir: Path,
+               progress: bool) -> dict[str, Any]:
+    """:func:`train`, writing into ``out_dir`` (the staging folder of ``final_dir``)."""
     from prefgym import __version__
     from prefgym.agents import get_agent_class
     from prefgym.agents.markov import MarkovAgent
@@ -279,9 +301,6 @@ def train(
         model = cls(game, **params)
     except (TypeError, ValueError) as exc:
         raise CLIError(f"cannot build agent {cls.name!r} with parameters {params}: {exc}") from None
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = Path(out) if out is not None else Path("runs") / f"{cls.name}-{stamp}"
-    out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     logger = metrics_logger(out_dir)
     model.set_logger(logger)
@@ -314,7 +333,7 @@ def train(
     config.update({
         "iterations": int(iterations), "runtime_s": round(runtime, 3),
         "created": datetime.now().isoformat(timespec="seconds"),
-        "prefgym_version": __version__, "out": str(out_dir),
+        "prefgym_version": __version__, "out": str(final_dir),
     })
     with open(out_dir / "config.json", "w") as fh:
         json.dump(config, fh, indent=2, default=json_default)
@@ -489,7 +508,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not isinstance(env_kwargs, dict):
             raise CLIError(f"--env-kwargs must be a JSON object; got {args.env_kwargs!r}")
     cfg = train(args.agent, args.env, env_kwargs, args.iterations, params, args.out,
-                progress=not args.no_progress)
+                progress=not args.no_progress, overwrite=args.overwrite)
     if cfg["game_kind"] == "markov":
         print(f"{cfg['agent_class']} on {cfg['env']} (S={cfg['n_states']}, A={cfg['n_actions']}, "
               f"H={cfg['horizon']}): {cfg['updates_done']} updates in {cfg['runtime_s']:.2f} s")
@@ -551,6 +570,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / "reproduce" / folder
     if args.quick:
         print(QUICK_NOTE, file=sys.stderr)
+    from prefgym.fileio import prepare_output_dir
+
+    prepare_output_dir(out, overwrite=args.overwrite)
     try:
         summary = rep.run(out, quick=args.quick, progress=not args.no_progress, budget=args.budget,
                           env=args.env, executor=args.executor, address=args.address)
@@ -609,6 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     from prefgym.cli_sb3 import add_train_arguments
 
     add_train_arguments(p)
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out folder")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a saved agent: duality gap / exploitability, Nash "
@@ -635,6 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where sweeps' runs go (aihf-mujoco): local process pool (default) or Ray tasks")
     p.add_argument("--address", default=None,
                    help="with --executor ray: auto | HOST:PORT of a Ray cluster; default a local instance")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out folder")
     p.set_defaults(func=_cmd_reproduce)
 
     from prefgym.data.control import add_data_commands

@@ -80,10 +80,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from prefgym.agents.aihf_estimator import aihf_loss, make_reward_optimizer, paper_weights
-from prefgym.agents.base import BaseAgent, check_timesteps
+from prefgym.agents.base import BaseAgent, _check_hparam_types, check_timesteps
 from prefgym.agents.callbacks import convert_callback
 from prefgym.data.control import Episode, PreferencePairs, flatten_episodes, load_episodes
-from prefgym.errors import InvalidArgumentError
+from prefgym.errors import AgentLoadError, InvalidArgumentError, UnsafeFileError
+from prefgym.fileio import atomic_write
 from prefgym.serialization import json_default
 
 __all__ = ["AIHF", "DEFAULT_SAC_KWARGS", "RewardNet", "RewardRelabelingReplayBuffer", "aihf_loss",
@@ -750,55 +751,135 @@ class AIHF(BaseAgent):
 
     # -------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Save SAC (SB3 zip, without the replay buffer), the reward net and its optimizer to one zip."""
+        """Save SAC, the reward net and its optimizer to one zip, atomically; no pickles.
+
+        ``agent.json`` (format ``prefgym.aihf``, version, hyper-parameters, SAC's counters and
+        optimiser param groups, history), ``sac.safetensors`` (policy, optimisers, entropy
+        coefficient: :func:`prefgym.sb3_files.sb3_state`) and ``reward.safetensors`` (reward
+        net and its Adam state). The replay buffer is not saved (SB3's ``save`` does not
+        save it either); a loaded agent refills it as it trains.
+        """
+        from safetensors.torch import save as st_save
+
+        from prefgym.sb3_files import optimizer_to_flat, sb3_state
+
         path = Path(path)
         if path.suffix != ".zip":
             path = path.with_suffix(path.suffix + ".zip")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"class": type(self).__name__, "hparams": self._get_hparams(), "env_id": self.env_id,
+        sac_tensors, sac_meta = sb3_state(self.sac)
+        opt_tensors, opt_meta = optimizer_to_flat("optimizer", self.reward_optimizer.state_dict())
+        reward_tensors = {**{f"reward_net.{k}": v for k, v in self.reward_net.state_dict().items()},
+                          **opt_tensors}
+        reward_tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in reward_tensors.items()}
+        meta = {"format": AIHF_FORMAT, "format_version": AIHF_FORMAT_VERSION,
+                "class": type(self).__name__, "hparams": self._get_hparams(), "env_id": self.env_id,
                 "num_iterations": self.num_iterations, "pretrained": self._pretrained,
-                "rng": self.rng.bit_generator.state, "history": self.history}
-        sac_buf, reward_buf = io.BytesIO(), io.BytesIO()
-        self.sac.save(sac_buf)
-        torch.save({"reward_net": self.reward_net.state_dict(),
-                    "optimizer": self.reward_optimizer.state_dict()}, reward_buf)
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("agent.json", json.dumps(meta, indent=2, default=json_default))
-            zf.writestr("sac.zip", sac_buf.getvalue())
-            zf.writestr("reward.pt", reward_buf.getvalue())
+                "rng": self.rng.bit_generator.state, "history": self.history,
+                "sac_state": sac_meta, "reward_optimizer": opt_meta}
+        with atomic_write(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr("agent.json", json.dumps(meta, indent=1, default=json_default))
+            zf.writestr("sac.safetensors", st_save(sac_tensors))
+            zf.writestr("reward.safetensors", st_save(reward_tensors))
         return path
 
     @classmethod
-    def load(cls, path: str | Path, env=None, demonstrations=None, preferences=None, **overrides) -> AIHF:
+    def load(cls, path: str | Path, env=None, demonstrations=None, preferences=None,
+             trust_remote_code: bool = False, **overrides) -> AIHF:
         """Load an agent saved by :meth:`save`.
 
         ``env`` defaults to ``gymnasium.make`` of the saved env id; pass the data to
         continue training (not needed for :meth:`predict` or :meth:`reward`).
-        ``overrides`` replace saved hyper-parameters.
+        ``overrides`` replace saved hyper-parameters. A file of an older prefgym (an SB3
+        zip inside, which SB3 un-pickles) is read only with ``trust_remote_code=True``.
+
+        Raises
+        ------
+        AgentLoadError
+            Missing, empty, truncated, corrupted, foreign or newer file; wrong field types;
+            weights that do not fit.
+        UnsafeFileError
+            A file holding a pickled SB3 zip, without ``trust_remote_code=True``.
         """
+        from safetensors.torch import load as st_load
+
+        from prefgym.sb3_files import check_format, load_sb3_state, optimizer_from_flat
+
         path = Path(path)
         if not path.exists() and path.with_suffix(path.suffix + ".zip").exists():
             path = path.with_suffix(path.suffix + ".zip")
-        with zipfile.ZipFile(path) as zf:
-            meta = json.loads(zf.read("agent.json"))
-            sac_bytes, reward_bytes = zf.read("sac.zip"), zf.read("reward.pt")
+        where = str(path)
+        if not path.is_file():
+            raise AgentLoadError(f"no saved AIHF agent at {where}")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = {n: zf.read(n) for n in zf.namelist() if n in _AIHF_MEMBERS}
+        except Exception as exc:  # noqa: BLE001 - a damaged zip raises many types (BadZipFile, zlib, ...)
+            raise AgentLoadError(f"{where} is not a readable AIHF file (empty, truncated or corrupted: "
+                                 f"{type(exc).__name__}: {exc})") from None
+        if "agent.json" not in members:
+            raise AgentLoadError(f"{where} is not an AIHF agent file (no agent.json)")
+        try:
+            meta = json.loads(members["agent.json"])
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise AgentLoadError(f"{where}: agent.json is not valid JSON ({exc})") from None
+        version = check_format(meta, AIHF_FORMAT, AIHF_FORMAT_VERSION, where)
+        for key, kind in (("class", str), ("hparams", dict), ("num_iterations", int), ("rng", dict)):
+            if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+                raise AgentLoadError(f"{where}: agent.json field {key!r} must be a {kind.__name__}; "
+                                     f"got {meta.get(key)!r:.80}")
         if meta["class"] != cls.__name__:
-            raise ValueError(f"{path} holds a {meta['class']} agent, not a {cls.__name__}")
+            raise AgentLoadError(f"{where} holds a {meta['class']} agent, not a {cls.__name__}")
+        legacy = version < 2
+        needed = ("sac.zip", "reward.pt") if legacy else ("sac.safetensors", "reward.safetensors")
+        missing = [m for m in needed if m not in members]
+        if missing:
+            raise AgentLoadError(f"{where} is incomplete: no {missing[0]}")
+        if legacy and not trust_remote_code:
+            raise UnsafeFileError(
+                f"{where} was written by an older prefgym: its SAC is an SB3 zip whose pickled "
+                "(':serialized:') fields SB3 un-pickles, which runs code stored in the file. Load it only "
+                "if you trust its source, with trust_remote_code=True (CLI: --trust-remote-code), then "
+                "re-save it")
         if env is None:
             if meta.get("env_id") is None:
-                raise ValueError(f"{path} does not name its env; pass env=")
+                raise AgentLoadError(f"{where} does not name its env; pass env=")
             env = meta["env_id"]
+        _check_hparam_types(cls, meta["hparams"], where)
         hparams = {**meta["hparams"], **overrides}
-        agent = cls(env, demonstrations=demonstrations, preferences=preferences, **hparams)
-        agent.sac = SAC.load(io.BytesIO(sac_bytes), env=agent.sac.get_env(), device=agent.device,
-                             custom_objects={"replay_buffer_class": RewardRelabelingReplayBuffer})
-        agent._attach_reward()
-        saved = torch.load(io.BytesIO(reward_bytes), map_location=agent.device, weights_only=True)
-        agent.reward_net.load_state_dict(saved["reward_net"])
-        agent.reward_optimizer.load_state_dict(saved["optimizer"])
+        try:
+            agent = cls(env, demonstrations=demonstrations, preferences=preferences, **hparams)
+        except (TypeError, ValueError, KeyError, gymnasium.error.Error) as exc:
+            raise AgentLoadError(f"{where}: cannot rebuild AIHF from its saved hyper-parameters "
+                                 f"({type(exc).__name__}: {exc})") from None
+        if legacy:  # the caller trusts the file
+            agent.sac = SAC.load(io.BytesIO(members["sac.zip"]), env=agent.sac.get_env(), device=agent.device,
+                                 custom_objects={"replay_buffer_class": RewardRelabelingReplayBuffer})
+            agent._attach_reward()
+            saved = torch.load(io.BytesIO(members["reward.pt"]), map_location=agent.device, weights_only=True)
+        else:
+            try:
+                sac_tensors = st_load(members["sac.safetensors"])
+                reward_tensors = st_load(members["reward.safetensors"])
+            except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+                raise AgentLoadError(f"{where}: weights are corrupted ({type(exc).__name__}: "
+                                     f"{exc})") from None
+            load_sb3_state(agent.sac, sac_tensors, meta.get("sac_state") or {}, where)
+            try:
+                saved = {"reward_net": {k[len("reward_net."):]: v for k, v in reward_tensors.items()
+                                        if k.startswith("reward_net.")},
+                         "optimizer": optimizer_from_flat("optimizer", reward_tensors,
+                                                          meta["reward_optimizer"])}
+            except (KeyError, TypeError, ValueError) as exc:
+                raise AgentLoadError(f"{where}: reward optimizer state is malformed ({exc})") from None
+        try:
+            agent.reward_net.load_state_dict(saved["reward_net"])
+            agent.reward_optimizer.load_state_dict(saved["optimizer"])
+            agent.rng.bit_generator.state = meta["rng"]
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise AgentLoadError(f"{where}: the saved reward net does not fit the agent "
+                                 f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]})") from None
         agent.num_iterations = meta["num_iterations"]
-        agent._pretrained = meta.get("pretrained", False)
-        agent.rng.bit_generator.state = meta["rng"]
+        agent._pretrained = bool(meta.get("pretrained", False))
         agent.history = meta.get("history", [])
         return agent
 
@@ -820,6 +901,10 @@ def _shared_temperature(temperature, sac_kwargs) -> float:
     if not temperature > 0:
         raise InvalidArgumentError(f"temperature must be > 0; got {temperature}")
     return temperature
+
+
+AIHF_FORMAT, AIHF_FORMAT_VERSION = "prefgym.aihf", 2
+_AIHF_MEMBERS = ("agent.json", "sac.zip", "reward.pt", "sac.safetensors", "reward.safetensors")
 
 
 def _env_id(env) -> str | None:

@@ -131,11 +131,13 @@ def _make_data(cfg: dict, out_dir: Path, progress: bool) -> dict:
         expert_dir = out_dir / "expert"
         manifest = expert_dir / "expert.json"
         old = json.loads(manifest.read_text()) if manifest.exists() else {}
-        if old.get("total_timesteps") == cfg["expert_steps"] and old.get("env_id") == env_id:
+        if (old.get("total_timesteps") == cfg["expert_steps"] and old.get("env_id") == env_id
+                and old.get("format") == "prefgym.expert"):  # older experts are pickled SB3 zips
             info["expert_reused"] = True
         else:
             train_expert(env_id, cfg["expert_steps"], expert_dir, n_checkpoints=cfg["n_checkpoints"],
-                         sac_kwargs=DEFAULT_SAC_KWARGS, seed=0, env_kwargs=env_kwargs, progress_bar=False)
+                         sac_kwargs=DEFAULT_SAC_KWARGS, seed=0, env_kwargs=env_kwargs, progress_bar=False,
+                         overwrite=True)
         checkpoints = expert_dir
         info["source"] = (f"SB3 SAC expert, {cfg['expert_steps']} steps, {cfg['n_checkpoints']} checkpoints, "
                           "DEFAULT_SAC_KWARGS")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from prefgym.fileio import atomic_write
 from prefgym.serialization import json_default
 
 __all__ = ["Reproduction", "ReproductionProgress", "as_progress"]
@@ -120,7 +121,7 @@ class Reproduction:
             bar.close()
         summary = {"reproduction": self.name, "quick": quick, **options, **summary,
                    "runtime_s": round(time.perf_counter() - start, 2)}
-        with open(out / "summary.json", "w") as fh:
+        with atomic_write(out / "summary.json", "w") as fh:
             json.dump(summary, fh, indent=2, default=json_default)
         return summary
 

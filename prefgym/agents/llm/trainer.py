@@ -99,6 +99,8 @@ from prefgym.agents.llm.sources import (
     _batch_to,
     leave_one_out_weights,
 )
+from prefgym.errors import AgentLoadError, PrefgymError
+from prefgym.fileio import atomic_write, atomic_write_text, contained_path, staged_output_dir
 from prefgym.serialization import json_default
 
 __all__ = [  # the sources and model helpers are re-exported: they were defined here before
@@ -122,6 +124,7 @@ __all__ = [  # the sources and model helpers are re-exported: they were defined 
 ]
 
 STATE_FILE, CONFIG_FILE, LATEST_FILE = "trainer_state.pt", "trainer.json", "latest"
+TRAINER_FORMAT, TRAINER_FORMAT_VERSION = "prefgym.selfplay_trainer", 1
 
 
 def _lr_lambda(kind: str, warmup: int, total: int | None) -> Callable[[int], float]:
@@ -453,11 +456,11 @@ class SelfPlayTrainer(BaseAgent):
     def _setup_learn(self, total_iterations: int) -> None:
         if self.output_dir is not None and self.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.output_dir / CONFIG_FILE, "w") as fh:  # the run's hyper-parameters
+            with atomic_write(self.output_dir / CONFIG_FILE, "w") as fh:  # the run's hyper-parameters
                 json.dump(self._config(), fh, indent=2, default=json_default)
             if self.lm.reference_model is not None and not (self.output_dir / "reference").exists():
-                with _quiet():
-                    self.lm.reference_model.save_pretrained(self.output_dir / "reference")
+                with _quiet(), staged_output_dir(self.output_dir / "reference") as stage:
+                    self.lm.reference_model.save_pretrained(stage)
         if self.evaluator is not None and self.num_iterations == 0 and not self.initial_metrics:
             self.initial_metrics = {k: float(v) for k, v in self.evaluator(self).items()}
 
@@ -640,6 +643,7 @@ class SelfPlayTrainer(BaseAgent):
     def _config(self) -> dict[str, Any]:
         lm = self.lm
         return {
+            "format": TRAINER_FORMAT, "format_version": TRAINER_FORMAT_VERSION,
             "class": type(self).__name__,
             "algorithm": self.algorithm.name,
             "algorithm_hparams": self.algorithm.hparams(),
@@ -694,8 +698,9 @@ class SelfPlayTrainer(BaseAgent):
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        torch.save(state, folder / STATE_FILE)
-        with open(folder / CONFIG_FILE, "w") as fh:
+        with atomic_write(folder / STATE_FILE, "wb") as fh:
+            torch.save(state, fh)
+        with atomic_write(folder / CONFIG_FILE, "w") as fh:
             json.dump({**self._config(), "num_iterations": int(num_iterations)}, fh, indent=2,
                       default=json_default)
 
@@ -711,7 +716,7 @@ class SelfPlayTrainer(BaseAgent):
             latest = self.resolve_checkpoint(self.output_dir)
             with open(latest / CONFIG_FILE) as fh:
                 done = int(json.load(fh)["num_iterations"])
-        except (FileNotFoundError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, TypeError):
             done = -1
         if done != self.num_iterations:
             self._checkpoint(self.num_iterations)
@@ -727,8 +732,7 @@ class SelfPlayTrainer(BaseAgent):
             self._write_state(tmp, num_iterations, include_reference=False)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
-            (self.output_dir / (LATEST_FILE + ".tmp")).write_text(name)
-            (self.output_dir / (LATEST_FILE + ".tmp")).replace(self.output_dir / LATEST_FILE)
+            atomic_write_text(self.output_dir / LATEST_FILE, name)
             old = sorted(p for p in self.output_dir.glob("checkpoint-*") if p.is_dir() and p.suffix != ".tmp")
             for p in old[: max(0, len(old) - self.keep_checkpoints)]:
                 shutil.rmtree(p, ignore_errors=True)
@@ -737,21 +741,91 @@ class SelfPlayTrainer(BaseAgent):
 
     @staticmethod
     def resolve_checkpoint(path: str | Path) -> Path:
-        """A checkpoint folder: ``path`` itself, or the latest checkpoint of an ``output_dir``."""
+        """A checkpoint folder: ``path`` itself, or the latest checkpoint of an ``output_dir``.
+
+        The ``latest`` pointer must name a checkpoint folder inside ``output_dir``.
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path`` holds no checkpoint.
+        AgentLoadError
+            ``latest`` is unreadable, points outside the folder or to a missing checkpoint.
+        """
         path = Path(path)
         if (path / STATE_FILE).exists():
             return path
         if (path / LATEST_FILE).exists():
-            return path / (path / LATEST_FILE).read_text().strip()
+            try:
+                name = (path / LATEST_FILE).read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise AgentLoadError(f"{path / LATEST_FILE} is unreadable ({exc})") from None
+            try:
+                folder = contained_path(path, name)
+            except ValueError:
+                raise AgentLoadError(f"{path / LATEST_FILE} points to {name!r}, outside the run folder "
+                                     f"{str(path)!r}; refusing to follow it") from None
+            if not (folder / STATE_FILE).is_file():
+                raise AgentLoadError(f"{path / LATEST_FILE} points to {name!r}, which holds no {STATE_FILE}")
+            return folder
         raise FileNotFoundError(f"{path} holds no trainer checkpoint ({STATE_FILE} or {LATEST_FILE})")
+
+    @staticmethod
+    def _read_config(folder: Path) -> dict[str, Any]:
+        """The checkpoint's ``trainer.json``, checked (format, version, fields)."""
+        from prefgym.sb3_files import check_format
+
+        where = str(folder / CONFIG_FILE)
+        try:
+            with open(folder / CONFIG_FILE) as fh:
+                cfg = json.load(fh)
+        except FileNotFoundError:
+            raise AgentLoadError(f"{folder} holds no {CONFIG_FILE}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise AgentLoadError(f"{where} is unreadable (empty, truncated or corrupted: {exc})") from None
+        check_format(cfg, TRAINER_FORMAT, TRAINER_FORMAT_VERSION, where)
+        for key, kind in (("class", str), ("algorithm", str), ("hparams", dict), ("algorithm_hparams", dict),
+                          ("prompts", list), ("policy", dict)):
+            if not isinstance(cfg.get(key), kind):
+                raise AgentLoadError(f"{where}: field {key!r} must be a {kind.__name__}; "
+                                     f"got {cfg.get(key)!r:.80}")
+        return cfg
+
+    @staticmethod
+    def _read_state(folder: Path) -> dict[str, Any]:
+        """``trainer_state.pt`` (``torch.load(weights_only=True)``: tensors and plain data only)."""
+        where = str(folder / STATE_FILE)
+        try:
+            state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise AgentLoadError(f"{folder} holds no {STATE_FILE}") from None
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+            msg = " ".join(str(exc).split())[:200]
+            raise AgentLoadError(f"{where} cannot be read (empty, truncated, corrupted or holding objects "
+                                 f"other than tensors and plain data: {type(exc).__name__}: {msg})") from None
+        needed = ("num_iterations", "optimizer", "scheduler", "torch_rng", "numpy_rng", "python_rng",
+                  "algorithm", "history", "initial_metrics")
+        missing = [k for k in needed if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise AgentLoadError(f"{where} lacks {missing[:3]}")
+        return state
 
     def _restore(self, path: Path) -> None:
         folder = self.resolve_checkpoint(path)
-        with open(folder / CONFIG_FILE) as fh:
-            cfg = json.load(fh)
+        cfg = self._read_config(folder)
         if cfg["algorithm"] != self.algorithm.name:
-            raise ValueError(f"{folder} was written by {cfg['algorithm']!r}, not {self.algorithm.name!r}")
-        state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+            raise AgentLoadError(f"{folder} was written by {cfg['algorithm']!r}, not {self.algorithm.name!r}")
+        state = self._read_state(folder)
+        try:
+            self._restore_from(folder, state)
+        except PrefgymError:
+            raise
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError, OSError) as exc:
+            msg = " ".join(str(exc).split())[:300]
+            raise AgentLoadError(f"checkpoint {str(folder)!r} does not fit this trainer or is corrupted "
+                                 f"({type(exc).__name__}: {msg})") from None
+
+    def _restore_from(self, folder: Path, state: dict[str, Any]) -> None:
         _load_weights(self.lm.model, folder / "policy")
         for name, view in self._snapshots.items():
             if not (folder / "snapshots" / name).is_dir():
@@ -808,8 +882,7 @@ class SelfPlayTrainer(BaseAgent):
         judge = judge if judge is not None else env
         if judge is None:
             raise ValueError("load needs the judge (judge=...)")
-        with open(folder / CONFIG_FILE) as fh:
-            cfg = json.load(fh)
+        cfg = cls._read_config(folder)
         klass = cls
         if cfg["class"] != cls.__name__:
             by_name = {c.__name__: c for c in (SelfPlayTrainer, *LLM_AGENTS.values())}
@@ -827,8 +900,14 @@ class SelfPlayTrainer(BaseAgent):
         algo_kw = dict(cfg["algorithm_hparams"])
         if klass.algorithm_class is None:
             hparams["algorithm"] = cfg["algorithm"]
-        return klass(policy, judge, list(prompts) if prompts is not None else cfg["prompts"],
-                     resume_from=folder, **hparams, **algo_kw)
+        try:
+            return klass(policy, judge, list(prompts) if prompts is not None else cfg["prompts"],
+                         resume_from=folder, **hparams, **algo_kw)
+        except PrefgymError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise AgentLoadError(f"{folder}: cannot rebuild {klass.__name__} from its saved hyper-parameters "
+                                 f"({type(exc).__name__}: {exc})") from None
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
         """Reply to a prompt (or a list of prompts): ``(replies, None)``, as SB3's ``predict``."""
