@@ -22,8 +22,9 @@ are checked against the algorithm's constructor before anything is written.
 The run folder (``--out``, default ``runs/{algo}-{env}-{time}``; an existing non-empty
 folder is refused) holds ``config.json`` (the settings and final numbers),
 ``metrics.csv`` (SB3's logger, one row per log interval), ``policy.safetensors`` (the
-learner's weights: loading them runs no code), ``checkpoints/`` (SB3's
-``CheckpointCallback`` zips, every ``checkpoint_every`` steps) and, on the gridworld
+learner's weights: loading them runs no code), ``checkpoints/`` (SB3 models in
+prefgym's pickle-free format, every ``checkpoint_every`` steps; ``prefgym.sb3_files.load_sb3_model``
+reads them) and, on the gridworld
 ids, ``exploitability.csv`` (exact exploitability of the read-out tabular policy over
 training).
 
@@ -459,8 +460,8 @@ def train_sb3(
         raise HyperparamError(f"cannot build {ALGOS[algo]} for {env_id} with {kwargs}: "
                               f"{type(exc).__name__}: {exc}") from None
     from gymnasium import spaces
-    from stable_baselines3.common.callbacks import CheckpointCallback
 
+    from prefgym.sb3_files import safe_checkpoint_callback
     from prefgym.selfplay import ExploitabilityCallback, SelfPlayCallback
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -480,8 +481,8 @@ def train_sb3(
                                             observe_step=bool(sp and sp["observe_step"]))
         cbs.append(exploit_cb)
     if "checkpoint_every" in hp:
-        cbs.append(CheckpointCallback(max(hp["checkpoint_every"] // env.num_envs, 1),
-                                      str(out_dir / "checkpoints"), name_prefix="model"))
+        cbs.append(safe_checkpoint_callback(max(hp["checkpoint_every"] // env.num_envs, 1),
+                                            out_dir / "checkpoints", name_prefix="model"))
     cbs += callbacks
     start = time.perf_counter()
     try:

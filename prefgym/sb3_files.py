@@ -44,7 +44,8 @@ from prefgym.errors import AgentLoadError, UnsafeFileError
 from prefgym.fileio import atomic_write
 
 __all__ = ["SB3_FORMAT", "SB3_FORMAT_VERSION", "is_prefgym_sb3_file", "load_sb3_model", "load_sb3_state",
-           "optimizer_from_flat", "optimizer_to_flat", "save_sb3_model", "sb3_state", "sb3_zip_is_unsafe"]
+           "optimizer_from_flat", "optimizer_to_flat", "safe_checkpoint_callback", "save_sb3_model",
+           "sb3_state", "sb3_zip_is_unsafe"]
 
 SB3_FORMAT, SB3_FORMAT_VERSION = "prefgym.sb3", 1
 META_MEMBER, TENSORS_MEMBER = "prefgym_sb3.json", "tensors.safetensors"
@@ -308,6 +309,25 @@ def save_sb3_model(model, path: str | os.PathLike, env_id: str | None = None) ->
         zf.writestr(META_MEMBER, json.dumps(meta, indent=1, allow_nan=True))
         zf.writestr(TENSORS_MEMBER, payload)
     return path
+
+
+def safe_checkpoint_callback(save_freq: int, save_path: str | os.PathLike, name_prefix: str = "model",
+                             verbose: int = 0):
+    """SB3's ``CheckpointCallback``, writing :func:`save_sb3_model` files (no pickle), not ``model.save``.
+
+    Same file names (``{name_prefix}_{steps}_steps.zip``), read back by :func:`load_sb3_model`.
+    """
+    from stable_baselines3.common.callbacks import CheckpointCallback
+
+    class SafeCheckpointCallback(CheckpointCallback):
+        def _on_step(self) -> bool:
+            if self.n_calls % self.save_freq == 0:
+                path = save_sb3_model(self.model, self._checkpoint_path(extension="zip"))
+                if self.verbose >= 2:
+                    print(f"Saving model checkpoint to {path}")
+            return True
+
+    return SafeCheckpointCallback(save_freq, str(save_path), name_prefix=name_prefix, verbose=verbose)
 
 
 def is_prefgym_sb3_file(path: str | os.PathLike) -> bool:

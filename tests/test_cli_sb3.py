@@ -78,6 +78,11 @@ def test_train_gridworld_selfplay_and_evaluate(tmp_path, capsys, one_thread):
     assert "selfplay/exploitability" in header and "train/entropy_loss" in header
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["model_1024_steps.zip",
                                                                        "model_512_steps.zip"]
+    # checkpoints hold no pickle: prefgym's JSON + safetensors format, loaded without trust_remote_code
+    from prefgym.sb3_files import is_prefgym_sb3_file, load_sb3_model
+
+    ckpt = out / "checkpoints" / "model_1024_steps.zip"
+    assert is_prefgym_sb3_file(ckpt) and load_sb3_model(ckpt).num_timesteps == 1024
     assert list(tb.rglob("events.out.tfevents.*"))
     # evaluate rebuilds the learner from the safetensors weights: same exact exploitability
     assert main(["evaluate", str(out), "--episodes", "4"]) == 0
