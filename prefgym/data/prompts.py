@@ -53,6 +53,17 @@ def _read_dataset(path: Path, split: str):
     from prefgym.optional import require
 
     datasets = require("datasets", "llm", "reading prompt datasets needs the datasets package")
+    quiet = not datasets.are_progress_bars_disabled()
+    if quiet:  # a few hundred prompts: no "Generating train split" bars
+        datasets.disable_progress_bars()
+    try:
+        return _read_dataset_quiet(datasets, path, split)
+    finally:
+        if quiet:
+            datasets.enable_progress_bars()
+
+
+def _read_dataset_quiet(datasets, path: Path, split: str):
     try:
         if path.is_dir():
             ds = datasets.load_from_disk(str(path))

@@ -150,15 +150,16 @@ class LMPairwiseJudge(PairwiseJudge):
         filled = self.template.format(prompt=context, response_a=first, response_b=second)
         return render_prompt(self.tokenizer, filled, self.use_chat)[0] if self.use_chat else filled
 
-    def _encode(self, texts: list[str]) -> list[list[int]]:
+    def _encode(self, texts: list[str], contexts: Sequence[str]) -> list[list[int]]:
         special = not self.use_chat  # a rendered chat template already holds its special tokens
         enc = [self.tokenizer(t, add_special_tokens=special)["input_ids"] for t in texts]
         if self.max_positions is not None:
             for i, e in enumerate(enc):
                 if len(e) > self.max_positions:
                     raise InvalidArgumentError(
-                        f"judge prompt {i // 2} has {len(e)} tokens, more than the judge model's context "
-                        f"window of {self.max_positions}; shorten the prompt or the replies")
+                        f"the judge prompt for context {contexts[i][:60]!r} has {len(e)} tokens, more than the "
+                        f"judge model's context window of {self.max_positions}; shorten the prompt or the "
+                        "replies (nothing is truncated silently)")
         return enc
 
     def first_label_probs(self, contexts: Sequence[str], first: Sequence[str],
@@ -166,7 +167,8 @@ class LMPairwiseJudge(PairwiseJudge):
         """``p(label_1) / (p(label_1) + p(label_2))`` with ``first`` shown as response A; shape ``(n,)``."""
         import torch
 
-        enc = self._encode([self.render(c, a, b) for c, a, b in zip(contexts, first, second, strict=True)])
+        enc = self._encode([self.render(c, a, b) for c, a, b in zip(contexts, first, second, strict=True)],
+                           contexts)
         out = np.empty(len(enc))
         lab = torch.tensor(self.label_ids, device=self.device)
         order = np.argsort([len(e) for e in enc])  # similar lengths per batch: less padding

@@ -21,6 +21,7 @@ Nothing is downloaded. The cache lives in ``cache_dir``, else ``$PREFGYM_CACHE_D
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import shutil
@@ -43,6 +44,8 @@ __all__ = [
 
 #: environment variable naming the cache folder
 CACHE_ENV = "PREFGYM_CACHE_DIR"
+#: bumped when the conversion changes, so older cache entries are not reused
+CONVERSION_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -135,9 +138,11 @@ def _check_gguf_architecture(path: Path) -> str:
 
 
 def _cache_key(path: Path) -> str:
-    """A folder name for a GGUF file: its stem and a hash of its absolute path, size and mtime."""
+    """A folder name for a GGUF file: its stem and a hash of the conversion version and the file's
+    absolute path, size and modification time (a changed file is converted anew)."""
     st = path.stat()
-    h = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    key = f"{CONVERSION_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    h = hashlib.sha256(key.encode()).hexdigest()[:12]
     return f"{path.stem}-{h}"
 
 
@@ -177,7 +182,11 @@ def convert_gguf(path: str | os.PathLike, cache: str | os.PathLike | None = None
             raise UnsupportedModelError(f"transformers cannot load {path}: {type(exc).__name__}: "
                                         f"{' '.join(str(exc).split())[:300]}") from None
         # the de-quantised model is not save_pretrained-able as such; a fresh one from its config is
-        model = AutoModelForCausalLM.from_config(loaded.config)
+        # (without the GGUF quantization_config, which would make every reload a GGUF model again)
+        config = copy.deepcopy(loaded.config)
+        if hasattr(config, "quantization_config"):
+            delattr(config, "quantization_config")
+        model = AutoModelForCausalLM.from_config(config)
         model.load_state_dict(loaded.state_dict())
         model.generation_config = loaded.generation_config
         del loaded
