@@ -29,7 +29,8 @@ def test_train_resume_and_evaluate_free_text(tmp_path, capsys):
     assert code == 0, err
     assert "OMPOTrainer (ompo-llm) on task prompts with tiny GPT-2: 1 iteration" in out
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["task"] == "prompts" and cfg["text"]["judge"] == "exact-answer" and cfg["text"]["num_prompts"] == 4
+    assert cfg["task"] == "prompts" and cfg["text"]["judge"] == "exact-answer"
+    assert cfg["text"]["num_prompts"] == 4
     assert cfg["params"]["lora"] == {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
     code, out, err = _run(["train", "--resume", run, "--iterations", 2, "--no-progress"], capsys)
     assert code == 0, err
@@ -64,8 +65,8 @@ def test_bad_input_is_one_line_before_training(tmp_path, capsys):
     assert code == 2 and "unknown judge 'oracle'" in err
     odd = tmp_path / "odd.gguf"
     odd.write_bytes(b"\x00" * 32)
-    code, _, err = _run(["train", "--agent", "ompo-llm", "--model", odd, "--prompts", shipped_prompts("train"),
-                         "--out", out_dir], capsys)
+    code, _, err = _run(["train", "--agent", "ompo-llm", "--model", odd, "--prompts",
+                         shipped_prompts("train"), "--out", out_dir], capsys)
     assert code == 2 and "not a readable GGUF file" in err
     code, _, err = _run(["train", "--agent", "omwu", "--judge", "exact-answer"], capsys)
     assert code == 2 and "--judge applies to the LLM agents" in err

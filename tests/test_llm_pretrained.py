@@ -85,7 +85,7 @@ def test_gguf_of_unsupported_architecture_fails_before_loading(tmp_path):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    with pytest.raises(UnsupportedModelError, match="architecture 'nosucharch' cannot be loaded by transformers"):
+    with pytest.raises(UnsupportedModelError, match="architecture 'nosucharch' cannot be loaded by"):
         resolve_model(path, tmp_path / "cache")
     assert not (tmp_path / "cache" / "models").exists() or not any((tmp_path / "cache" / "models").iterdir())
 
@@ -137,7 +137,8 @@ def test_policy_renders_strings_and_messages_with_the_template():
     assert pol.uses_chat_template
     s_ids, m_ids = pol.encode_prompts(["q", [{"role": "user", "content": "q"}]])
     assert torch.equal(s_ids, m_ids)  # a string is one user message
-    assert torch.equal(s_ids, torch.tensor(tok("<user>q\n<assistant>", add_special_tokens=False)["input_ids"]))
+    want = tok("<user>q\n<assistant>", add_special_tokens=False)["input_ids"]
+    assert torch.equal(s_ids, torch.tensor(want))
     gen = pol.generate(["q", [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]], seed=0)
     assert len(gen.texts) == 2 and torch.equal(gen.prompt_ids[0], s_ids)
     # teacher forcing renders the same way: log-probs match generation

@@ -90,7 +90,8 @@ def test_exact_answer_judge():
     assert extract_answer("Answer: 12\nbut maybe 13") == "12"  # a final-answer line wins
     assert extract_answer("1,234 apples") == "1234"
     assert extract_answer("no idea") is None
-    recs = [PromptRecord("What is 2 + 2?", "4", "a"), PromptRecord([{"role": "user", "content": "3*3?"}], "9", "b")]
+    recs = [PromptRecord("What is 2 + 2?", "4", "a"),
+            PromptRecord([{"role": "user", "content": "3*3?"}], "9", "b")]
     judge = ExactAnswerJudge(recs)
     p = judge.prob(["What is 2 + 2?", "3*3?", "3*3?"], ["It is 4.", "9", "8"], ["5", "nine", "7"])
     np.testing.assert_array_equal(p, [1.0, 1.0, 0.5])

@@ -77,7 +77,8 @@ def test_shipped_arithmetic_set_regenerates_identically(tmp_path):
     written = write_arithmetic_splits(tmp_path)
     for split in ("train", "heldout"):
         assert written[split].read_bytes() == (ARITHMETIC_DIR / f"{split}.jsonl").read_bytes()
-    train, held = load_prompt_dataset(shipped_prompts("train")), load_prompt_dataset(shipped_prompts("heldout"))
+    train = load_prompt_dataset(shipped_prompts("train"))
+    held = load_prompt_dataset(shipped_prompts("heldout"))
     assert len(train) == len(held) == 64
     assert not {r.prompt for r in train} & {r.prompt for r in held}
     assert arithmetic_word_problems(5, seed=3) == arithmetic_word_problems(5, seed=3)

@@ -157,7 +157,8 @@ class LMPairwiseJudge(PairwiseJudge):
             for i, e in enumerate(enc):
                 if len(e) > self.max_positions:
                     raise InvalidArgumentError(
-                        f"the judge prompt for context {contexts[i][:60]!r} has {len(e)} tokens, more than the "
+                        f"the judge prompt for context {contexts[i][:60]!r} has {len(e)} tokens, more than "
+                        "the "
                         f"judge model's context window of {self.max_positions}; shorten the prompt or the "
                         "replies (nothing is truncated silently)")
         return enc
