@@ -82,8 +82,11 @@ def _load_lm(model: str | None, device: str | None):
             msg = " ".join(str(exc).split())[:300]
             raise CLIError(f"cannot put the model on --device {device}: {type(exc).__name__}: "
                            f"{msg}") from None
-    from prefgym.llm.pretrained import resolve_model
+    from prefgym.llm.pretrained import KNOWN_MODELS, resolve_model
 
+    if not Path(model).expanduser().exists() and model.lower().replace("_", "-") not in KNOWN_MODELS:
+        raise CLIError(f"--model {model}: no such folder or file (pass a save_pretrained folder, a .gguf "
+                       f"file or a known name: {sorted(KNOWN_MODELS)}); nothing is downloaded")
     path = resolve_model(model)  # a known name, a .gguf file or a save_pretrained folder; errors in one line
     try:
         from transformers.utils import logging as hf_logging

