@@ -338,6 +338,10 @@ def train_llm(
 
 
 def _set_max_new_tokens(lm, max_new_tokens: int | None) -> None:
+    """Free-text policy settings: the reply cap, and under a chat template no one-line stop
+    (a chat turn ends at EOS; the exact-answer judge reads the last number of the reply)."""
+    if lm.uses_chat_template:
+        lm.stop_strings = ()
     if max_new_tokens is not None:
         try:
             lm._check_max_new(max_new_tokens)
