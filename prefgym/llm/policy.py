@@ -286,7 +286,8 @@ class LMPolicy:
         from prefgym.llm.pretrained import KNOWN_MODELS, resolve_model
 
         mk = dict(model_kwargs or {})
-        if Path(str(name_or_path)).expanduser().exists() or str(name_or_path).lower() in KNOWN_MODELS:
+        known = str(name_or_path).lower().replace("_", "-") in KNOWN_MODELS
+        if known or Path(str(name_or_path)).expanduser().exists():
             name_or_path = resolve_model(name_or_path)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, **mk).eval()
         tok = AutoTokenizer.from_pretrained(tokenizer if tokenizer is not None else name_or_path)
