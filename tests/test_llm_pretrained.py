@@ -214,3 +214,24 @@ def test_trainer_trains_on_chat_messages_under_a_template(tmp_path):
     assert saved["prompts"][0] == prompts[0] and saved["policy"]["chat_template"] is None
     with pytest.raises(InvalidArgumentError, match=r"prompts\[0\]\[0\]: role must be one of"):
         LLM_AGENTS["ompo"](pol, judge, [[{"role": "bot", "content": "x"}]], num_samples=2)
+
+
+def test_menu_trainer_accepts_chat_messages():
+    import copy
+
+    from prefgym.agents.llm import LLM_AGENTS
+    from prefgym.agents.llm.menu import MenuPolicy
+    from prefgym.judges import TableJudge
+
+    net, tok = tiny_lm(n_layer=1, n_embd=16, n_head=2)
+    tok.chat_template = CHAT
+    lm = LMPolicy(net, tok, reference_model=copy.deepcopy(net))
+    menu = MenuPolicy(lm, ["yes", "no"])
+    judge = TableJudge({"yes": 1.0, "no": 0.0}, temperature=1.0)
+    msgs = [{"role": "user", "content": "ok?"}]
+    trainer = LLM_AGENTS["omwu"](menu, judge, [msgs], steps_per_iteration=2, learning_rate=1e-2, seed=0)
+    p0 = menu.probs([msgs])[0, 0]
+    trainer.learn(2)
+    assert menu.probs([msgs])[0, 0] > p0  # mass moves to the preferred reply
+    # a string prompt is the same state as its one-message conversation under a template
+    np.testing.assert_allclose(menu.probs(["ok?"]), menu.probs([msgs]), atol=1e-6)

@@ -214,7 +214,8 @@ class MenuResponses(ResponseSource):
     def _menu_win(self, prompts) -> Tensor:
         from prefgym.llm.sampling import win_rate_matrices
 
-        return _torch(np.stack(win_rate_matrices(self.judge, prompts, [self.menu.responses] * len(prompts))))
+        ctx = [prompt_text(p) for p in prompts]
+        return _torch(np.stack(win_rate_matrices(self.judge, ctx, [self.menu.responses] * len(prompts))))
 
     def collect(self, prompts, seed):
         menu, B, N = self.menu, len(prompts), self.menu.n

@@ -273,12 +273,12 @@ class SelfPlayTrainer(BaseAgent):
         self.prompts = list(prompts)
         if not self.prompts:
             raise ValueError("prompts must be a non-empty sequence of strings or chat conversations")
-        if any(not isinstance(p, str) for p in self.prompts):  # chat messages: sampled policies only
+        if any(not isinstance(p, str) for p in self.prompts):  # chat messages (judges see prompt_text)
             from prefgym.llm.chat import check_prompt
 
-            if isinstance(policy, MenuPolicy) or source is not None:
-                raise ValueError("prompts must be strings for a menu policy or a custom source; chat "
-                                 "conversations need an LMPolicy whose replies are sampled")
+            if source is not None:
+                raise ValueError("prompts must be strings with a custom source; chat conversations work "
+                                 "with the default sources (sampled replies or a menu)")
             self.prompts = [check_prompt(p, f"prompts[{i}]") for i, p in enumerate(self.prompts)]
         self.policy, self.judge = policy, judge
         self.is_menu = isinstance(policy, MenuPolicy)
