@@ -235,3 +235,25 @@ def test_menu_trainer_accepts_chat_messages():
     assert menu.probs([msgs])[0, 0] > p0  # mass moves to the preferred reply
     # a string prompt is the same state as its one-message conversation under a template
     np.testing.assert_allclose(menu.probs(["ok?"]), menu.probs([msgs]), atol=1e-6)
+
+
+def test_dialogue_env_with_a_chat_template_formatter():
+    from prefgym.envs.dialogue import DialogueEnv
+    from prefgym.llm.chat import chat_formatter, dialogue_messages
+
+    net, tok = tiny_lm(n_layer=1, n_embd=16, n_head=2)
+    tok.chat_template = CHAT
+    assert dialogue_messages([("hi", "hello"), ("2+2?", None)]) == [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "2+2?"}]
+    fmt = chat_formatter(tok)
+    assert fmt([("hi", "hello"), ("2+2?", None)]) == "<user>hi\n<assistant>hello\n<user>2+2?\n<assistant>"
+    env = DialogueEnv(formatter=fmt, unknown_chars="replace")  # a random tiny LM writes any byte
+    obs, _ = env.reset(seed=0)
+    assert obs.startswith("<user>") and obs.endswith("<assistant>")
+    agent = LMPolicy(net, tok, max_new_tokens=3, chat_template=False)  # the observation is rendered
+    assert torch.equal(agent.encode_prompts([obs])[0],
+                       torch.tensor(tok(obs, add_special_tokens=True)["input_ids"]))
+    reply = agent.generate_text([obs], rng=np.random.default_rng(0))[0]
+    obs2, reward, *_ = env.step(reply.strip()[:50] or "ok")
+    assert 0.0 <= reward <= 1.0 and "<assistant>" in obs2

@@ -5,6 +5,10 @@ dicts (roles ``system``, ``user``, ``assistant``), the format of ``transformers`
 templates and of TRL's conversational datasets. A policy renders both with the
 tokenizer's chat template when it has one (a raw string becomes one user message);
 judges see :func:`prompt_text`, the plain text of the conversation.
+
+The dialogue environment's observations are strings (a Gymnasium ``Text`` space):
+:func:`chat_formatter` renders its turns with a tokenizer's chat template, for a chat
+policy built with ``chat_template=False`` (the observation is already rendered).
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from typing import Any
 
 from prefgym.errors import InvalidArgumentError
 
-__all__ = ["Messages", "Prompt", "check_prompt", "has_chat_template", "is_messages", "prompt_text",
-           "render_prompt"]
+__all__ = ["Messages", "Prompt", "chat_formatter", "check_prompt", "dialogue_messages", "has_chat_template",
+           "is_messages", "prompt_text", "render_prompt"]
 
 Messages = list[dict[str, str]]
 Prompt = str | Messages
@@ -86,3 +90,30 @@ def render_prompt(tokenizer, x: Prompt, use_template: bool = True) -> tuple[str,
         return x, False
     lines = [f"{m['role'].capitalize()}: {m['content']}" for m in check_prompt(x)]
     return "\n".join([*lines, "Assistant:"]), False
+
+
+def dialogue_messages(turns: Sequence[tuple[str, str | None]]) -> Messages:
+    """``[(user, reply), ..., (user, None)]`` as chat messages (a last ``None`` reply is left out)."""
+    msgs: Messages = []
+    for user, reply in turns:
+        msgs.append({"role": "user", "content": user})
+        if reply is not None:
+            msgs.append({"role": "assistant", "content": reply})
+    return msgs
+
+
+def chat_formatter(tokenizer, system: str | None = None):
+    """A ``formatter`` for :class:`~prefgym.envs.dialogue.DialogueGame`: turns through the chat template.
+
+    An open last turn (reply ``None``) ends with the template's assistant header. Use it with a
+    policy that does not render again (``LMPolicy(..., chat_template=False)``).
+    """
+    if not has_chat_template(tokenizer):
+        raise InvalidArgumentError("chat_formatter needs a tokenizer with a chat template")
+
+    def formatter(turns: Sequence[tuple[str, str | None]]) -> str:
+        msgs = ([{"role": "system", "content": system}] if system else []) + dialogue_messages(turns)
+        open_turn = bool(turns) and turns[-1][1] is None
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=open_turn)
+
+    return formatter
