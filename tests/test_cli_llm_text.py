@@ -70,3 +70,21 @@ def test_bad_input_is_one_line_before_training(tmp_path, capsys):
     assert code == 2 and "not a readable GGUF file" in err
     code, _, err = _run(["train", "--agent", "omwu", "--judge", "exact-answer"], capsys)
     assert code == 2 and "--judge applies to the LLM agents" in err
+
+
+def test_lm_and_reward_model_judges_by_name(tmp_path, capsys):
+    from prefgym.judges import RewardModelJudge, build_word_tokenizer, tiny_sequence_classifier
+    from prefgym.llm.tiny import tiny_lm
+
+    tiny_lm(n_layer=1, n_embd=16, n_head=2, n_positions=512, save_dir=tmp_path / "judge_lm")
+    rm_tok = build_word_tokenizer(["what is the answer 1 2 3 4 5 6 7 8 9 0"])
+    rm = RewardModelJudge(tiny_sequence_classifier(rm_tok, max_length=256), rm_tok)
+    rm.save_pretrained(tmp_path / "rm")
+    for spec in (f"lm:{tmp_path / 'judge_lm'}", f"rm:{tmp_path / 'rm'}"):
+        run = tmp_path / spec[:2]
+        code, out, err = _run(["train", "--agent", "ompo-llm", "--judge", spec, "--prompts",
+                               shipped_prompts("train"), "--limit", 2, "--max-new-tokens", 4,
+                               "--iterations", 1, "--param", "num_samples=2", "--param",
+                               "steps_per_iteration=1", "--no-progress", "--out", run], capsys)
+        assert code == 0, err
+        assert json.loads((run / "config.json").read_text())["text"]["judge"] == spec
