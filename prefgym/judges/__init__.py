@@ -7,6 +7,9 @@
 - :class:`RewardModelJudge`: Bradley-Terry from a reward callable or model.
 - :class:`PairwiseModelJudge`: a learned PairRM-style judge, trained by
   :func:`train_pairwise_judge`.
+- :class:`LMPairwiseJudge`: LLM-as-judge on any causal LM (label next-token probabilities,
+  both orders averaged); :class:`ExactAnswerJudge`: verifiable answers of a prompt dataset;
+  :func:`~prefgym.judges.registry.judge_from_spec`: judges by name (``--judge``).
 - Task judges with exact preferences for the shipped language games:
   :class:`DialogueTaskJudge`, :class:`ArithmeticStepJudge`, :class:`FinalAnswerJudge`.
 - :func:`exact_win_rate` / :func:`sampled_win_rate`: ``P(pi > pi')`` by
@@ -16,6 +19,8 @@ The transformers-backed judges import ``transformers`` only when built.
 """
 
 from prefgym.judges.base import JudgeOutputError, PairwiseJudge
+from prefgym.judges.exact_answer import ExactAnswerJudge
+from prefgym.judges.lm_judge import LMPairwiseJudge
 from prefgym.judges.pairwise_model import PairwiseModelJudge, tiny_pairwise_judge, train_pairwise_judge
 from prefgym.judges.reward_model import RewardModelJudge, build_word_tokenizer, tiny_sequence_classifier
 from prefgym.judges.synthetic import (
@@ -31,6 +36,8 @@ from prefgym.judges.tasks import ArithmeticStepJudge, DialogueTaskJudge, FinalAn
 __all__ = [
     "ArithmeticStepJudge",
     "DialogueTaskJudge",
+    "ExactAnswerJudge",
+    "LMPairwiseJudge",
     "FinalAnswerJudge",
     "ScoredJudge",
     "FEATURES",

@@ -85,6 +85,20 @@ class PairwiseJudge(ABC):
             W[i, j], W[j, i] = p, 1.0 - p
         return W
 
+    def judge(self, prompts: Sequence[str], completions: Sequence[Sequence[str]],
+              shuffle_order: bool = False) -> list[int]:
+        """TRL's ``BasePairwiseJudge.judge``: index (0 or 1) of the preferred completion of each pair.
+
+        Ties (``P = 1/2``) go to the first. ``shuffle_order`` is accepted for TRL's signature;
+        a constant-sum judge does not depend on the order.
+        """
+        pairs = [tuple(c) for c in completions]
+        bad = next((i for i, c in enumerate(pairs) if len(c) != 2), None)
+        if bad is not None:
+            raise ValueError(f"completions[{bad}] must be a pair of two strings; got {len(pairs[bad])} items")
+        p = self.prob(list(prompts), [c[0] for c in pairs], [c[1] for c in pairs])
+        return [0 if x >= 0.5 else 1 for x in p]
+
     def sample(self, contexts, responses_a, responses_b, rng: np.random.Generator) -> np.ndarray:
         """Bernoulli outcomes (1.0 = a wins), as a human rater's label."""
         p = self.prob(contexts, responses_a, responses_b)

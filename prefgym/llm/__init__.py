@@ -23,6 +23,8 @@ _LAZY = {
     "best_and_worst": "prefgym.llm.sampling",
     "best_and_worst_batch": "prefgym.llm.sampling",
     "load_prompts": "prefgym.llm.sampling",
+    "load_pretrained": "prefgym.llm.pretrained",
+    "resolve_model": "prefgym.llm.pretrained",
 }
 
 __all__ = ["ASSISTANT", "USER", "TextGenerator", "format_dialogue", *_LAZY]

@@ -181,6 +181,12 @@ class LMPolicy:
     stop_strings
         A reply ends at the first token completing any of these; ``None`` or
         ``()`` disables. Default: one line per reply.
+    chat_template
+        Render prompts with the tokenizer's chat template: ``None`` (default) when the
+        tokenizer has one, ``True`` always (an error without one), ``False`` never. A
+        prompt is a string (one user message under a template) or a conversation, a
+        list of ``{"role", "content"}`` dicts (:mod:`prefgym.llm.chat`); rendered text is
+        encoded without adding special tokens (the template holds them).
 
     Attributes
     ----------
@@ -204,6 +210,7 @@ class LMPolicy:
         top_p: float = 1.0,
         top_k: int = 0,
         stop_strings: Sequence[str] | None = ("\n",),
+        chat_template: bool | None = None,
     ):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0; got {temperature!r}")
@@ -237,6 +244,14 @@ class LMPolicy:
             pad = self.eos_token_ids[0] if self.eos_token_ids else 0
         self.pad_token_id = int(pad)
         self.max_positions = self._max_positions(model.config)
+        from prefgym.llm.chat import has_chat_template
+
+        if chat_template and not has_chat_template(tokenizer):
+            raise ValueError("chat_template=True but the tokenizer has no chat template; pass False (plain "
+                             "prompts) or a tokenizer with one")
+        self.chat_template: bool | None = None if chat_template is None else bool(chat_template)
+        self.uses_chat_template = (has_chat_template(tokenizer) if chat_template is None
+                                   else bool(chat_template))
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -253,7 +268,9 @@ class LMPolicy:
         Parameters
         ----------
         name_or_path
-            Hub model id or a folder written by ``save_pretrained``.
+            A folder written by ``save_pretrained``, a ``.gguf`` file or a shipped name such as
+            ``smollm2-135m-instruct`` (converted once into a cached folder by
+            :func:`prefgym.llm.pretrained.resolve_model`), or a hub model id.
         reference
             ``None`` (no reference), ``"copy"`` (a frozen deep copy of the loaded
             policy, the usual ``pi_ref = pi_init``) or another name or path.
@@ -266,7 +283,12 @@ class LMPolicy:
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from prefgym.llm.pretrained import KNOWN_MODELS, resolve_model
+
         mk = dict(model_kwargs or {})
+        known = str(name_or_path).lower().replace("_", "-") in KNOWN_MODELS
+        if known or Path(str(name_or_path)).expanduser().exists():
+            name_or_path = resolve_model(name_or_path)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, **mk).eval()
         tok = AutoTokenizer.from_pretrained(tokenizer if tokenizer is not None else name_or_path)
         if reference is None:
@@ -302,21 +324,45 @@ class LMPolicy:
         prompts = list(prompts)
         if not prompts:
             raise ValueError("no prompts: the prompt list is empty")
-        bad = next((i for i, p in enumerate(prompts) if not isinstance(p, str)), None)
-        if bad is not None:
-            raise TypeError(f"prompts[{bad}] must be a string; got {type(prompts[bad]).__name__}")
-        return prompts
+        from prefgym.llm.chat import check_prompt, is_messages
 
-    def _encode(self, texts: Sequence[str], special: bool) -> list[torch.Tensor]:
-        enc = self.tokenizer(list(texts), add_special_tokens=special)["input_ids"]
-        return [torch.tensor(e, dtype=torch.long) for e in enc]
+        bad = next((i for i, p in enumerate(prompts) if not (isinstance(p, str) or is_messages(p))), None)
+        if bad is not None:
+            raise TypeError(f"prompts[{bad}] must be a string or a list of chat messages; got "
+                            f"{type(prompts[bad]).__name__}")
+        return [check_prompt(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+
+    def render(self, prompt) -> str:
+        """The text the model sees for a prompt (string or chat messages): see ``chat_template``."""
+        from prefgym.llm.chat import render_prompt
+
+        return render_prompt(self.tokenizer, prompt, self.uses_chat_template)[0]
+
+    def encode_prompts(self, prompts: Sequence) -> list[torch.Tensor]:
+        """Token ids of prompts (strings or chat messages), rendered as :meth:`generate` does."""
+        return self._encode(self._check_prompts(prompts), special=True)
+
+    def _encode(self, texts: Sequence, special: bool) -> list[torch.Tensor]:
+        if not special:  # responses: raw text, no template
+            enc = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+            return [torch.tensor(e, dtype=torch.long) for e in enc]
+        from prefgym.llm.chat import render_prompt
+
+        out = []
+        for x in texts:  # prompts: through the chat template when it applies
+            text, rendered = render_prompt(self.tokenizer, x, self.uses_chat_template)
+            ids = self.tokenizer(text, add_special_tokens=not rendered)["input_ids"]
+            out.append(torch.tensor(ids, dtype=torch.long))
+        return out
 
     def _as_ids(self, items: Sequence[str | TokenIds], special: bool, what: str) -> list[torch.Tensor]:
         if isinstance(items, str):
             raise TypeError(f"{what} must be a sequence, not a single string; wrap it in a list")
         items = list(items)
         out: list[torch.Tensor | None] = [None] * len(items)
-        str_idx = [i for i, x in enumerate(items) if isinstance(x, str)]
+        from prefgym.llm.chat import is_messages
+
+        str_idx = [i for i, x in enumerate(items) if isinstance(x, str) or is_messages(x)]
         if str_idx:
             for i, ids in zip(str_idx, self._encode([items[i] for i in str_idx], special), strict=True):
                 out[i] = ids
@@ -715,4 +761,5 @@ class LMPolicy:
         name = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
         return (f"LMPolicy({name!r}, device={str(self.device)!r}, max_new_tokens={self.max_new_tokens}, "
                 f"temperature={self.temperature}, top_p={self.top_p}, top_k={self.top_k}, "
-                f"stop_strings={self.stop_strings!r}, reference={self.reference_model is not None})")
+                f"stop_strings={self.stop_strings!r}, chat_template={self.uses_chat_template}, "
+                f"reference={self.reference_model is not None})")

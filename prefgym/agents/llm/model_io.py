@@ -27,7 +27,8 @@ def policy_view(policy, model):
 
     view = LMPolicy(model, policy.tokenizer, device=policy.device, max_new_tokens=policy.max_new_tokens,
                     temperature=policy.temperature, top_p=policy.top_p, top_k=policy.top_k,
-                    stop_strings=policy.stop_strings or None)
+                    stop_strings=policy.stop_strings or None,
+                    chat_template=getattr(policy, "chat_template", None))
     view.eos_token_ids, view.pad_token_id = policy.eos_token_ids, policy.pad_token_id
     return view
 
@@ -88,6 +89,7 @@ def _build_policy(folder: Path, settings: dict[str, Any], device):
     ref = next((p for p in (folder / "reference", folder.parent / "reference") if p.exists()), None)
     kw = {k: settings[k] for k in ("max_new_tokens", "temperature", "top_p", "top_k")}
     kw["stop_strings"] = tuple(settings["stop_strings"]) or None
+    kw["chat_template"] = settings.get("chat_template")
     if device is not None:
         kw["device"] = device
     with _quiet():

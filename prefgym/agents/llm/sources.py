@@ -21,6 +21,7 @@ from torch import Tensor
 
 from prefgym.agents.llm.algorithms import SelfPlayBatch
 from prefgym.agents.llm.menu import MenuPolicy
+from prefgym.llm.chat import prompt_text
 
 __all__ = ["ResponseSource", "SampledResponses", "MenuResponses", "leave_one_out_weights"]
 
@@ -107,7 +108,7 @@ class SampledResponses(ResponseSource):
         gen = self.policy.generate(prompts, num_return_sequences=K, seed=seed, compute_ref=False)
         texts = [gen.texts[b * K:(b + 1) * K] for b in range(B)]
         resp = [[gen.response_ids[b * K + k] for k in range(K)] for b in range(B)]
-        W = np.stack(win_rate_matrices(self.judge, prompts, texts))
+        W = np.stack(win_rate_matrices(self.judge, [prompt_text(p) for p in prompts], texts))
         batch = SelfPlayBatch(prompts=list(prompts), prompt_ids=[gen.prompt_ids[b * K] for b in range(B)],
                               response_ids=resp, texts=texts, old_logp=torch.zeros(B, K), ref_logp=None,
                               win_matrix=_torch(W), win_rate=_torch(average_win_rates(W)),
@@ -176,7 +177,7 @@ class SampledResponses(ResponseSource):
         for r, x in enumerate(batch.prompts):
             for i in range(K):
                 for j in range(K):
-                    ctx.append(x)
+                    ctx.append(prompt_text(x))
                     a.append(batch.texts[r][i])
                     b.append(z[r * K + j])
         g_texts = None
@@ -184,7 +185,7 @@ class SampledResponses(ResponseSource):
             g_texts = self.policy.generate(batch.prompts, seed=seed, do_sample=False, compute_ref=False).texts
             for r, x in enumerate(batch.prompts):
                 for j in range(K):
-                    ctx.append(x)
+                    ctx.append(prompt_text(x))
                     a.append(g_texts[r])
                     b.append(z[r * K + j])
         p = self.judge.prob(ctx, a, b)
@@ -213,7 +214,8 @@ class MenuResponses(ResponseSource):
     def _menu_win(self, prompts) -> Tensor:
         from prefgym.llm.sampling import win_rate_matrices
 
-        return _torch(np.stack(win_rate_matrices(self.judge, prompts, [self.menu.responses] * len(prompts))))
+        ctx = [prompt_text(p) for p in prompts]
+        return _torch(np.stack(win_rate_matrices(self.judge, ctx, [self.menu.responses] * len(prompts))))
 
     def collect(self, prompts, seed):
         menu, B, N = self.menu, len(prompts), self.menu.n
@@ -233,10 +235,9 @@ class MenuResponses(ResponseSource):
         ref = None
         if menu.policy.reference_model is not None:
             ref = menu.log_probs(prompts, reference=True).gather(-1, idx)
-        tok = menu.tokenizer
         batch = SelfPlayBatch(
             prompts=list(prompts),
-            prompt_ids=[torch.tensor(e, dtype=torch.long) for e in tok(list(prompts))["input_ids"]],
+            prompt_ids=menu.policy.encode_prompts(prompts),
             response_ids=[[menu.response_ids[i] for i in row] for row in idx.tolist()],
             texts=[[menu.responses[i] for i in row] for row in idx.tolist()],
             old_logp=lp.gather(-1, idx), ref_logp=ref, win_matrix=W, win_rate=win_rate, weights=weights,

@@ -327,3 +327,73 @@ def build_task(name: str, lm, algorithm: str, params: dict[str, Any]) -> TaskSet
     if getattr(lm, "reference_model", None) is None:
         raise ValueError("the task needs a policy with a reference model (the initial policy)")
     return get_task(name).build(lm, algorithm, dict(params))
+
+
+# ------------------------------------------------------------------ free text on a prompt dataset
+def _bootstrap_mean(values: np.ndarray, seed: int, n_boot: int = 2000,
+                    confidence: float = 0.95) -> dict[str, Any]:
+    """Mean of per-prompt values with a percentile bootstrap interval over prompts."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return {"mean": float(x.mean()), "low": float(lo), "high": float(hi), "n": int(x.size),
+            "method": "bootstrap", "confidence": confidence}
+
+
+def build_text_task(lm, judge, prompts: list) -> TaskSetup:
+    """Free-text self-play on a prompt dataset: ``K`` sampled replies per prompt, all pairs judged.
+
+    ``prompts`` are strings or chat conversations (the policy renders them with its chat
+    template). No per-iteration evaluator (generation is the expensive part on a real
+    model); the main metric is the trainer's ``kl_reference`` estimate, and
+    :func:`evaluate_text` measures a checkpoint on held-out prompts.
+    """
+    def make_trainer(cls, **kw):
+        return cls(lm, judge, list(prompts), **kw)
+
+    def evaluate(policy, num_samples: int, seed: int) -> dict[str, Any]:
+        return evaluate_text(policy, judge, list(prompts), num_samples, seed)
+
+    return TaskSetup(lm, judge, list(prompts), None, make_trainer, evaluate, "kl_reference",
+                     "KL(pi_t || pi_ref) estimate on the sampled replies")
+
+
+def evaluate_text(policy, judge, prompts: list, num_samples: int = 2, seed: int = 0,
+                  answers: list | None = None) -> dict[str, Any]:
+    """Held-out evaluation of a free-text policy against its base (reference) model.
+
+    - ``accuracy`` / ``base_accuracy``: greedy replies judged correct by ``judge.correct``
+      (an exact-answer judge) with Wilson 95% intervals over prompts, when available;
+    - ``greedy_win_rate_vs_base``: ``P(greedy reply > base greedy reply)`` per prompt under the
+      judge, mean with a bootstrap 95% interval over prompts;
+    - ``win_rate_vs_initial``: ``num_samples`` sampled replies of each model per prompt,
+      paired, judged; Bernoulli outcomes of the judge's probabilities with Wilson's interval.
+    """
+    from prefgym.agents.llm.model_io import policy_view
+    from prefgym.evaluation import WinRate, wilson_interval
+    from prefgym.llm.chat import prompt_text
+
+    if policy.reference_model is None:
+        raise ValueError("evaluate_text needs the policy's reference (base) model")
+    base = policy_view(policy, policy.reference_model)
+    ctx = [prompt_text(p) for p in prompts]
+    greedy = policy.generate(prompts, do_sample=False, compute_ref=False).texts
+    base_greedy = base.generate(prompts, do_sample=False, compute_ref=False).texts
+    out: dict[str, Any] = {"prompts": len(prompts)}
+    p_greedy = judge.prob(ctx, greedy, base_greedy)
+    out["greedy_win_rate_vs_base"] = _bootstrap_mean(p_greedy, seed)
+    if hasattr(judge, "correct"):
+        for key, texts in (("accuracy", greedy), ("base_accuracy", base_greedy)):
+            ok = np.array([judge.correct(c, t) for c, t in zip(ctx, texts, strict=True)], dtype=float)
+            lo, hi = wilson_interval(float(ok.sum()), ok.size)
+            out[key] = WinRate(float(ok.mean()), lo, hi, int(ok.size), "wilson").as_dict()
+    k = int(num_samples)
+    if k >= 1:
+        mine = policy.generate(prompts, num_return_sequences=k, seed=seed, compute_ref=False).texts
+        theirs = base.generate(prompts, num_return_sequences=k, seed=seed + 1, compute_ref=False).texts
+        rows = [c for c in ctx for _ in range(k)]
+        out["win_rate_vs_initial"] = _wilson_from_probs(judge.prob(rows, mine, theirs), seed + 2)
+    out["examples"] = [{"prompt": c, "reply": g, "base_reply": b}
+                       for c, g, b in zip(ctx[:3], greedy[:3], base_greedy[:3], strict=True)]
+    return out

@@ -280,8 +280,15 @@ class SelfPlayTrainer(BaseAgent):
         if isinstance(prompts, str):
             raise TypeError("prompts must be a sequence of strings; wrap a single prompt in a list")
         self.prompts = list(prompts)
-        if not self.prompts or any(not isinstance(p, str) for p in self.prompts):
-            raise ValueError("prompts must be a non-empty sequence of strings")
+        if not self.prompts:
+            raise ValueError("prompts must be a non-empty sequence of strings or chat conversations")
+        if any(not isinstance(p, str) for p in self.prompts):  # chat messages (judges see prompt_text)
+            from prefgym.llm.chat import check_prompt
+
+            if source is not None:
+                raise ValueError("prompts must be strings with a custom source; chat conversations work "
+                                 "with the default sources (sampled replies or a menu)")
+            self.prompts = [check_prompt(p, f"prompts[{i}]") for i, p in enumerate(self.prompts)]
         self.policy, self.judge = policy, judge
         self.is_menu = isinstance(policy, MenuPolicy)
         self.lm = policy.policy if self.is_menu else policy
@@ -651,6 +658,7 @@ class SelfPlayTrainer(BaseAgent):
             "prompts": self.prompts,
             "policy": {"max_new_tokens": lm.max_new_tokens, "temperature": lm.temperature, "top_p": lm.top_p,
                        "top_k": lm.top_k, "stop_strings": list(lm.stop_strings),
+                       "chat_template": getattr(lm, "chat_template", None),
                        "menu": ({"responses": self.policy.responses, "append_eos": self.policy.append_eos}
                                 if self.is_menu else None)},
         }
