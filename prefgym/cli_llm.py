@@ -1,7 +1,7 @@
 """The language-model side of the command line: ``prefgym train --agent NAME-llm`` run folders.
 
 :func:`train_llm` trains a :class:`~prefgym.agents.llm.trainer.SelfPlayTrainer` on a built-in
-task of :mod:`prefgym.agents.llm.tasks` and writes a run folder (``config.json``,
+task of :mod:`prefgym.llm_tasks` and writes a run folder (``config.json``,
 ``metrics.csv``, checkpoints, ``reference/``, a plot); :func:`evaluate_llm` measures the
 latest checkpoint of such a folder. :mod:`prefgym.cli` dispatches here; both functions are
 also usable from Python.
@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from prefgym.cli import CLIError, _fmt
+from prefgym.cli_common import CLIError
+from prefgym.cli_common import fmt as _fmt
 from prefgym.serialization import json_default
 
 __all__ = ["train_llm", "evaluate_llm", "llm_agent_names", "is_llm_agent", "get_llm_agent", "LLM_SUFFIX"]
@@ -123,7 +124,7 @@ def train_llm(
         CLI name of the trainer: a key of :data:`~prefgym.agents.llm.LLM_AGENTS` with
         ``_`` as ``-`` and the suffix ``-llm`` (``omwu-llm``, ``mpo-llm``, ``spo-llm``, ...).
     task
-        A task of :data:`~prefgym.agents.llm.tasks.LLM_TASKS` (``menu``, ``bt-menu``, ``dialogue``).
+        A task of :data:`~prefgym.llm_tasks.LLM_TASKS` (``menu``, ``bt-menu``, ``dialogue``).
     model
         A local folder written by ``save_pretrained`` (model and tokenizer); ``None``: the
         tiny random-init GPT-2 built from :data:`TINY_MODEL`, as the reproductions do. The
@@ -153,7 +154,7 @@ def train_llm(
         that does not fit the run.
     """
     from prefgym import __version__
-    from prefgym.agents.llm.tasks import build_task, get_task
+    from prefgym.llm_tasks import build_task, get_task
 
     if resume is not None:
         run = Path(resume)
@@ -259,7 +260,7 @@ def train_llm(
 
 
 def _task_name(task: str) -> str:
-    from prefgym.agents.llm.tasks import get_task
+    from prefgym.llm_tasks import get_task
 
     try:
         return get_task(task).name
@@ -294,14 +295,14 @@ def evaluate_llm(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict
     (``exact_win_rate_vs_initial``). On a menu task also the exact duality gap per prompt
     (``gap_mean``, ``gap_max``, ``gap_per_prompt``, ``initial_gap_mean``), the response
     distributions and the menu games' Nash equilibria; see
-    :mod:`prefgym.agents.llm.tasks`.
+    :mod:`prefgym.llm_tasks`.
 
     The policy is reloaded from the checkpoint's ``policy/`` folder with the run's
     ``reference/`` model (a LoRA run is rebuilt from its base model instead).
     """
     from prefgym.agents.llm.model_io import _build_policy
-    from prefgym.agents.llm.tasks import build_task
     from prefgym.agents.llm.trainer import SelfPlayTrainer
+    from prefgym.llm_tasks import build_task
 
     run = Path(path)
     cfg = _llm_run_config(run)

@@ -13,7 +13,7 @@ finite menu of responses, where win rates and duality gaps are exact.
 
 Everything here needs torch and transformers (``pip install 'prefgym[llm]'``). The names
 are loaded on first access, so importing this package (or the torch-free
-:mod:`prefgym.agents.llm.tasks`) imports no torch; without the ``llm`` extra, accessing a
+:mod:`prefgym.llm_tasks`) imports no torch; without the ``llm`` extra, accessing a
 name raises :class:`~prefgym.errors.MissingExtraError` in one line.
 :data:`LLM_AGENT_SUMMARIES` describes the trainers without importing them (``prefgym list``).
 """

@@ -63,7 +63,6 @@ from prefgym.agents.llm.losses.common import (
     returns_to_go,
     weighted_mean,
 )
-from prefgym.agents.llm.losses.kl import sequence_kl, token_kl, token_kl_full
 from prefgym.agents.llm.losses.mpo import (
     compute_baseline,
     mpo_loss,
@@ -90,6 +89,7 @@ from prefgym.agents.llm.losses.spo import (
     spo_ranked_loss,
     spo_weights,
 )
+from prefgym.llm.kl import sequence_kl, token_kl, token_kl_full
 
 __all__ = [
     "LossOutput",

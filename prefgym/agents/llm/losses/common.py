@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from prefgym.llm.kl import masked_sum
+
 __all__ = [
     "LossOutput",
     "weighted_mean",
@@ -49,13 +51,6 @@ def weighted_mean(values: Tensor, weights: Tensor | None = None) -> Tensor:
         return values.mean()
     w = torch.broadcast_to(weights.detach().to(values.dtype), values.shape)
     return (w * values).sum() / w.sum()
-
-
-def masked_sum(x: Tensor, mask: Tensor | None) -> Tensor:
-    """Sum over the last (token) axis of ``x`` (B, T) where ``mask`` is true; a (B,) tensor."""
-    if mask is None:
-        return x.sum(dim=-1)
-    return (x * mask.to(x.dtype)).sum(dim=-1)
 
 
 def discounted_sum(x: Tensor, mask: Tensor | None = None, gamma: float = 1.0) -> Tensor:

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from prefgym.agents.llm.losses.common import LossOutput, masked_sum, returns_to_go, weighted_mean
-from prefgym.agents.llm.losses.kl import sequence_kl, token_kl
+from prefgym.llm.kl import sequence_kl, token_kl
 
 __all__ = [
     "compute_baseline",

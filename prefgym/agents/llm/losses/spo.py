@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from prefgym.agents.llm.losses.common import LossOutput, weighted_mean
-from prefgym.agents.llm.losses.kl import token_kl_full
+from prefgym.llm.kl import token_kl_full
 
 __all__ = ["spo_weights", "spo_loss", "spo_best_of_n_loss", "spo_ranked_loss", "spo_global_kl_loss"]
 
@@ -209,10 +209,10 @@ def spo_global_kl_loss(
 
     The token-wise estimator ``sum_tau KL(pi(.|x, y_<tau) || pi_ref(.|x, y_<tau))``
     summed over the vocabulary, with gradient through each token distribution
-    (:func:`prefgym.agents.llm.losses.kl.token_kl_full`). ``logits`` (B, T, V) are
+    (:func:`prefgym.llm.kl.token_kl_full`). ``logits`` (B, T, V) are
     those of the policy on responses it sampled (003 regenerates 32 samples every 8
     steps and reuses them in between); ``ref_logits`` are detached. For the cheaper
-    sampled-token form use :func:`prefgym.agents.llm.losses.kl.token_kl`. On an LM,
+    sampled-token form use :func:`prefgym.llm.kl.token_kl`. On an LM,
     :meth:`prefgym.llm.policy.LMPolicy.sequential_kl` gives the same per-sequence values
     chunk by chunk without materialising all (B, T, V) logits (the trainer's
     ``SPOAlgorithm(kl_estimator="token")``).
