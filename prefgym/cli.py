@@ -45,7 +45,8 @@ by backward induction).
 
 Language-model trainers. ``--agent NAME-llm`` picks a trainer of
 :data:`~prefgym.agents.llm.LLM_AGENTS` (``omwu-llm``, ``ompo-llm``, ``sppo-llm``,
-``mpo-llm``, ``nash-md-llm``, ``spo-llm``, ``dpo-llm``, ``ipo-llm``, ``aihf-dpo-llm``; the
+``mpo-llm``, ``nash-md-llm``, ``spo-llm``, ``dpo-llm``, ``ipo-llm``, ``slic-hf-llm``,
+``aihf-dpo-llm``; the
 suffix keeps them apart from the tabular ``omwu``, ``mpo``, ...) and ``--task`` one of
 :data:`~prefgym.llm_tasks.LLM_TASKS`: ``menu`` (``llm-menu``'s non-transitive menu
 game, exact duality gap; the default), ``bt-menu`` (``llm-spo``'s Bradley-Terry menu; with

@@ -15,7 +15,6 @@ __all__ = [
     "weighted_mean",
     "masked_sum",
     "discounted_sum",
-    "returns_to_go",
     "pairwise_differences",
 ]
 
@@ -57,21 +56,6 @@ def discounted_sum(x: Tensor, mask: Tensor | None = None, gamma: float = 1.0) ->
     """``sum_t gamma^t x_t`` over valid tokens (t from 0): AIHF's discounted log-likelihood (004 Eq. 6)."""
     t = torch.arange(x.shape[-1], device=x.device, dtype=x.dtype)
     return masked_sum(x * gamma**t, mask)
-
-
-def returns_to_go(rewards: Tensor, mask: Tensor | None = None, gamma: float = 1.0) -> Tensor:
-    """``G_t = sum_{l >= t} gamma^{l - t} R_l`` over valid tokens (000 Alg. 1 line 7, before the baseline).
-
-    ``rewards`` and ``mask`` are (B, T); masked positions get return 0 and do not
-    contribute. Computed with a reversed scan (T is short for responses).
-    """
-    r = rewards if mask is None else rewards * mask.to(rewards.dtype)
-    out = torch.zeros_like(r)
-    running = torch.zeros_like(r[..., 0])
-    for t in range(r.shape[-1] - 1, -1, -1):
-        running = r[..., t] + gamma * running
-        out[..., t] = running
-    return out if mask is None else out * mask.to(out.dtype)
 
 
 def pairwise_differences(x: Tensor) -> Tensor:
