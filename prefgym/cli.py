@@ -46,21 +46,24 @@ by backward induction).
 Language-model trainers. ``--agent NAME-llm`` picks a trainer of
 :data:`~prefgym.agents.llm.LLM_AGENTS` (``omwu-llm``, ``ompo-llm``, ``sppo-llm``,
 ``mpo-llm``, ``nash-md-llm``, ``spo-llm``, ``dpo-llm``, ``ipo-llm``, ``slic-hf-llm``,
-``aihf-dpo-llm``; the
-suffix keeps them apart from the tabular ``omwu``, ``mpo``, ...) and ``--task`` one of
+``aihf-dpo-llm``; the suffix keeps them apart from the tabular ``omwu``, ``mpo``, ...) and ``--task`` one of
 :data:`~prefgym.llm_tasks.LLM_TASKS`: ``menu`` (``llm-menu``'s non-transitive menu
 game, exact duality gap; the default), ``bt-menu`` (``llm-spo``'s Bradley-Terry menu; with
-``spo-llm`` also ``KL(Softmax(r/alpha) || pi)``) or ``dialogue`` (``llm-multiturn``'s 3-turn
-dialogues, replies sampled per turn, exact win rate against the initial model). ``--model``
+``spo-llm`` also ``KL(Softmax(r/alpha) || pi)``), ``dialogue`` (``llm-multiturn``'s 3-turn
+dialogues, replies sampled per turn, exact win rate against the initial model) or ``reasoning``
+(``llm-reasoning``'s 3-step arithmetic, exact final-answer win rate against the initial model;
+``prefgym list`` prints the registry). ``--model``
 takes a local ``save_pretrained`` folder (model and tokenizer); without it the tiny
 random-init GPT-2 of the reproductions is built from its config (:data:`TINY_MODEL`). The
 reference (initial) policy is a frozen copy of the model. ``--param key=value`` sets trainer
 arguments (``steps_per_iteration``, ``num_samples``, ``save_every``, ``keep_checkpoints``,
-``lora``, ...) and algorithm hyper-parameters (``eta``, ``alpha``, ``beta``, ...) over the
+``lora``, ...) and algorithm hyper-parameters (``eta``, ``alpha``, ``beta``, ...; the loss
+forms too: ``loss_form=best_of_n`` or ``ranked`` for ``spo-llm``, ``variant=mpo_rt`` for
+``mpo-llm``) over the
 task's defaults (llm-menu's optimiser for the menu tasks, llm-multiturn's for
-``dialogue``); ``--lr`` is ``learning_rate`` and ``--seed`` seeds every random draw of the
+``dialogue`` and ``reasoning``); ``--lr`` is ``learning_rate`` and ``--seed`` seeds every random draw of the
 trainer. ``--iterations`` counts iterations in all (default: the task's, 100 for the
-menus, 3 for ``dialogue``). The run folder holds ``config.json`` (the command's settings,
+menus, 3 for ``dialogue`` and ``reasoning``). The run folder holds ``config.json`` (the command's settings,
 final and initial metrics), ``trainer.json`` (the trainer's own configuration),
 ``metrics.csv`` (the trainer's log: one row per iteration, losses and the task's
 evaluator, e.g. ``gap_mean``), ``checkpoint-NNNNNN/`` and ``latest`` (the trainer's

@@ -124,7 +124,7 @@ def train_llm(
         CLI name of the trainer: a key of :data:`~prefgym.agents.llm.LLM_AGENTS` with
         ``_`` as ``-`` and the suffix ``-llm`` (``omwu-llm``, ``mpo-llm``, ``spo-llm``, ...).
     task
-        A task of :data:`~prefgym.llm_tasks.LLM_TASKS` (``menu``, ``bt-menu``, ``dialogue``).
+        A key of :data:`~prefgym.llm_tasks.LLM_TASKS` (``prefgym list`` prints them all).
     model
         A local folder written by ``save_pretrained`` (model and tokenizer); ``None``: the
         tiny random-init GPT-2 built from :data:`TINY_MODEL`, as the reproductions do. The
@@ -290,7 +290,7 @@ def evaluate_llm(path: str | Path, num_samples: int = 64, seed: int = 0) -> dict
     """Evaluate the latest checkpoint of an LLM run folder on its task.
 
     Always: the win rate against the initial (reference) model from ``num_samples``
-    paired comparisons per prompt (per task for ``dialogue``) with Bernoulli outcomes and
+    paired comparisons per prompt (per task for ``dialogue`` and ``reasoning``) with Bernoulli outcomes and
     Wilson's 95% interval (``win_rate_vs_initial``), and the exact win rate
     (``exact_win_rate_vs_initial``). On a menu task also the exact duality gap per prompt
     (``gap_mean``, ``gap_max``, ``gap_per_prompt``, ``initial_gap_mean``), the response

@@ -1,4 +1,4 @@
-"""LLM losses (issue #5 item 2): hand-computed values, paper gradients, stop-gradients, tabular minimisers.
+"""LLM losses: hand-computed values, paper gradients, stop-gradients, tabular minimisers.
 
 Hand-computed values use a 2-token toy: a response's sequence log-prob is the sum of
 its two token log-probs, written out with ``math.log``.

@@ -1,4 +1,4 @@
-"""The menu game on a real LM (issue #5, item 4): 002's neural experiment with a transformer policy.
+"""The menu game on a real LM: 002's neural experiment with a transformer policy.
 
 Setting. A tiny GPT-2 (:func:`~prefgym.llm.tiny.tiny_lm`, 2 layers, width 64, random
 init) answers each of 4 prompts with one of 3 fixed responses; its policy is the softmax

@@ -1,4 +1,4 @@
-"""SPO's Theorem 1 on a real LM (issue #5, item 4): self-play SPO drives pi to Softmax(r / alpha).
+"""SPO's Theorem 1 on a real LM: self-play SPO drives pi to Softmax(r / alpha).
 
 Setting. The tiny GPT-2 of ``llm-menu`` (2 layers, width 64, random init) answers each of
 4 prompts with one of 5 fixed responses (all 4 tokens + EOS), its policy being the

@@ -1,4 +1,4 @@
-"""The shared iterative self-play loop for language-model policies (issue #5, item 1).
+"""The shared iterative self-play loop for language-model policies.
 
 One iteration ``t`` of :class:`SelfPlayTrainer`:
 

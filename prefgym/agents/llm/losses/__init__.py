@@ -1,4 +1,4 @@
-"""The five papers' update rules as losses on a ``transformers`` policy (issue #5, item 2).
+"""The five papers' update rules as losses on a ``transformers`` policy.
 
 Every function here is a small, pure torch function of log-probabilities; the shared
 self-play loop samples responses, queries the judge, computes log-probs and calls them.
