@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 #: (importer, imported) -> why the upward import is there
 ALLOWED: dict[tuple[str, str], str] = {
     ("prefgym.agents.llm.tasks", "prefgym.llm_tasks"):
-        "compatibility re-export: the CLI's LLM tasks moved up to prefgym.llm_tasks; the old path still imports",
+        "compatibility re-export: the CLI's LLM tasks moved up to prefgym.llm_tasks; old path still works",
 }
 
 LAYER_OF = {unit: i for i, (_, units) in enumerate(LAYERS) for unit in units}
@@ -191,4 +191,4 @@ def test_architecture_page_draws_the_table():
     for (name, units), row in zip(LAYERS, rows, strict=True):
         for unit in units:
             if unit:
-                assert f"`{unit}" in row or f"`prefgym/{unit}" in row, f"{unit!r} missing from the {name!r} row"
+                assert f"`{unit}" in row or f"`prefgym/{unit}" in row, f"{unit!r} not in the {name!r} row"

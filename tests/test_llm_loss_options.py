@@ -132,3 +132,30 @@ def test_bad_loss_options_are_refused():
         MPOAlgorithm(variant="rt")
     with pytest.raises(ValueError, match="'remax' would need"):
         MPOAlgorithm(variant="mpo_rt", baseline="remax")
+
+
+def test_every_public_loss_is_used_by_a_trainer():
+    """A name of ``losses.__all__`` is used (in code, not text) outside ``losses/``, or by such a name."""
+    import ast
+    from pathlib import Path
+
+    import prefgym.agents.llm.losses as losses
+
+    def names(node) -> set[str]:
+        return ({n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+                | {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)})
+
+    here = Path(losses.__file__).resolve().parent
+    files = list(here.parents[2].rglob("*.py"))  # prefgym/
+    assert len(files) > 100
+    outside = set().union(*(names(ast.parse(p.read_text())) for p in files if here not in p.parents))
+    uses = {node.name: names(node) for p in here.glob("*.py") for node in ast.parse(p.read_text()).body
+            if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+    reached = set(losses.__all__) & outside
+    frontier = list(reached)
+    while frontier:
+        for used in uses.get(frontier.pop(), set()) & ((set(uses) | set(losses.__all__)) - reached):
+            reached.add(used)
+            frontier.append(used)
+    # private helpers count as links (mpo_loss -> _kl -> token_kl)
+    assert set(losses.__all__) - reached == set()

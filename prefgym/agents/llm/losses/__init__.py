@@ -56,7 +56,6 @@ module                 losses                              tabular rule
 from prefgym.agents.llm.losses.aihf import aihf_dpo_loss, self_play_aihf_loss
 from prefgym.agents.llm.losses.common import (
     LossOutput,
-    discounted_sum,
     masked_sum,
     pairwise_differences,
     weighted_mean,
@@ -90,7 +89,6 @@ __all__ = [
     "LossOutput",
     "aihf_dpo_loss",
     "compute_baseline",
-    "discounted_sum",
     "dpo_loss",
     "generalized_ipo_loss",
     "geometric_mixture_logp",

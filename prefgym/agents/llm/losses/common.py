@@ -14,7 +14,6 @@ __all__ = [
     "LossOutput",
     "weighted_mean",
     "masked_sum",
-    "discounted_sum",
     "pairwise_differences",
 ]
 
@@ -50,12 +49,6 @@ def weighted_mean(values: Tensor, weights: Tensor | None = None) -> Tensor:
         return values.mean()
     w = torch.broadcast_to(weights.detach().to(values.dtype), values.shape)
     return (w * values).sum() / w.sum()
-
-
-def discounted_sum(x: Tensor, mask: Tensor | None = None, gamma: float = 1.0) -> Tensor:
-    """``sum_t gamma^t x_t`` over valid tokens (t from 0): AIHF's discounted log-likelihood (004 Eq. 6)."""
-    t = torch.arange(x.shape[-1], device=x.device, dtype=x.dtype)
-    return masked_sum(x * gamma**t, mask)
 
 
 def pairwise_differences(x: Tensor) -> Tensor:
