@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("transformers")
+import torch  # noqa: E402
 
 from prefgym.agents.rules import regularized_step  # noqa: E402
 from prefgym.cli import main  # noqa: E402
@@ -159,3 +160,25 @@ def test_every_public_loss_is_used_by_a_trainer():
             frontier.append(used)
     # private helpers count as links (mpo_loss -> _kl -> token_kl)
     assert set(losses.__all__) - reached == set()
+
+
+@pytest.mark.parametrize("name, kw", [
+    ("spo", {"loss_form": "best_of_n", "alpha": 0.5}),
+    ("spo", {"loss_form": "ranked", "alpha": 0.5, "beta": 0.1, "kl_estimator": "token"}),
+    ("mpo", {"variant": "mpo_rt", "alpha": 0.02}),
+    ("mpo", {"variant": "mpo_rt", "alpha": 0.02, "kl_estimator": "token"}),
+    ("slic_hf", {"delta": 1.0, "lam": 0.1}),
+])
+def test_loss_options_train_on_sampled_responses(tiny, name, kw):
+    from prefgym.agents.llm import SelfPlayTrainer
+    from prefgym.judges import FeatureRaterJudge
+    from prefgym.llm.policy import LMPolicy
+
+    model, tok = tiny
+    lm = LMPolicy(copy.deepcopy(model), tok, reference_model=copy.deepcopy(model), max_new_tokens=4)
+    trainer = SelfPlayTrainer(lm, FeatureRaterJudge.length_lover(), list(MENU_PROMPTS[:2]), name,
+                              num_samples=3, steps_per_iteration=2, learning_rate=1e-3, **kw)
+    before = [p.detach().clone() for p in lm.model.parameters()]
+    trainer.learn(1)
+    assert np.isfinite(trainer.history[-1]["loss_first"])
+    assert any(not torch.equal(a, p) for a, p in zip(before, lm.model.parameters(), strict=True))
