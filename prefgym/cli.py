@@ -45,21 +45,25 @@ by backward induction).
 
 Language-model trainers. ``--agent NAME-llm`` picks a trainer of
 :data:`~prefgym.agents.llm.LLM_AGENTS` (``omwu-llm``, ``ompo-llm``, ``sppo-llm``,
-``mpo-llm``, ``nash-md-llm``, ``spo-llm``, ``dpo-llm``, ``ipo-llm``, ``aihf-dpo-llm``; the
-suffix keeps them apart from the tabular ``omwu``, ``mpo``, ...) and ``--task`` one of
-:data:`~prefgym.agents.llm.tasks.LLM_TASKS`: ``menu`` (``llm-menu``'s non-transitive menu
+``mpo-llm``, ``nash-md-llm``, ``spo-llm``, ``dpo-llm``, ``ipo-llm``, ``slic-hf-llm``,
+``aihf-dpo-llm``; the suffix keeps them apart from the tabular ``omwu``, ``mpo``, ...) and ``--task`` one of
+:data:`~prefgym.llm_tasks.LLM_TASKS`: ``menu`` (``llm-menu``'s non-transitive menu
 game, exact duality gap; the default), ``bt-menu`` (``llm-spo``'s Bradley-Terry menu; with
-``spo-llm`` also ``KL(Softmax(r/alpha) || pi)``) or ``dialogue`` (``llm-multiturn``'s 3-turn
-dialogues, replies sampled per turn, exact win rate against the initial model). ``--model``
+``spo-llm`` also ``KL(Softmax(r/alpha) || pi)``), ``dialogue`` (``llm-multiturn``'s 3-turn
+dialogues, replies sampled per turn, exact win rate against the initial model) or ``reasoning``
+(``llm-reasoning``'s 3-step arithmetic, exact final-answer win rate against the initial model;
+``prefgym list`` prints the registry). ``--model``
 takes a local ``save_pretrained`` folder (model and tokenizer); without it the tiny
 random-init GPT-2 of the reproductions is built from its config (:data:`TINY_MODEL`). The
 reference (initial) policy is a frozen copy of the model. ``--param key=value`` sets trainer
 arguments (``steps_per_iteration``, ``num_samples``, ``save_every``, ``keep_checkpoints``,
-``lora``, ...) and algorithm hyper-parameters (``eta``, ``alpha``, ``beta``, ...) over the
+``lora``, ...) and algorithm hyper-parameters (``eta``, ``alpha``, ``beta``, ...; the loss
+forms too: ``loss_form=best_of_n`` or ``ranked`` for ``spo-llm``, ``variant=mpo_rt`` for
+``mpo-llm``) over the
 task's defaults (llm-menu's optimiser for the menu tasks, llm-multiturn's for
-``dialogue``); ``--lr`` is ``learning_rate`` and ``--seed`` seeds every random draw of the
+``dialogue`` and ``reasoning``); ``--lr`` is ``learning_rate`` and ``--seed`` seeds every random draw of the
 trainer. ``--iterations`` counts iterations in all (default: the task's, 100 for the
-menus, 3 for ``dialogue``). The run folder holds ``config.json`` (the command's settings,
+menus, 3 for ``dialogue`` and ``reasoning``). The run folder holds ``config.json`` (the command's settings,
 final and initial metrics), ``trainer.json`` (the trainer's own configuration),
 ``metrics.csv`` (the trainer's log: one row per iteration, losses and the task's
 evaluator, e.g. ``gap_mean``), ``checkpoint-NNNNNN/`` and ``latest`` (the trainer's
@@ -86,6 +90,9 @@ from typing import Any
 
 import numpy as np
 
+from prefgym.cli_common import CLIError, env_ids
+from prefgym.cli_common import fmt as _fmt
+from prefgym.cli_common import gridworld_kwargs as _gridworld_kwargs
 from prefgym.errors import PrefgymError
 from prefgym.serialization import json_default
 
@@ -109,10 +116,6 @@ OPTIONAL_MODULES = {"torch": "llm", "transformers": "llm", "tokenizers": "llm", 
 COMMAND_EXTRAS = {"data": "mujoco"}
 
 
-class CLIError(PrefgymError):
-    """A user error: reported in one line with exit code 2."""
-
-
 # ------------------------------------------------------------------ helpers
 def plain_text(text: str) -> str:
     """``text`` without reStructuredText markup: ````x```` -> ``x``, ``:class:`~a.B``` -> ``B``."""
@@ -122,17 +125,6 @@ def plain_text(text: str) -> str:
 
 def _first_line(doc: str | None) -> str:
     return plain_text((doc or "").strip().splitlines()[0]) if (doc or "").strip() else ""
-
-
-def env_ids() -> list[str]:
-    """Registered Gymnasium ids under ``prefgym/`` (empty if ``prefgym.envs`` is absent)."""
-    try:
-        import gymnasium
-
-        import prefgym.envs  # noqa: F401  (registers the ids)
-    except ImportError:
-        return []
-    return sorted(k for k in gymnasium.registry if k.startswith("prefgym/"))
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
@@ -148,38 +140,6 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             params[key] = raw
     return params
-
-
-def _gridworld_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Route ``env_kwargs`` keys that :class:`GridworldEnv` does not take into ``generator_kwargs``.
-
-    The routed keys are merged over ``generator_kwargs`` when given; otherwise,
-    without an explicit ``generator`` or ``game``, over the id's default generator
-    kwargs. So ``{"seed": 3}`` on ``prefgym/GridworldRandom-v0`` builds
-    ``random_gridworld(seed=3)``. Other ids are returned unchanged.
-    """
-    import inspect
-
-    from prefgym.envs.gridworld import GridworldEnv
-    from prefgym.envs.registration import GRIDWORLD_ENV_KWARGS
-
-    if env_id not in GRIDWORLD_ENV_KWARGS:
-        return env_kwargs
-    accepted = set(inspect.signature(GridworldEnv.__init__).parameters) - {"self"}
-    routed = {k: v for k, v in env_kwargs.items() if k not in accepted}
-    if not routed:
-        return env_kwargs
-    kwargs = {k: v for k, v in env_kwargs.items() if k in accepted}
-    if "generator_kwargs" in kwargs:
-        base = kwargs["generator_kwargs"] or {}
-    elif "generator" in kwargs or "game" in kwargs:
-        base = {}
-    else:
-        base = GRIDWORLD_ENV_KWARGS[env_id].get("default_generator_kwargs") or {}
-    if not isinstance(base, dict):
-        raise CLIError(f"generator_kwargs must be a JSON object; got {base!r}")
-    kwargs["generator_kwargs"] = {**base, **routed}
-    return kwargs
 
 
 def game_from_env(env_id: str, env_kwargs: dict[str, Any]):
@@ -212,10 +172,6 @@ def game_from_env(env_id: str, env_kwargs: dict[str, Any]):
         raise CLIError(f"environment {env_id!r} exposes neither a matrix game nor a tabular Markov game "
                        "(env.unwrapped.game)")
     return game
-
-
-def _fmt(x: float) -> str:
-    return f"{float(x):.3g}"
 
 
 def _compact(obj: Any, depth: int = 0) -> str:
@@ -448,8 +404,8 @@ def _evaluate_markov(agent, path: Path) -> dict[str, Any]:
 def _cmd_list(args: argparse.Namespace) -> int:
     from prefgym.agents import AGENTS
     from prefgym.agents.llm import LLM_AGENT_SUMMARIES
-    from prefgym.agents.llm.tasks import LLM_TASKS
     from prefgym.cli_llm import llm_agent_names
+    from prefgym.llm_tasks import LLM_TASKS
     from prefgym.reproductions import CATALOG
 
     ids = env_ids()

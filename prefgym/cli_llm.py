@@ -1,7 +1,7 @@
 """The language-model side of the command line: ``prefgym train --agent NAME-llm`` run folders.
 
 :func:`train_llm` trains a :class:`~prefgym.agents.llm.trainer.SelfPlayTrainer` on a built-in
-task of :mod:`prefgym.agents.llm.tasks` and writes a run folder (``config.json``,
+task of :mod:`prefgym.llm_tasks` and writes a run folder (``config.json``,
 ``metrics.csv``, checkpoints, ``reference/``, a plot); :func:`evaluate_llm` measures the
 latest checkpoint of such a folder. :mod:`prefgym.cli` dispatches here; both functions are
 also usable from Python.
@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from prefgym.cli import CLIError, _fmt
+from prefgym.cli_common import CLIError
+from prefgym.cli_common import fmt as _fmt
 from prefgym.serialization import json_default
 
 __all__ = ["train_llm", "evaluate_llm", "llm_agent_names", "is_llm_agent", "get_llm_agent", "LLM_SUFFIX"]
@@ -140,7 +141,7 @@ def train_llm(
         CLI name of the trainer: a key of :data:`~prefgym.agents.llm.LLM_AGENTS` with
         ``_`` as ``-`` and the suffix ``-llm`` (``omwu-llm``, ``mpo-llm``, ``spo-llm``, ...).
     task
-        A task of :data:`~prefgym.agents.llm.tasks.LLM_TASKS` (``menu``, ``bt-menu``, ``dialogue``).
+        A key of :data:`~prefgym.llm_tasks.LLM_TASKS` (``prefgym list`` prints them all).
     model
         A local folder written by ``save_pretrained`` (model and tokenizer); ``None``: the
         tiny random-init GPT-2 built from :data:`TINY_MODEL`, as the reproductions do. The
@@ -187,7 +188,7 @@ def train_llm(
         that does not fit the run.
     """
     from prefgym import __version__
-    from prefgym.agents.llm.tasks import build_task, get_task
+    from prefgym.llm_tasks import build_task, get_task
 
     if resume is not None:
         run = Path(resume)
@@ -290,7 +291,7 @@ def train_llm(
                          "max_new_tokens": max_new_tokens, "num_prompts": len(records)}
         try:
             if text:
-                from prefgym.agents.llm.tasks import build_text_task
+                from prefgym.llm_tasks import build_text_task
 
                 setup = build_text_task(lm, judge_obj, [r.prompt for r in records])
             else:
@@ -372,7 +373,7 @@ def _check_prompt_windows(lm, prompts: list) -> None:
 
 
 def _task_name(task: str) -> str:
-    from prefgym.agents.llm.tasks import get_task
+    from prefgym.llm_tasks import get_task
 
     try:
         return get_task(task).name
@@ -404,25 +405,25 @@ def evaluate_llm(path: str | Path, num_samples: int | None = None, seed: int = 0
 
     A free-text run (``--prompts``) is evaluated on the prompt dataset ``prompts`` (default:
     the training prompts; pass a held-out split), first ``limit`` records, by
-    :func:`~prefgym.agents.llm.tasks.evaluate_text`: greedy accuracy of the policy and of
+    :func:`~prefgym.llm_tasks.evaluate_text`: greedy accuracy of the policy and of
     the base model (exact-answer judge), greedy win rate against the base model with a
     bootstrap interval, and ``num_samples`` (default 2) sampled paired comparisons per prompt
     with Wilson's interval. Other runs: ``num_samples`` defaults to 64, as follows.
 
     Always: the win rate against the initial (reference) model from ``num_samples``
-    paired comparisons per prompt (per task for ``dialogue``) with Bernoulli outcomes and
+    paired comparisons per prompt (per task for ``dialogue`` and ``reasoning``) with Bernoulli outcomes and
     Wilson's 95% interval (``win_rate_vs_initial``), and the exact win rate
     (``exact_win_rate_vs_initial``). On a menu task also the exact duality gap per prompt
     (``gap_mean``, ``gap_max``, ``gap_per_prompt``, ``initial_gap_mean``), the response
     distributions and the menu games' Nash equilibria; see
-    :mod:`prefgym.agents.llm.tasks`.
+    :mod:`prefgym.llm_tasks`.
 
     The policy is reloaded from the checkpoint's ``policy/`` folder with the run's
     ``reference/`` model (a LoRA run is rebuilt from its base model instead).
     """
     from prefgym.agents.llm.model_io import _build_policy
-    from prefgym.agents.llm.tasks import build_task
     from prefgym.agents.llm.trainer import SelfPlayTrainer
+    from prefgym.llm_tasks import build_task
 
     run = Path(path)
     cfg = _llm_run_config(run)
@@ -471,9 +472,9 @@ def _evaluate_text_run(cfg, tcfg, ckpt: Path, prompts, limit, num_samples: int, 
     """Rebuild a free-text run's policy (LoRA adapters onto the base model, or the full
     checkpoint with the run's reference) and evaluate it on a prompt dataset."""
     from prefgym.agents.llm.model_io import _build_policy
-    from prefgym.agents.llm.tasks import build_text_task, evaluate_text
     from prefgym.data.prompts import load_prompt_dataset
     from prefgym.judges.registry import judge_from_spec
+    from prefgym.llm_tasks import build_text_task, evaluate_text
 
     info = cfg["text"]
     source = prompts if prompts is not None else info["prompts"]

@@ -304,7 +304,7 @@ def _import_callback(name: str):
 
 # ------------------------------------------------------------------ envs
 def _check_env_id(env_id: str) -> None:
-    from prefgym.cli import env_ids
+    from prefgym.cli_common import env_ids
 
     ids = env_ids()
     if env_id not in ids:
@@ -318,7 +318,7 @@ def _control_task(env_id: str) -> str | None:
 
 
 def _make_kwargs(env_id: str, env_kwargs: dict) -> dict:
-    from prefgym.cli import _gridworld_kwargs
+    from prefgym.cli_common import gridworld_kwargs as _gridworld_kwargs
 
     return _gridworld_kwargs(env_id, env_kwargs)
 
@@ -741,7 +741,7 @@ def add_train_arguments(p) -> None:
 
 def cmd_train_sb3(args) -> int:
     """``prefgym train --algo ...``."""
-    from prefgym.cli import CLIError
+    from prefgym.cli_common import CLIError
 
     names = ("agent", "iterations", "lr", "task", "model", "resume", "device")
     clash = [f"--{n}" for n in names if getattr(args, n, None) is not None]

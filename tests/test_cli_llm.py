@@ -11,14 +11,15 @@ import torch
 
 from prefgym.agents import AGENTS
 from prefgym.agents.llm import LLM_AGENTS, MenuPolicy
-from prefgym.agents.llm.tasks import LLM_TASKS
 from prefgym.cli import evaluate, main
 from prefgym.cli_llm import llm_agent_names
+from prefgym.data.menus import MENU_PROMPTS as PROMPTS
+from prefgym.data.menus import MENU_RESPONSES as RESPONSES
 from prefgym.evaluation import menu_duality_gap
 from prefgym.games import planted_nash
 from prefgym.judges import TableJudge
 from prefgym.llm.policy import LMPolicy
-from prefgym.reproductions.llm_menu import PROMPTS, RESPONSES
+from prefgym.llm_tasks import LLM_TASKS
 
 LLM_RUN_FILES = {"config.json", "trainer.json", "metrics.csv", "gap.png", "latest", "reference"}
 

@@ -51,7 +51,7 @@ def test_help_and_list_import_no_heavy_module(argv):
 def test_importing_prefgym_imports_no_optional_module():
     code = ("import prefgym, prefgym.games, prefgym.envs, prefgym.agents, prefgym.plotting, prefgym.cli\n"
             "import prefgym.llm, prefgym.judges, prefgym.agents.llm, prefgym.agents.llm.tasks\n"
-            "import prefgym.reproductions, prefgym.data\n"
+            "import prefgym.reproductions, prefgym.data, prefgym.llm_tasks, prefgym.cli_common\n"
             f"print([m for m in {OPTIONAL + ('scipy.optimize',)!r} if m in sys.modules])")
     proc = _python(code)
     assert proc.returncode == 0, proc.stderr

@@ -145,7 +145,7 @@ def test_ompo_and_mpo_raise_the_win_rate(setup):
         assert rates[-1] > 0.5  # better than the base model under the exact whole-dialogue judge
 
 
-# ------------------------------------------------------------------ save / resume (issue #5, item 4)
+# ------------------------------------------------------------------ save / resume
 class _FailingJudge(PairwiseJudge):
     """Delegates to a judge, raising on call number ``fail_at`` (a run killed mid-iteration)."""
 

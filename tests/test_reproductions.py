@@ -303,7 +303,7 @@ def test_reproduction_options_are_checked(tmp_path):
         get_reproduction("aihf-mujoco").run(tmp_path, budget="huge")
 
 
-# ------------------------------------------------------------------ llm-menu and llm-spo (issue 5)
+# ------------------------------------------------------------------ llm-menu and llm-spo
 @pytest.fixture(scope="module")
 def llm_menu(tmp_path_factory):
     pytest.importorskip("transformers")

@@ -81,15 +81,6 @@ _CHECKPOINT_RE = re.compile(r"_(\d+)_steps\.zip$")
 
 
 
-def _env_id_of(env) -> str | None:
-    if env is None or isinstance(env, str):
-        return env
-    spec = getattr(env, "spec", None)
-    if spec is None and hasattr(env, "envs"):  # SB3 VecEnv
-        spec = getattr(env.envs[0], "spec", None)
-    return getattr(spec, "id", None)
-
-
 def default_dataset_id(env_id: str, kind: str) -> str:
     """``prefgym/<env id>/<kind>-v0``: e.g. ``prefgym/Hopper-v5/demos-v0``."""
     return f"prefgym/{env_id.replace('/', '-')}/{kind}-v0"

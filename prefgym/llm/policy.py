@@ -581,7 +581,7 @@ class LMPolicy:
     def _kl_batch(self, model, others: Sequence, prompt_ids, response_ids, requires_grad: bool,
                   with_logprobs: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(rows, M) sequential KLs to each of ``others`` and (optionally) the per-token log-probs."""
-        from prefgym.agents.llm.losses.kl import token_kl_full  # lazy: prefgym.llm sits below prefgym.agents
+        from prefgym.llm.kl import token_kl_full
 
         n, M = len(response_ids), len(others)
         R = max(len(r) for r in response_ids)
@@ -690,7 +690,7 @@ class LMPolicy:
         global regulariser (003 App. D), on given (usually sampled) responses: one batched
         teacher-forced pass of the policy and one of each frozen model ``q`` per chunk of
         ``batch_size`` rows, the per-token KLs summed over the vocabulary from the logits
-        (:func:`~prefgym.agents.llm.losses.kl.token_kl_full`) and over the response tokens
+        (:func:`~prefgym.llm.kl.token_kl_full`) and over the response tokens
         (ending token included, padding excluded, exactly the tokens of
         :meth:`sequence_logprobs`). The frozen models run under ``no_grad``. Without
         ``requires_grad`` every chunk's logits are dropped after the chunk; with it, the
@@ -698,7 +698,7 @@ class LMPolicy:
         (rows, R, V) log-probability tensor per frozen model until ``backward`` (the
         gradient needs both), so a pass with grad holds ``1 + M`` such tensors per row.
         The gradient flows through each per-state distribution and holds the states fixed
-        (the bias 003 App. D accepts; see :mod:`prefgym.agents.llm.losses.kl`).
+        (the bias 003 App. D accepts; see :mod:`prefgym.llm.kl`).
 
         Parameters
         ----------

@@ -22,10 +22,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prefgym.judges.base import PairwiseJudge
+if TYPE_CHECKING:  # annotations only: the judges sit above this layer
+    from prefgym.judges.base import PairwiseJudge
 
 __all__ = [
     "sample_k",
@@ -95,9 +97,10 @@ def sample_k(policy, prompts: Sequence[str], k: int, seed: int | None = None) ->
 
 
 def _check_judge(judge) -> None:
-    if not isinstance(judge, PairwiseJudge):
-        raise TypeError(f"judge must be a PairwiseJudge (its checks catch NaN scores); got "
-                        f"{type(judge).__name__}")
+    # duck-typed so that this layer imports nothing from ``prefgym.judges`` (which sits above it)
+    if not all(callable(getattr(judge, m, None)) for m in ("prob", "win_matrix")):
+        raise TypeError(f"judge must be a PairwiseJudge (prob and win_matrix methods whose checks catch NaN "
+                        f"scores); got {type(judge).__name__}")
 
 
 def _check_responses(responses: Sequence[str], where: str, min_k: int = 1) -> list[str]:

@@ -1,4 +1,4 @@
-"""The menu game on a real LM (issue #5, item 4): 002's neural experiment with a transformer policy.
+"""The menu game on a real LM: 002's neural experiment with a transformer policy.
 
 Setting. A tiny GPT-2 (:func:`~prefgym.llm.tiny.tiny_lm`, 2 layers, width 64, random
 init) answers each of 4 prompts with one of 3 fixed responses; its policy is the softmax
@@ -72,7 +72,9 @@ from pathlib import Path
 import numpy as np
 
 from prefgym.agents.rules import log_normalize, magnetic_step, optimistic_step
-from prefgym.games.matrix import MatrixGame, planted_nash
+from prefgym.data.menus import MENU_GAME_MIN_NE_PROB, MENU_GAME_RANK, MENU_PROMPTS, MENU_RESPONSES
+from prefgym.data.menus import planted_menu_game as choose_game
+from prefgym.games.matrix import MatrixGame
 from prefgym.plotting import plot_curves, plot_simplex_trajectories
 from prefgym.reproductions.analysis import fmt, select_learning_rate, verdict
 from prefgym.reproductions.registry import Reproduction, as_progress
@@ -80,10 +82,8 @@ from prefgym.reproductions.registry import Reproduction, as_progress
 __all__ = ["REPRODUCTION", "run", "choose_game", "tabular_gaps", "RESPONSES", "PROMPTS"]
 
 MODEL = {"arch": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 2, "seed": 0}
-RESPONSES = ("goodbye!", "hello there.", "I am fine.")
-PROMPTS = ("User: hi\nAssistant:", "User: bye\nAssistant:", "User: name a fruit\nAssistant:",
-           "User: how are you?\nAssistant:")
-N_RESPONSES, RANK, XI_MIN = 3, 1, 0.1
+RESPONSES, PROMPTS = MENU_RESPONSES, MENU_PROMPTS
+N_RESPONSES, RANK, XI_MIN = len(RESPONSES), MENU_GAME_RANK, MENU_GAME_MIN_NE_PROB
 OMWU_ETAS = (0.5, 1.0, 2.0, 4.0)
 MPO_ALPHAS, MPO_PERIODS, MPO_ETA = (0.05, 0.1, 0.2), (10, 25, 50, 100), 1.0
 DPO_BETAS = (0.1, 1.0)
@@ -95,16 +95,6 @@ SEED = 0
 # <= STEP_KL_TOL, i.e. ||pi_{t+1} - step||_1 <= sqrt(2 tol) = 1e-4 = 0.1 x CONVERGED (Pinsker), at least
 # OPTIM's 4 and at most 64 AdamW steps (the trainer's default cap, 16 x 4)
 SOLVE = {"step_kl_tol": 0.5 * (0.1 * CONVERGED) ** 2, "max_steps_per_iteration": 64}
-
-
-def choose_game(max_seed: int = 100) -> tuple[MatrixGame, int, np.ndarray]:
-    """``planted_nash(3, 1, seed)`` for the first seed whose NE has ``min pi* >= 0.1``; (game, seed, NE)."""
-    for seed in range(max_seed):
-        game = planted_nash(N_RESPONSES, rank=RANK, seed=seed)
-        ne = game.nash_equilibrium()
-        if ne.min() >= XI_MIN:
-            return game, seed, ne
-    raise RuntimeError("no planted game met the rule")  # pragma: no cover
 
 
 def tabular_gaps(game: MatrixGame, pi0: np.ndarray, T: int, rule: str, **hp) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Multi-turn dialogue on a tiny LM (issue #5, item 4): OMPO and MPO raise the win rate over the base model.
+"""Multi-turn dialogue on a tiny LM: OMPO and MPO raise the win rate over the base model.
 
 The shape of 001 Tables 2-3 / Fig. 1c at toy scale: per-iteration win rates against the
 base (iteration-0) model for 3 iterations of OMPO (001 Alg. 2) and MPO (001 Alg. 4), on

@@ -1,4 +1,4 @@
-"""Arithmetic reasoning on a tiny LM (issue #5, item 4): OMPO and MPO raise the win rate over the base model.
+"""Arithmetic reasoning on a tiny LM: OMPO and MPO raise the win rate over the base model.
 
 The shape of 001 Tables 2-3 at toy scale, on step-by-step arithmetic (001 Example 2):
 per-iteration win rates against the base (iteration-0) model for 3 iterations of OMPO

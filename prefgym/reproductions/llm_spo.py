@@ -1,4 +1,4 @@
-"""SPO's Theorem 1 on a real LM (issue #5, item 4): self-play SPO drives pi to Softmax(r / alpha).
+"""SPO's Theorem 1 on a real LM: self-play SPO drives pi to Softmax(r / alpha).
 
 Setting. The tiny GPT-2 of ``llm-menu`` (2 layers, width 64, random init) answers each of
 4 prompts with one of 5 fixed responses (all 4 tokens + EOS), its policy being the
@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from prefgym.data.menus import BT_MENU_RESPONSES, BT_MENU_REWARDS
+from prefgym.data.menus import bt_menu_target as target
 from prefgym.plotting import plot_curves
 from prefgym.reproductions.analysis import fmt, verdict
 from prefgym.reproductions.llm_menu import MODEL, OPTIM, PROMPTS, SEED
@@ -37,18 +39,10 @@ from prefgym.reproductions.registry import Reproduction, as_progress
 
 __all__ = ["REPRODUCTION", "run", "RESPONSES", "REWARDS", "ALPHAS", "target"]
 
-RESPONSES = ("goodbye!", "you are welcome.", "hello there.", "I am fine.", "sure.")
-REWARDS = (1.0, 0.5, 0.0, -0.5, -1.0)
+RESPONSES, REWARDS = BT_MENU_RESPONSES, BT_MENU_REWARDS
 ALPHAS = (0.5, 1.0, 2.0)
 VARIANTS = {"exact": {"exact": True}, "sampled": {"exact": False, "num_samples": 4}}
 SIZES = {False: {"iterations": 300}, True: {"iterations": 3}}
-
-
-def target(alpha: float) -> np.ndarray:
-    """``Softmax(r / alpha)`` (003 Thm 1)."""
-    z = np.asarray(REWARDS) / alpha
-    e = np.exp(z - z.max())
-    return e / e.sum()
 
 
 def _train(model, tok, judge, alpha, variant, T, progress):

@@ -13,7 +13,7 @@ finite menu of responses, where win rates and duality gaps are exact.
 
 Everything here needs torch and transformers (``pip install 'prefgym[llm]'``). The names
 are loaded on first access, so importing this package (or the torch-free
-:mod:`prefgym.agents.llm.tasks`) imports no torch; without the ``llm`` extra, accessing a
+:mod:`prefgym.llm_tasks`) imports no torch; without the ``llm`` extra, accessing a
 name raises :class:`~prefgym.errors.MissingExtraError` in one line.
 :data:`LLM_AGENT_SUMMARIES` describes the trainers without importing them (``prefgym list``).
 """
@@ -38,16 +38,18 @@ LLM_AGENT_SUMMARIES: dict[str, tuple[str, str]] = {
                           "002)."),
     "ipo": ("IPOTrainer", "Iterative IPO (Azar et al. 2023, Eq. 17) on the best-vs-worst pairs of "
                           "DPOAlgorithm."),
+    "slic_hf": ("SLiCHFTrainer", "SLiC-HF (Zhao et al. 2023; 003 App. E.2) on the best-vs-worst pairs of "
+                                 "DPOAlgorithm."),
     "aihf_dpo": ("AIHFDPOTrainer", "AIHF's policy-only variants (004 Sec. 3.3) on the self-play loop: "
                                    "AIHF-DPO and Self-Play AIHF."),
 }
 
 _ALGORITHMS = ("ALGORITHMS", "AIHFAlgorithm", "DPOAlgorithm", "IPOAlgorithm", "MPOAlgorithm",
                "NashMDAlgorithm", "OMPOAlgorithm", "OMWUAlgorithm", "SelfPlayAlgorithm", "SelfPlayBatch",
-               "SPOAlgorithm", "SPPOAlgorithm")
+               "SLiCHFAlgorithm", "SPOAlgorithm", "SPPOAlgorithm")
 _TRAINER = ("LLM_AGENTS", "AIHFDPOTrainer", "DPOTrainer", "IPOTrainer", "MenuResponses", "MPOTrainer",
             "NashMDTrainer", "OMPOTrainer", "OMWUTrainer", "ResponseSource", "SampledResponses",
-            "SelfPlayTrainer", "SPOTrainer", "SPPOTrainer", "apply_lora")
+            "SelfPlayTrainer", "SLiCHFTrainer", "SPOTrainer", "SPPOTrainer", "apply_lora")
 #: public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
     **dict.fromkeys(_ALGORITHMS, "prefgym.agents.llm.algorithms"),

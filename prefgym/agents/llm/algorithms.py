@@ -61,17 +61,24 @@ from prefgym.agents.llm.losses import (
     LossOutput,
     aihf_dpo_loss,
     dpo_loss,
+    geometric_mixture_logp,
     ipo_loss,
     mpo_loss,
+    mpo_rt_loss,
+    mpo_rt_reward,
     nash_md_loss,
     ompo_loss,
     ompo_q_estimate,
     omwu_loss,
     self_play_aihf_loss,
     sequence_kl,
+    slic_hf_loss,
+    spo_best_of_n_loss,
     spo_loss,
+    spo_ranked_loss,
     sppo_loss,
 )
+from prefgym.agents.rules import regularized_step
 
 __all__ = [
     "SelfPlayBatch",
@@ -84,6 +91,7 @@ __all__ = [
     "SPOAlgorithm",
     "DPOAlgorithm",
     "IPOAlgorithm",
+    "SLiCHFAlgorithm",
     "AIHFAlgorithm",
     "ALGORITHMS",
     "exact_kl_rows",
@@ -407,10 +415,16 @@ class MPOAlgorithm(SelfPlayAlgorithm):
     objective whose maximiser is ``rules.magnetic_step``; ``kl_estimator="token"`` is
     refused on menus (the menu policy's KL is not the LM's sequential KL).
 
+    ``variant="mpo_rt"`` is MPO-RT (000 App. A.2, Alg. 2): the magnet KL moves into the
+    reward, ``R = P(y_1 > y_2) - alpha (log pi_t(y_1) - log magnet(y_1))`` (Alg. 2 line 6),
+    and the loss keeps the trust region only (Eq. 9,
+    :func:`~prefgym.agents.llm.losses.mpo_rt_loss`); on a menu its exact step is
+    ``rules.regularized_step(log pi_t, P, eta_k, alpha, log magnet)`` (000 Thm 3.5).
+
     Parameters
     ----------
     alpha
-        Magnet KL coefficient (000: 0.2-0.3 for LLMs).
+        Magnet KL coefficient (000: 0.2-0.3 for LLMs; 0.02 for MPO-RT).
     eta
         MMD step (``1/eta`` weights the trust-region KL).
     refresh_every
@@ -431,6 +445,9 @@ class MPOAlgorithm(SelfPlayAlgorithm):
     kl_estimator
         ``"sequence"`` (default) or ``"token"``: the sequential KL of 000 Sec. 3.3 for both
         KL terms, on sampled responses only (see above). Logged as ``kl_magnet`` / ``kl_old``.
+    variant
+        ``"mpo"`` (000 Alg. 1, default) or ``"mpo_rt"`` (000 Alg. 2, see above; the baseline
+        ``"remax"`` is not offered with it).
     """
 
     name: ClassVar[str] = "mpo"
@@ -442,6 +459,7 @@ class MPOAlgorithm(SelfPlayAlgorithm):
     importance_weighting: bool | None = None
     opponent: Literal["magnet", "current"] = "magnet"
     kl_estimator: KLEstimator = "sequence"
+    variant: Literal["mpo", "mpo_rt"] = "mpo"
 
     @property
     def snapshots(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -456,6 +474,11 @@ class MPOAlgorithm(SelfPlayAlgorithm):
             raise ValueError(f"refresh_every must be >= 1; got {self.refresh_every}")
         if self.baseline not in ("auto", "loo", "mean", "remax", "half", "none"):
             raise ValueError(f"unknown baseline {self.baseline!r}")
+        if self.variant not in ("mpo", "mpo_rt"):
+            raise ValueError(f"variant must be 'mpo' or 'mpo_rt'; got {self.variant!r}")
+        if self.variant == "mpo_rt" and self.baseline == "remax":
+            raise ValueError("variant='mpo_rt' takes the baselines 'auto', 'loo', 'mean', 'half' or 'none'; "
+                             "'remax' would need the greedy response's transformed reward")
 
     def step_size(self, iteration: int) -> float:
         """``eta_k`` of iteration ``iteration`` (0-based)."""
@@ -473,6 +496,12 @@ class MPOAlgorithm(SelfPlayAlgorithm):
             opp = magnet if self.opponent == "magnet" else trainer.lm
             reward, greedy = trainer.source.win_rates_against(
                 batch, opp, seed=trainer.iteration_seed(iteration, "opponent"), greedy=kind == "remax")
+        rt = self.variant == "mpo_rt"
+        if self.kl_estimator == "sequence" or rt:  # the sequence-level magnet KL, RT's reward, exact steps
+            batch.extra["magnet_logp"] = trainer.source.logp(batch, requires_grad=False, policy=magnet)
+        batch.extra["preference"] = reward
+        if rt:  # 000 Alg. 2 line 6: the magnet KL moves into the reward
+            reward = mpo_rt_reward(reward, batch.old_logp, batch.extra["magnet_logp"], self.alpha)
         if kind == "remax":
             b = greedy[:, None].expand_as(reward)
         elif kind == "loo":
@@ -490,24 +519,25 @@ class MPOAlgorithm(SelfPlayAlgorithm):
         else:
             b = torch.zeros_like(reward)
         batch.extra["reward"] = reward
+        batch.extra["baseline"] = b.detach()
         batch.extra["advantage"] = (reward - b).detach()  # 000 Alg. 1 line 7 (gamma = 1, sequence level)
         batch.extra["eta_k"] = self.step_size(iteration)
         if self.kl_estimator == "token":  # refused on a menu, so no exact step needs magnet_logp
             targets: dict[str, Any] = {}
-            if self.alpha != 0.0:
+            if self.alpha != 0.0 and not rt:
                 targets["magnet"] = magnet
             if 0 < batch.extra["eta_k"] < math.inf:
                 trainer.refresh_snapshot("previous")  # pi_t = pi_{theta^k}, the trust region's centre
                 targets["old"] = trainer.snapshot("previous")
             _request_sequential_kl(trainer, batch, targets, self.name)
-        else:  # the sequence-level magnet KL and the exact step use the magnet's sequence log-probs
-            batch.extra["magnet_logp"] = trainer.source.logp(batch, requires_grad=False, policy=magnet)
 
     def exact_step(self, batch):
         eta_k = batch.extra["eta_k"]
         if eta_k <= 0:
             return None
         magnet = batch.extra["magnet_logp"]
+        if self.variant == "mpo_rt":  # 000 Thm 3.5: the KL-regularised MD step
+            return regularized_step(batch.old_logp, batch.extra["preference"], eta_k, self.alpha, magnet)
         # rules.magnetic_step (000 Eq. 4): (log pi_k + eta alpha log magnet + eta R) / (1 + eta alpha)
         return (batch.old_logp + eta_k * self.alpha * magnet + eta_k * batch.extra["reward"]) / (
             1.0 + eta_k * self.alpha)
@@ -518,9 +548,11 @@ class MPOAlgorithm(SelfPlayAlgorithm):
         old = batch.old_logp.to(logp.device)
         adv = batch.extra["advantage"].to(logp.device)
         sample = old if iw else None
-        if self.kl_estimator == "sequence":
+        if self.kl_estimator == "sequence" or self.variant == "mpo_rt":
             magnet = batch.extra["magnet_logp"].to(logp.device)
-        if batch.exact:
+        if self.variant == "mpo_rt":
+            out = self._rt_loss(trainer, batch, logp, old, magnet, sample, eta_k)
+        elif batch.exact:
             kl_m = _expand(exact_kl_rows(logp, magnet), logp)
             kl_o = _expand(exact_kl_rows(logp, old), logp) if eta_k > 0 else None
             out = mpo_loss(logp, adv, alpha=self.alpha, eta=eta_k if eta_k > 0 else math.inf,
@@ -535,6 +567,18 @@ class MPOAlgorithm(SelfPlayAlgorithm):
         out.metrics["reward"] = batch.extra["reward"].mean()
         out.metrics["eta_k"] = torch.tensor(eta_k)
         return out
+
+    def _rt_loss(self, trainer, batch, logp, old, magnet, sample, eta_k) -> LossOutput:
+        """MPO-RT's loss (000 Eq. 9): the policy gradient on the transformed reward plus the trust region."""
+        kl_o = None
+        if eta_k > 0 and batch.exact:
+            kl_o = _expand(exact_kl_rows(logp, old), logp)
+        elif eta_k > 0 and self.kl_estimator == "token":
+            kl_o = _sequential_kls(trainer, batch, logp).get("old")
+        return mpo_rt_loss(logp, batch.extra["preference"].to(logp.device), ref_logp=magnet, old_logp=old,
+                           alpha=self.alpha, eta=eta_k if eta_k > 0 else math.inf,
+                           baseline=batch.extra["baseline"].to(logp.device), sample_logp=sample, kl_old=kl_o,
+                           weights=batch.weights if batch.exact else None)
 
     def end_iteration(self, trainer, iteration):
         if (iteration + 1) % int(self.refresh_every) == 0:  # 000 Alg. 1 line 16
@@ -564,13 +608,14 @@ class NashMDAlgorithm(SelfPlayAlgorithm):
     tau: float = 0.1
 
     def prepare(self, trainer, batch, iteration):
-        b = self.eta * self.tau
-        mix = (1.0 - b) * batch.old_logp + b * batch.ref_logp  # Munos et al. Eq. (8), unnormalised
+        # Munos et al. Eq. (8), unnormalised: pi_t^(1-b) pi_ref^b with b = eta tau
+        mix = geometric_mixture_logp(batch.old_logp, batch.ref_logp, self.eta * self.tau)
         batch.extra["mixture_win_rate"] = trainer.source.win_rates_mixture(batch, mix)
 
     def exact_step(self, batch):
-        b = self.eta * self.tau  # rules.regularized_step against the mixture
-        return (1.0 - b) * batch.old_logp + b * batch.ref_logp + self.eta * batch.extra["mixture_win_rate"]
+        # rules.regularized_step against the mixture
+        return regularized_step(batch.old_logp, batch.extra["mixture_win_rate"], self.eta, self.tau,
+                                batch.ref_logp)
 
     def loss(self, trainer, batch, logp, iteration):
         return nash_md_loss(logp, batch.extra["mixture_win_rate"], ref_logp=batch.ref_logp, eta=self.eta,
@@ -595,10 +640,19 @@ class SPOAlgorithm(SelfPlayAlgorithm):
     computed in the same teacher-forced pass as the log-probs and logged as
     ``kl_reference_token``; refused on menus, whose KL is exact or sequence-level).
 
+    ``loss_form`` picks the preference part: ``"pairwise"`` (003 Eqs. 9-12, above),
+    ``"best_of_n"`` (003 Eq. 14: the group's best response against all ``K``, softmax with
+    temperature ``1/alpha``) or ``"ranked"`` (003 Eq. 15, Plackett-Luce: every prefix of the
+    group's ranking). The best response and the ranking are the group's order by win rate
+    against ``pi_t`` (``batch.win_rate``: exact on a menu, the average over the other
+    samples otherwise; ties keep the lower index first). These labels are deterministic
+    given the group, not Plackett-Luce draws, so Theorem 1's fixed point is stated for
+    ``"pairwise"`` only.
+
     Parameters
     ----------
     alpha
-        Softness.
+        Softness (``> 0`` for ``"best_of_n"`` and ``"ranked"``).
     gamma
         Exponent of the stop-gradient pair weight ``mu = (pi_w + pi_l)^gamma`` (003 Eq. 11).
     beta
@@ -607,6 +661,9 @@ class SPOAlgorithm(SelfPlayAlgorithm):
         ``"soft"`` or ``"bernoulli"``.
     kl_estimator
         ``"sequence"`` (default) or ``"token"`` (003 App. D), for ``beta > 0`` on samples.
+    loss_form
+        ``"pairwise"`` (default), ``"best_of_n"`` or ``"ranked"`` (see above); ``labels``
+        applies to ``"pairwise"`` only.
     """
 
     name: ClassVar[str] = "spo"
@@ -615,16 +672,27 @@ class SPOAlgorithm(SelfPlayAlgorithm):
     beta: float = 0.0
     labels: Literal["soft", "bernoulli"] = "soft"
     kl_estimator: KLEstimator = "sequence"
+    loss_form: Literal["pairwise", "best_of_n", "ranked"] = "pairwise"
 
     def __post_init__(self) -> None:
         _check_kl_estimator(self.kl_estimator)
         if self.labels not in ("soft", "bernoulli"):
             raise ValueError(f"labels must be 'soft' or 'bernoulli'; got {self.labels!r}")
+        if self.loss_form not in ("pairwise", "best_of_n", "ranked"):
+            raise ValueError(f"loss_form must be 'pairwise', 'best_of_n' or 'ranked'; got {self.loss_form!r}")
+        if self.loss_form != "pairwise" and not self.alpha > 0:
+            raise ValueError(f"loss_form={self.loss_form!r} needs alpha > 0 (003 Eqs. 14-15); "
+                             f"got alpha={self.alpha}")
 
     def needs_reference(self) -> bool:
         return self.beta > 0
 
     def prepare(self, trainer, batch, iteration):
+        if self.beta > 0 and self.kl_estimator == "token":
+            _request_sequential_kl(trainer, batch, {"reference": trainer.lm.reference_model}, self.name)
+        if self.loss_form != "pairwise":  # best first; a stable sort keeps the lower index first on ties
+            batch.extra["ranking"] = torch.sort(batch.win_rate, dim=-1, descending=True, stable=True).indices
+            return
         W = batch.win_matrix
         if self.labels == "bernoulli":
             gen = torch.Generator().manual_seed(trainer.iteration_seed(iteration, "labels"))
@@ -638,15 +706,22 @@ class SPOAlgorithm(SelfPlayAlgorithm):
             # s(i, j) = pi_t(i) pi_t(j): the exact expectation over self-play pairs
             pair_w = pair_w * batch.weights[:, :, None] * batch.weights[:, None, :]
         batch.extra["pair_weights"] = pair_w.detach()
-        if self.beta > 0 and self.kl_estimator == "token":
-            _request_sequential_kl(trainer, batch, {"reference": trainer.lm.reference_model}, self.name)
 
-    def loss(self, trainer, batch, logp, iteration):
+    def _preference_loss(self, batch, logp) -> LossOutput:
+        if self.loss_form == "best_of_n":  # 003 Eq. (14)
+            return spo_best_of_n_loss(logp, batch.extra["ranking"][:, 0].to(logp.device), alpha=self.alpha,
+                                      gamma=self.gamma)
+        if self.loss_form == "ranked":  # 003 Eq. (15)
+            return spo_ranked_loss(logp, batch.extra["ranking"].to(logp.device), alpha=self.alpha,
+                                   gamma=self.gamma)
         K = logp.shape[-1]
         i, j = torch.meshgrid(torch.arange(K), torch.arange(K), indexing="ij")
         w = batch.extra["pair_weights"].to(logp.device)
         # 003 Eq. (9) / (11) on every ordered pair (i wins, j loses)
-        out = spo_loss(logp[:, i], logp[:, j], alpha=self.alpha, gamma=self.gamma, weights=w)
+        return spo_loss(logp[:, i], logp[:, j], alpha=self.alpha, gamma=self.gamma, weights=w)
+
+    def loss(self, trainer, batch, logp, iteration):
+        out = self._preference_loss(batch, logp)
         if self.beta > 0:
             ref = batch.ref_logp.to(logp.device)
             metric = "kl_reference"
@@ -734,6 +809,48 @@ class IPOAlgorithm(_BestWorst):
 
     def loss(self, trainer, batch, logp, iteration):
         return self._masked(ipo_loss, batch, logp)
+
+
+@dataclass
+class SLiCHFAlgorithm(_BestWorst):
+    """SLiC-HF (Zhao et al. 2023; 003 App. E.2) on the best-vs-worst pairs of :class:`DPOAlgorithm`.
+
+    The rank-calibration hinge ``max(0, delta - log pi(y_w) + log pi(y_l))``
+    (:func:`~prefgym.agents.llm.losses.slic_hf_loss`); no reference log-probs enter it, so
+    ``beta`` and ``reference`` are unused. ``lam > 0`` adds the likelihood regulariser
+    ``-lam E_{y ~ pi_ref}[log pi_theta(y)]``: exact on an enumerated menu (weights
+    ``pi_ref`` over the menu) and, on samples of ``pi_t``, the self-normalised importance
+    estimate with weights ``pi_ref(y_k) / pi_t(y_k)`` over the group (Zhao et al. use
+    pre-generated reference samples instead).
+
+    Parameters
+    ----------
+    delta
+        Hinge margin.
+    lam
+        Weight of the reference-likelihood regulariser (needs a reference model).
+    """
+
+    name: ClassVar[str] = "slic_hf"
+    delta: float = 1.0
+    lam: float = 0.0
+
+    def needs_reference(self) -> bool:
+        return self.lam > 0 or super().needs_reference()
+
+    def loss(self, trainer, batch, logp, iteration):
+        chosen, rejected, _, _, valid = self._pair(batch, logp)
+        reg = None
+        if self.lam > 0:
+            ref = batch.ref_logp.to(logp.device)
+            log_w = ref if batch.exact else ref - batch.old_logp.to(logp.device)
+            reg = (torch.softmax(log_w, dim=-1) * logp).sum(-1)  # E_{y ~ pi_ref} log pi_theta(y), per state
+        if valid.sum() == 0:  # every group tied: no hinge term
+            loss = 0.0 * logp.sum() if reg is None else -self.lam * reg.mean()
+            return LossOutput(loss, {"pairs": valid.sum()})
+        out = slic_hf_loss(chosen, rejected, delta=self.delta, reg_logp=reg, lam=self.lam, weights=valid)
+        out.metrics["pairs"] = valid.sum()
+        return out
 
 
 # ------------------------------------------------------------------ AIHF (demonstrations + preferences)
@@ -926,5 +1043,5 @@ class AIHFAlgorithm(_BestWorst):
 #: algorithm name -> class
 ALGORITHMS: dict[str, type[SelfPlayAlgorithm]] = {
     cls.name: cls for cls in (OMWUAlgorithm, OMPOAlgorithm, SPPOAlgorithm, MPOAlgorithm, NashMDAlgorithm,
-                              SPOAlgorithm, DPOAlgorithm, IPOAlgorithm, AIHFAlgorithm)
+                              SPOAlgorithm, DPOAlgorithm, IPOAlgorithm, SLiCHFAlgorithm, AIHFAlgorithm)
 }

@@ -1,4 +1,4 @@
-"""A language model restricted to a finite menu of responses (issue #5, item 4).
+"""A language model restricted to a finite menu of responses.
 
 :class:`MenuPolicy` turns an :class:`~prefgym.llm.policy.LMPolicy` into a policy over
 ``N`` fixed responses ``y_1..y_N``: for a prompt ``x``

@@ -1,4 +1,4 @@
-"""The shared iterative self-play loop for language-model policies (issue #5, item 1).
+"""The shared iterative self-play loop for language-model policies.
 
 One iteration ``t`` of :class:`SelfPlayTrainer`:
 
@@ -81,6 +81,7 @@ from prefgym.agents.llm.algorithms import (
     OMWUAlgorithm,
     SelfPlayAlgorithm,
     SelfPlayBatch,
+    SLiCHFAlgorithm,
     SPOAlgorithm,
     SPPOAlgorithm,
 )
@@ -116,6 +117,7 @@ __all__ = [  # the sources and model helpers are re-exported: they were defined 
     "SPOTrainer",
     "DPOTrainer",
     "IPOTrainer",
+    "SLiCHFTrainer",
     "AIHFDPOTrainer",
     "LLM_AGENTS",
     "policy_view",
@@ -438,12 +440,6 @@ class SelfPlayTrainer(BaseAgent):
         """Copy the current weights into snapshot ``name``."""
         with torch.no_grad():
             self._snapshots[name].model.load_state_dict(self.lm.model.state_dict())
-
-    def initial_policy(self):
-        """An LMPolicy view of the reference model (the initial / SFT policy), for evaluation."""
-        if self.lm.reference_model is None:
-            raise ValueError("the policy has no reference model")
-        return policy_view(self.lm, self.lm.reference_model)
 
     # ------------------------------------------------------------------ the loop
     def _select_prompts(self, iteration: int) -> list[str]:
@@ -1006,6 +1002,12 @@ class IPOTrainer(SelfPlayTrainer):
     name, algorithm_class = IPOAlgorithm.name, IPOAlgorithm
 
 
+class SLiCHFTrainer(SelfPlayTrainer):
+    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.SLiCHFAlgorithm` (delta, lam)."""
+
+    name, algorithm_class = SLiCHFAlgorithm.name, SLiCHFAlgorithm
+
+
 class AIHFDPOTrainer(SelfPlayTrainer):
     """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.AIHFAlgorithm`.
 
@@ -1019,5 +1021,5 @@ class AIHFDPOTrainer(SelfPlayTrainer):
 #: algorithm name -> trainer class (kept apart from ``prefgym.agents.AGENTS``, whose agents play matrix games)
 LLM_AGENTS: dict[str, type[SelfPlayTrainer]] = {
     c.name: c for c in (OMWUTrainer, OMPOTrainer, SPPOTrainer, MPOTrainer, NashMDTrainer, SPOTrainer,
-                        DPOTrainer, IPOTrainer, AIHFDPOTrainer)
+                        DPOTrainer, IPOTrainer, SLiCHFTrainer, AIHFDPOTrainer)
 }

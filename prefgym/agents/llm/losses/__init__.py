@@ -1,4 +1,4 @@
-"""The five papers' update rules as losses on a ``transformers`` policy (issue #5, item 2).
+"""The five papers' update rules as losses on a ``transformers`` policy.
 
 Every function here is a small, pure torch function of log-probabilities; the shared
 self-play loop samples responses, queries the judge, computes log-probs and calls them.
@@ -40,8 +40,7 @@ module                 losses                              tabular rule
                        ``slic_hf_loss``
 :mod:`.spo`            ``spo_loss`` (Eqs. 9-13),            ``spo_gradient``; minimiser ``Softmax(r/alpha)``
                        ``spo_best_of_n_loss`` (14),
-                       ``spo_ranked_loss`` (15),
-                       ``spo_global_kl_loss`` (App. D)
+                       ``spo_ranked_loss`` (15)
 :mod:`.regression`     ``sppo_loss``, ``ompo_loss``,        ``mirror_step``; OMPO: ``mirror_step`` on
                        ``mpo_regression_loss``              ``optimistic_payoff`` (= ``optimistic_step``)
 :mod:`.omwu`           ``omwu_loss``,                       ``optimistic_step`` (exact minimiser)
@@ -57,23 +56,18 @@ module                 losses                              tabular rule
 from prefgym.agents.llm.losses.aihf import aihf_dpo_loss, self_play_aihf_loss
 from prefgym.agents.llm.losses.common import (
     LossOutput,
-    discounted_sum,
     masked_sum,
     pairwise_differences,
-    returns_to_go,
     weighted_mean,
 )
-from prefgym.agents.llm.losses.kl import sequence_kl, token_kl, token_kl_full
 from prefgym.agents.llm.losses.mpo import (
     compute_baseline,
     mpo_loss,
     mpo_rt_loss,
     mpo_rt_reward,
     preference_advantages,
-    sequence_to_token_rewards,
-    token_advantages,
 )
-from prefgym.agents.llm.losses.nash_md import geometric_mixture_logits, geometric_mixture_logp, nash_md_loss
+from prefgym.agents.llm.losses.nash_md import geometric_mixture_logp, nash_md_loss
 from prefgym.agents.llm.losses.omwu import generalized_ipo_loss, omwu_loss, optimistic_target
 from prefgym.agents.llm.losses.preference import dpo_loss, implicit_margin, ipo_loss, slic_hf_loss
 from prefgym.agents.llm.losses.regression import (
@@ -85,20 +79,18 @@ from prefgym.agents.llm.losses.regression import (
 )
 from prefgym.agents.llm.losses.spo import (
     spo_best_of_n_loss,
-    spo_global_kl_loss,
     spo_loss,
     spo_ranked_loss,
     spo_weights,
 )
+from prefgym.llm.kl import sequence_kl, token_kl, token_kl_full
 
 __all__ = [
     "LossOutput",
     "aihf_dpo_loss",
     "compute_baseline",
-    "discounted_sum",
     "dpo_loss",
     "generalized_ipo_loss",
-    "geometric_mixture_logits",
     "geometric_mixture_logp",
     "implicit_margin",
     "ipo_loss",
@@ -115,18 +107,14 @@ __all__ = [
     "optimistic_target",
     "pairwise_differences",
     "preference_advantages",
-    "returns_to_go",
     "self_play_aihf_loss",
     "sequence_kl",
-    "sequence_to_token_rewards",
     "slic_hf_loss",
     "spo_best_of_n_loss",
-    "spo_global_kl_loss",
     "spo_loss",
     "spo_ranked_loss",
     "spo_weights",
     "sppo_loss",
-    "token_advantages",
     "token_kl",
     "token_kl_full",
     "weighted_mean",

@@ -61,7 +61,7 @@ def aihf_dpo_loss(
     ----------
     demo_logp
         (B_D,) policy log-likelihood of demonstrations, ``log pi(a^E|s^E)``. For the
-        discounted form of 004 Eq. (6), pass ``common.discounted_sum(token_logp, mask, gamma)``.
+        discounted form of 004 Eq. (6), pass ``sum_t gamma^t log pi(a_t^E|s_t^E)`` instead.
     chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp
         (B_P,) the preference pairs as in :func:`..preference.dpo_loss`; ``None`` skips
         the preference term (pure SFT).

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from prefgym.llm.kl import masked_sum
+
 __all__ = [
     "LossOutput",
     "weighted_mean",
     "masked_sum",
-    "discounted_sum",
-    "returns_to_go",
     "pairwise_differences",
 ]
 
@@ -49,34 +49,6 @@ def weighted_mean(values: Tensor, weights: Tensor | None = None) -> Tensor:
         return values.mean()
     w = torch.broadcast_to(weights.detach().to(values.dtype), values.shape)
     return (w * values).sum() / w.sum()
-
-
-def masked_sum(x: Tensor, mask: Tensor | None) -> Tensor:
-    """Sum over the last (token) axis of ``x`` (B, T) where ``mask`` is true; a (B,) tensor."""
-    if mask is None:
-        return x.sum(dim=-1)
-    return (x * mask.to(x.dtype)).sum(dim=-1)
-
-
-def discounted_sum(x: Tensor, mask: Tensor | None = None, gamma: float = 1.0) -> Tensor:
-    """``sum_t gamma^t x_t`` over valid tokens (t from 0): AIHF's discounted log-likelihood (004 Eq. 6)."""
-    t = torch.arange(x.shape[-1], device=x.device, dtype=x.dtype)
-    return masked_sum(x * gamma**t, mask)
-
-
-def returns_to_go(rewards: Tensor, mask: Tensor | None = None, gamma: float = 1.0) -> Tensor:
-    """``G_t = sum_{l >= t} gamma^{l - t} R_l`` over valid tokens (000 Alg. 1 line 7, before the baseline).
-
-    ``rewards`` and ``mask`` are (B, T); masked positions get return 0 and do not
-    contribute. Computed with a reversed scan (T is short for responses).
-    """
-    r = rewards if mask is None else rewards * mask.to(rewards.dtype)
-    out = torch.zeros_like(r)
-    running = torch.zeros_like(r[..., 0])
-    for t in range(r.shape[-1] - 1, -1, -1):
-        running = r[..., t] + gamma * running
-        out[..., t] = running
-    return out if mask is None else out * mask.to(out.dtype)
 
 
 def pairwise_differences(x: Tensor) -> Tensor:

@@ -42,14 +42,12 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from prefgym.agents.llm.losses.common import LossOutput, masked_sum, returns_to_go, weighted_mean
-from prefgym.agents.llm.losses.kl import sequence_kl, token_kl
+from prefgym.agents.llm.losses.common import LossOutput, masked_sum, weighted_mean
+from prefgym.llm.kl import sequence_kl, token_kl
 
 __all__ = [
     "compute_baseline",
     "preference_advantages",
-    "sequence_to_token_rewards",
-    "token_advantages",
     "mpo_loss",
     "mpo_rt_reward",
     "mpo_rt_loss",
@@ -112,37 +110,6 @@ def preference_advantages(
     return (rewards - compute_baseline(rewards, baseline, greedy_rewards=greedy_rewards)).detach()
 
 
-def sequence_to_token_rewards(
-    rewards: Tensor, mask: Tensor, placement: Literal["last", "every"] = "last"
-) -> Tensor:
-    """Spread a sequence reward (B,) over the response tokens (B, T).
-
-    ``"every"``: ``R_t = P(y_1 > y_2 | x)`` at every token, 000 Alg. 1 line 6 as printed;
-    ``"last"``: the reward on the last valid token only (the usual sparse RLHF reward;
-    with ``gamma = 1`` every token's return is then ``R``).
-    """
-    m = mask.to(rewards.dtype)
-    if placement == "every":
-        return rewards[..., None] * m
-    if placement != "last":
-        raise ValueError("placement must be 'last' or 'every'")
-    pos = torch.arange(mask.shape[-1], device=mask.device)
-    last = torch.where(mask.bool(), pos, torch.full_like(pos, -1)).max(dim=-1).values
-    onehot = (pos == last[..., None]).to(rewards.dtype)
-    return rewards[..., None] * onehot
-
-
-def token_advantages(
-    token_rewards: Tensor, mask: Tensor, *, gamma: float = 1.0, baseline: float | Tensor = 0.0
-) -> Tensor:
-    """``A_t = sum_{l >= t} gamma^{l - t} R_l - b`` on valid tokens (000 Alg. 1 line 7); (B, T), detached."""
-    b = baseline if isinstance(baseline, Tensor) else torch.tensor(float(baseline), dtype=token_rewards.dtype)
-    b = b.detach().to(token_rewards.device)
-    b = b[..., None] if b.dim() == token_rewards.dim() - 1 else b
-    adv = returns_to_go(token_rewards.detach(), mask, gamma) - b  # 000 Alg. 1 line 7
-    return (adv * mask.to(adv.dtype)).detach()
-
-
 def _per_sample(x: Tensor, mask: Tensor | None) -> Tensor:
     return x if mask is None else masked_sum(x, mask)
 
@@ -177,7 +144,7 @@ def mpo_loss(
         Sequence log-probs (B,) (or any shape, e.g. (B, K)), or per-token log-probs
         (B, T) when ``mask`` is given, of responses sampled from ``pi_{theta^k}``; with grad.
     advantages
-        Same shape as ``logp`` (per token, e.g. :func:`token_advantages`) or (B,)
+        Same shape as ``logp`` (per token) or (B,)
         broadcast over the tokens (:func:`preference_advantages`); detached.
     alpha
         Magnet KL coefficient (000's temperature; 0.2-0.3 in its experiments).

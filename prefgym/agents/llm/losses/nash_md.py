@@ -6,8 +6,9 @@ and the step is ``pi_{t+1} = argmax_pi eta P(pi > pi_t^beta) - KL(pi || pi_t^bet
 i.e. ``pi_{t+1} ~ pi_t^{1 - eta tau} pi_ref^{eta tau} exp(eta P(. > pi_t^beta))`` with
 ``beta = eta tau`` = ``rules.regularized_step``. For an LM the sequence-level mixture
 has an intractable normaliser; Munos et al. (Sec. 7) sample from the token-level
-mixture, :func:`geometric_mixture_logits`, which the sampler uses as its next-token
-distribution. There is no Nash-MD-specific loss in the five papers; two loss forms
+mixture, while :class:`~prefgym.agents.llm.algorithms.NashMDAlgorithm` reweights the
+group's samples of ``pi_t`` by the sequence-level :func:`geometric_mixture_logp`. There is
+no Nash-MD-specific loss in the five papers; two loss forms
 realise its step:
 
 * :func:`nash_md_loss`, the generalised IPO loss of :mod:`.omwu` with the regularised
@@ -22,25 +23,12 @@ realise its step:
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from prefgym.agents.llm.losses.common import LossOutput
 from prefgym.agents.llm.losses.omwu import generalized_ipo_loss
 
-__all__ = ["geometric_mixture_logits", "geometric_mixture_logp", "nash_md_loss"]
-
-
-def geometric_mixture_logits(logits: Tensor, ref_logits: Tensor, beta: float) -> Tensor:
-    """Token-level geometric mixture ``log softmax((1 - beta) log pi + beta log pi_ref)`` over the last axis.
-
-    Munos et al. Eq. (8) applied per token (their Sec. 7 approximation); normalised
-    log-probabilities, to sample the Nash-MD opponent from. ``beta = 0`` is the policy,
-    ``beta = 1`` the reference. Computed without gradient to either input.
-    """
-    with torch.no_grad():
-        mix = (1.0 - beta) * torch.log_softmax(logits, dim=-1) + beta * torch.log_softmax(ref_logits, dim=-1)
-        return torch.log_softmax(mix, dim=-1)
+__all__ = ["geometric_mixture_logp", "nash_md_loss"]
 
 
 def geometric_mixture_logp(logp: Tensor, ref_logp: Tensor, beta: float) -> Tensor:

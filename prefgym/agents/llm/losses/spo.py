@@ -4,7 +4,9 @@
 preference part never sees ``pi_ref`` and the KL is estimated on the policy's own
 samples (003 App. D), so the two parts are separate functions here:
 :func:`spo_loss` (pairwise, Eqs. 9-13), :func:`spo_best_of_n_loss` (Eq. 14),
-:func:`spo_ranked_loss` (Eq. 15) and :func:`spo_global_kl_loss` (App. D).
+:func:`spo_ranked_loss` (Eq. 15); the KL is :func:`prefgym.llm.kl.token_kl_full` (App. D),
+which the trainer evaluates chunk by chunk through
+:meth:`prefgym.llm.policy.LMPolicy.sequential_kl` (``SPOAlgorithm(kl_estimator="token")``).
 
 Tabular correspondence: the SPO gradient in the logits is
 ``prefgym.agents.rules.spo_gradient`` (the tabular SPO agent's rule), and under a
@@ -34,9 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from prefgym.agents.llm.losses.common import LossOutput, weighted_mean
-from prefgym.agents.llm.losses.kl import token_kl_full
 
-__all__ = ["spo_weights", "spo_loss", "spo_best_of_n_loss", "spo_ranked_loss", "spo_global_kl_loss"]
+__all__ = ["spo_weights", "spo_loss", "spo_best_of_n_loss", "spo_ranked_loss"]
 
 MuScale = Literal["max", "mean", "none"]
 
@@ -196,31 +197,3 @@ def spo_ranked_loss(
         mu = mu * spo_weights(mass, gamma, mu_scale)
     per = -(mu * terms).sum(dim=-1) / alpha  # 003 Eq. (15)
     return LossOutput(weighted_mean(per, weights), {"top_prob": terms[..., 0].detach().exp().mean()})
-
-
-def spo_global_kl_loss(
-    logits: Tensor,
-    ref_logits: Tensor,
-    mask: Tensor | None = None,
-    *,
-    reduction: Literal["mean", "sum"] = "mean",
-) -> LossOutput:
-    """SPO's global regulariser ``KL(pi_theta || pi_ref)`` on the policy's own samples (003 App. D).
-
-    The token-wise estimator ``sum_tau KL(pi(.|x, y_<tau) || pi_ref(.|x, y_<tau))``
-    summed over the vocabulary, with gradient through each token distribution
-    (:func:`prefgym.agents.llm.losses.kl.token_kl_full`). ``logits`` (B, T, V) are
-    those of the policy on responses it sampled (003 regenerates 32 samples every 8
-    steps and reuses them in between); ``ref_logits`` are detached. For the cheaper
-    sampled-token form use :func:`prefgym.agents.llm.losses.kl.token_kl`. On an LM,
-    :meth:`prefgym.llm.policy.LMPolicy.sequential_kl` gives the same per-sequence values
-    chunk by chunk without materialising all (B, T, V) logits (the trainer's
-    ``SPOAlgorithm(kl_estimator="token")``).
-
-    ``reduction="mean"`` averages the per-sequence sums over the batch (our default,
-    batch-size independent); ``"sum"`` is App. D's literal sum over the batch. The full
-    SPO loss is ``spo_loss(...).loss + beta * spo_global_kl_loss(...).loss`` (Eq. 6).
-    """
-    per_seq = token_kl_full(logits, ref_logits, mask)  # 003 App. D
-    loss = per_seq.sum() if reduction == "sum" else per_seq.mean()
-    return LossOutput(loss, {"kl_per_sequence": per_seq.detach().mean()})

@@ -1,4 +1,4 @@
-"""Multi-turn self-play on per-turn menus: a per-state response source for 001 Alg. 2 (issue #5, item 4).
+"""Multi-turn self-play on per-turn menus: a per-state response source for 001 Alg. 2.
 
 Setting. A :class:`MultiTurnMenuProblem` gives every state ``s_h`` of a task a menu of ``N``
 replies, :meth:`MultiTurnMenuProblem.menu_at` ``(i, replies so far)``; the menu may depend on

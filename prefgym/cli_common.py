@@ -1,0 +1,64 @@
+"""Helpers shared by the command modules (:mod:`prefgym.cli`, :mod:`prefgym.cli_llm`, :mod:`prefgym.cli_sb3`).
+
+The sub-command modules import from here, never from :mod:`prefgym.cli` (which imports them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefgym.errors import PrefgymError
+
+__all__ = ["CLIError", "env_ids", "fmt", "gridworld_kwargs"]
+
+
+class CLIError(PrefgymError):
+    """A user error: reported in one line with exit code 2."""
+
+
+def env_ids() -> list[str]:
+    """Registered Gymnasium ids under ``prefgym/`` (empty if ``prefgym.envs`` is absent)."""
+    try:
+        import gymnasium
+
+        import prefgym.envs  # noqa: F401  (registers the ids)
+    except ImportError:
+        return []
+    return sorted(k for k in gymnasium.registry if k.startswith("prefgym/"))
+
+
+def gridworld_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Route ``env_kwargs`` keys that :class:`GridworldEnv` does not take into ``generator_kwargs``.
+
+    The routed keys are merged over ``generator_kwargs`` when given; otherwise,
+    without an explicit ``generator`` or ``game``, over the id's default generator
+    kwargs. So ``{"seed": 3}`` on ``prefgym/GridworldRandom-v0`` builds
+    ``random_gridworld(seed=3)``. Other ids are returned unchanged.
+    """
+    import inspect
+
+    from prefgym.envs.gridworld import GridworldEnv
+    from prefgym.envs.registration import GRIDWORLD_ENV_KWARGS
+
+    if env_id not in GRIDWORLD_ENV_KWARGS:
+        return env_kwargs
+    accepted = set(inspect.signature(GridworldEnv.__init__).parameters) - {"self"}
+    routed = {k: v for k, v in env_kwargs.items() if k not in accepted}
+    if not routed:
+        return env_kwargs
+    kwargs = {k: v for k, v in env_kwargs.items() if k in accepted}
+    if "generator_kwargs" in kwargs:
+        base = kwargs["generator_kwargs"] or {}
+    elif "generator" in kwargs or "game" in kwargs:
+        base = {}
+    else:
+        base = GRIDWORLD_ENV_KWARGS[env_id].get("default_generator_kwargs") or {}
+    if not isinstance(base, dict):
+        raise CLIError(f"generator_kwargs must be a JSON object; got {base!r}")
+    kwargs["generator_kwargs"] = {**base, **routed}
+    return kwargs
+
+
+def fmt(x: float) -> str:
+    """``x`` at 3 significant digits."""
+    return f"{float(x):.3g}"
