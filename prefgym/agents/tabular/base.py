@@ -91,7 +91,7 @@ class TabularAgent(BaseAgent):
         self.init_policy = np.array(init)
         with np.errstate(divide="ignore"):
             self.logits, self._policy = log_normalize(np.log(self.init_policy))
-        self._payoff = self.game.payoff_vector(self._policy)
+        self._payoff = self.game._payoff_vector(self._policy)
         self._sum_policy = self._policy.copy()
         self._sum_payoff = self._payoff.copy()
         self._count = 1
@@ -148,7 +148,7 @@ class TabularAgent(BaseAgent):
 
     def _iterate(self, index: int) -> None:
         self.logits, self._policy = log_normalize(self._update())
-        self._payoff = self.game.payoff_vector(self._policy)
+        self._payoff = self.game._payoff_vector(self._policy)
         self._sum_policy += self._policy
         self._sum_payoff += self._payoff
         self._count += 1
@@ -181,7 +181,7 @@ class TabularAgent(BaseAgent):
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.logits, self._policy = log_normalize(state["logits"])
-        self._payoff = self.game.payoff_vector(self._policy)
+        self._payoff = self.game._payoff_vector(self._policy)
         self._sum_policy = state["sum_policy"].copy()
         self._sum_payoff = state["sum_payoff"].copy()
         self._count = int(state["count"])

@@ -50,7 +50,7 @@ class NashMD(_Regularized):
     def _update(self) -> np.ndarray:
         beta = self.learning_rate * self.tau if self.mixture is None else self.mixture
         mix = log_normalize(geometric_mixture(self.logits, self.ref_logits, beta))[1]
-        g_mix = self.game.payoff_vector(mix)
+        g_mix = self.game._payoff_vector(mix)
         return regularized_step(self.logits, g_mix, self.learning_rate, self.tau, self.ref_logits)
 
 
@@ -66,4 +66,4 @@ class EGPO(_Regularized):
     def _update(self) -> np.ndarray:
         lr, tau = self.learning_rate, self.tau
         half = log_normalize(regularized_step(self.logits, self._payoff, lr, tau, self.ref_logits))[1]
-        return regularized_step(self.logits, self.game.payoff_vector(half), lr, tau, self.ref_logits)
+        return regularized_step(self.logits, self.game._payoff_vector(half), lr, tau, self.ref_logits)
