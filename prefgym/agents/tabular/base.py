@@ -17,8 +17,10 @@ import numpy as np
 
 from prefgym.agents.base import BaseAgent
 from prefgym.agents.rules import log_normalize
+from prefgym.errors import InvalidArgumentError, InvalidPolicyError, InvalidTypeError
 from prefgym.games.matrix import MatrixGame
 from prefgym.preferences import PreferenceModel
+from prefgym.validation import check_int, check_positive_float, check_seed
 
 __all__ = ["TabularAgent", "resolve_game"]
 
@@ -36,14 +38,14 @@ def resolve_game(game_or_env) -> MatrixGame:
         game = getattr(env.unwrapped, "game", None)
         env.close()
         if game is None:
-            raise ValueError(f"environment {game_or_env!r} does not expose a matrix game")
+            raise InvalidArgumentError(f"environment {game_or_env!r} does not expose a matrix game")
         return game
     if isinstance(game_or_env, np.ndarray | list | tuple) or isinstance(game_or_env, PreferenceModel):
         return MatrixGame(game_or_env)
     game = getattr(getattr(game_or_env, "unwrapped", game_or_env), "game", None)
     if isinstance(game, MatrixGame):
         return game
-    raise TypeError(
+    raise InvalidTypeError(
         "expected a MatrixGame, a preference matrix, a PreferenceModel, a prefgym env or an env "
         f"id; got {type(game_or_env).__name__}"
     )
@@ -78,16 +80,18 @@ class TabularAgent(BaseAgent):
         seed: int | None = None,
         verbose: int = 0,
     ):
+        seed = check_seed(seed)
+        verbose = check_int(verbose, "verbose", minimum=0)
         super().__init__(seed=seed, verbose=verbose)
         self.game = resolve_game(game)
-        self.learning_rate = self._positive("learning_rate", learning_rate)
+        self.learning_rate = check_positive_float(learning_rate, "learning_rate")
         shape = (*self.game.batch_shape, self.game.n_actions)
         if init_policy is None:
             init = np.full(shape, 1.0 / self.game.n_actions)
         else:
             init = np.broadcast_to(self.game.check_policy(init_policy, "init_policy"), shape)
             if (init <= 0).any():
-                raise ValueError("init_policy must have full support (softmax policies are interior)")
+                raise InvalidPolicyError("init_policy must have full support (softmax policies are interior)")
         self.init_policy = np.array(init)
         with np.errstate(divide="ignore"):
             self.logits, self._policy = log_normalize(np.log(self.init_policy))
