@@ -25,6 +25,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from prefgym.errors import (
+    InvalidActionError,
     InvalidArgumentError,
     InvalidGameError,
     InvalidPolicyError,
@@ -33,7 +34,13 @@ from prefgym.errors import (
 
 __all__ = [
     "MAX_SEED",
+    "STEP_AFTER_END",
+    "STEP_BEFORE_RESET",
+    "check_action",
+    "check_box_action",
     "check_choice",
+    "check_discrete_action",
+    "check_parallel_actions",
     "check_finite_array",
     "check_float",
     "check_int",
@@ -291,3 +298,92 @@ def check_preference_matrix(matrix, atol: float = 1e-8, name: str = "preference 
         raise InvalidGameError(f"{name} {at} + P[{idx[-1]}, {idx[-2]}] = {P[idx] + P[j]:.6g} != 1 "
                                f"(a constant-sum preference needs P + P.T = 1, atol={atol:g})")
     return np.clip(P, 0.0, 1.0)
+
+
+# ------------------------------------------------------------------- actions
+#: what every env says when it is stepped after ``terminated`` or ``truncated``
+STEP_AFTER_END = ("episode is over: step() called after the episode ended (terminated or truncated); "
+                  "call reset() to start a new episode")
+#: what every env says when it is stepped before its first ``reset()``
+STEP_BEFORE_RESET = "step() called before reset(); call reset() first"
+
+
+def check_discrete_action(action, n: int, name: str = "action") -> int:
+    """``action`` as an ``int`` in ``[0, n)``: one integer (a NumPy integer or a 1-element integer array)."""
+    try:
+        arr = np.asarray(action)
+    except (ValueError, TypeError):
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "iu" or arr.size != 1:
+        raise InvalidActionError(
+            f"invalid {name} {_show(action)} (type {type(action).__name__}); "
+            f"expected one integer in [0, {n})"
+        )
+    a = int(arr.reshape(-1)[0])
+    if not 0 <= a < n:
+        raise InvalidActionError(f"{name} {a} is out of range; valid actions are integers in [0, {n})")
+    return a
+
+
+def check_box_action(action, space, name: str = "action", rtol: float = 1e-6):
+    """Check a continuous action against a Gymnasium ``Box``; return it unchanged.
+
+    The action must be numeric, of the space's shape, finite (NaN or inf are
+    refused rather than passed to a simulator) and within the bounds up to
+    ``rtol * (1 + |bound|)`` (float32 rounding of a clipped action is allowed).
+    """
+    try:
+        arr = np.asarray(action, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise InvalidActionError(f"invalid {name} {_show(action)} (type {type(action).__name__}); expected "
+                                 f"a real array of shape {space.shape}") from None
+    if arr.shape != tuple(space.shape):
+        raise InvalidActionError(f"{name} has shape {arr.shape}; the action space {space} needs shape "
+                                 f"{tuple(space.shape)}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InvalidActionError(f"{name} has {arr[idx]} at index {idx}; actions must be finite numbers "
+                                 f"in the action space {space}")
+    low = np.asarray(space.low, np.float64)
+    high = np.asarray(space.high, np.float64)
+    with np.errstate(invalid="ignore"):
+        out = (arr < low - rtol * (1 + np.abs(low))) | (arr > high + rtol * (1 + np.abs(high)))
+    if out.any():
+        idx = tuple(int(i) for i in np.argwhere(out)[0])
+        lo, hi = np.broadcast_to(low, arr.shape)[idx], np.broadcast_to(high, arr.shape)[idx]
+        raise InvalidActionError(f"{name}[{', '.join(map(str, idx))}] = {arr[idx]:.6g} lies outside the "
+                                 f"action space's bounds [{lo:g}, {hi:g}]")
+    return action
+
+
+def check_action(action, space, name: str = "action"):
+    """Check ``action`` against a Gymnasium space (Discrete and Box in detail, others by ``contains``)."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        a = check_discrete_action(int(action) if isinstance(action, np.integer) else action,
+                                  int(space.n) + int(space.start), name)
+        if a < int(space.start):
+            raise InvalidActionError(f"{name} {a} is out of range; valid actions are integers in "
+                                     f"[{int(space.start)}, {int(space.start) + int(space.n)})")
+        return action
+    if isinstance(space, spaces.Box):
+        return check_box_action(action, space, name)
+    try:
+        ok = space.contains(action)
+    except Exception:  # noqa: BLE001 - a malformed action may break contains() in any way
+        ok = False
+    if not ok:
+        raise InvalidActionError(f"{name} {_show(action)} is not in the action space {space}")
+    return action
+
+
+def check_parallel_actions(actions, agents: list[str]) -> None:
+    """A PettingZoo parallel step: the episode is live and ``actions`` has one entry per live agent."""
+    if not agents:
+        raise InvalidActionError("episode is over (or never began): step() called after the episode "
+                                 "ended or before reset(); call reset()")
+    if not isinstance(actions, dict) or set(actions) != set(agents):
+        got = sorted(map(str, actions)) if isinstance(actions, dict) else type(actions).__name__
+        raise InvalidActionError(f"actions needed for exactly {agents}; got {got}")

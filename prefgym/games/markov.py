@@ -128,7 +128,7 @@ class TabularMarkovGame:
             raise InvalidPolicyError(f"{name} must have shape (H, S, A) or (K, H, S, A) = "
                                      f"{self.policy_shape}; got {np.shape(policy)}")
         if not np.isfinite(pi).all() or (pi < -atol).any():
-            raise InvalidPolicyError(f"{name} has negative, NaN or inf probabilities; each row must be a "
+            raise InvalidPolicyError(f"{name} has negative or NaN (or inf) probabilities; each row must be a "
                                      "probability vector")
         sums = pi.sum(axis=-1)
         if (np.abs(sums - 1) > atol).any():
