@@ -180,7 +180,7 @@ class Cyclic(_MatrixBacked):
     """
 
     def __init__(self, n: int = 3, strength: float = 1.0):
-        n = check_int(n, "n", minimum=2)
+        n = check_int(n, "n", minimum=2, maximum=8192)  # an n x n matrix of at most 512 MiB
         strength = check_float(strength, "strength", low=0.0, high=1.0, low_open=True)
         d = (np.arange(n)[None, :] - np.arange(n)[:, None]) % n  # clockwise distance i -> j
         half = (n - 1) // 2

@@ -120,7 +120,12 @@ class SyntheticTeacher:
         rb = self.returns(rewards_b, mask_b)
         ua = self.utilities(rewards_a, mask_a)
         ub = self.utilities(rewards_b, mask_b)
-        ra, rb, ua, ub = np.broadcast_arrays(ra, rb, ua, ub)
+        try:
+            ra, rb, ua, ub = np.broadcast_arrays(ra, rb, ua, ub)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"segments a and b must hold broadcastable batches of queries (..., L); got rewards of "
+                f"shapes {np.shape(rewards_a)} and {np.shape(rewards_b)}") from None
         skip = (np.maximum(ra, rb) <= self.skip_threshold) if self.skip_threshold is not None \
             else np.zeros(ra.shape, bool)
         equal = (np.abs(ra - rb) < self.equal_threshold) if self.equal_threshold is not None \

@@ -252,11 +252,20 @@ class PreferencePairs:
         if not path.exists():
             raise DatasetError(f"preference dataset {str(path)!r} not found; make it with "
                                f"`prefgym data preferences --env ENV --out {path}`")
-        with np.load(path, allow_pickle=False) as data:
-            if "meta" not in data.files:
-                raise DatasetError(f"{str(path)!r} is not a prefgym preference dataset (no metadata)")
-            meta = json.loads(str(data["meta"]))
-            arrays = {k: data[k] for k in cls._ARRAYS}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if not hasattr(data, "files") or "meta" not in data.files:
+                    raise DatasetError(f"{str(path)!r} is not a prefgym preference dataset (no metadata)")
+                meta = json.loads(str(data["meta"]))
+                arrays = {k: data[k] for k in cls._ARRAYS}
+        except DatasetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways inside np.load
+            raise DatasetError(f"preference dataset {str(path)!r} cannot be read: it is truncated, corrupted "
+                               f"or not an .npz file ({type(exc).__name__}: {str(exc)[:100]})") from exc
+        if not isinstance(meta, dict):
+            raise DatasetError(f"{str(path)!r} is not a prefgym preference dataset (its metadata is not a "
+                               "JSON object)")
         if env_id is not None and meta.get("env_id") not in (None, env_id):
             raise DatasetError(f"preference dataset {str(path)!r} was recorded on {meta['env_id']!r}, "
                                f"not {env_id!r}")

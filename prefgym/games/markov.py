@@ -30,6 +30,9 @@ from prefgym.validation import check_finite_array, check_int, check_real_array
 
 __all__ = ["TabularMarkovGame"]
 
+#: largest policy ``(K, H, S, A)`` a game may need (512 MiB of float64)
+MAX_POLICY_ENTRIES = 2**26
+
 
 class TabularMarkovGame:
     """A two-player constant-sum Markov preference game (001 Sec. 2).
@@ -82,6 +85,10 @@ class TabularMarkovGame:
         if nu.shape != (S,) or not np.isfinite(nu).all() or (nu < 0).any() or abs(nu.sum() - 1) > atol:
             raise InvalidGameError(f"initial_distribution must be {S} non-negative numbers summing to 1; "
                                    f"got {nu}")
+        entries = len(np.flatnonzero(nu > 0)) * H * S * A
+        if entries > MAX_POLICY_ENTRIES:
+            raise InvalidGameError(f"a policy of this game has (K, H, S, A) = {entries} entries "
+                                   f"(horizon={H}); the limit is {MAX_POLICY_ENTRIES} (2**26, 512 MiB)")
         self.initial_distribution = nu
         self.initial_states = np.flatnonzero(nu > 0)
         self.initial_weights = nu[self.initial_states]

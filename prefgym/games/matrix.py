@@ -271,8 +271,18 @@ def _shape(batch: int | tuple[int, ...] | None) -> tuple[int, ...]:
     return tuple(check_positive_int(b, "batch") for b in batch)
 
 
-def _n_actions(n, minimum: int = 1) -> int:
-    return check_int(n, "n", minimum=minimum)
+#: largest ``batch * n * n`` a generator builds (512 MiB of float64); beyond it NumPy
+#: would fail with a MemoryError or swap for minutes
+MAX_GAME_ENTRIES = 2**26
+
+
+def _n_actions(n, minimum: int = 1, batch: tuple[int, ...] = ()) -> int:
+    n = check_int(n, "n", minimum=minimum)
+    size = n * n * int(np.prod(batch, dtype=object))
+    if size > MAX_GAME_ENTRIES:
+        raise InvalidArgumentError(f"a batch {batch} of games with n = {n} actions has {size} preference "
+                                   f"entries, more than the limit of {MAX_GAME_ENTRIES} (2**26, 512 MiB)")
+    return n
 
 
 def rps() -> MatrixGame:
@@ -287,7 +297,7 @@ def cyclic(n: int = 3, strength: float = 1.0) -> MatrixGame:
 
 def random_skew_symmetric(n: int, seed=None, batch: int | tuple[int, ...] | None = None) -> MatrixGame:
     """``P = sigmoid(G - G^T)`` with ``G`` i.i.d. standard normal."""
-    n = _n_actions(n)
+    n = _n_actions(n, batch=_shape(batch))
     G = _rng(seed).standard_normal((*_shape(batch), n, n))
     return MatrixGame(expit(G - np.swapaxes(G, -1, -2)))
 
@@ -296,7 +306,7 @@ def transitive(
     n: int, seed=None, temperature: float = 1.0, batch: int | tuple[int, ...] | None = None
 ) -> MatrixGame:
     """Bradley-Terry game on i.i.d. normal rewards: the NE is the Condorcet winner."""
-    n = _n_actions(n)
+    n = _n_actions(n, batch=_shape(batch))
     temperature = check_positive_float(temperature, "temperature")
     r = _rng(seed).standard_normal((*_shape(batch), n))
     if not _shape(batch):
@@ -327,7 +337,7 @@ def planted_nash(
     With ``return_planted=True`` the planted policies ``(*batch, rank, n)`` are
     returned too.
     """
-    n = _n_actions(n, minimum=2)
+    n = _n_actions(n, minimum=2, batch=_shape(batch))
     rank = check_int(rank, "rank")
     if not 1 <= rank < n:
         raise InvalidArgumentError(f"rank must satisfy 1 <= rank < n = {n}; got {rank}")
@@ -341,7 +351,8 @@ def planted_nash(
         Q = null_space(pis)  # (n, n - r)
         G = rng.standard_normal((n - rank, n - rank))
         A = Q @ (G - G.T) @ Q.T
-        mats[k] = 0.5 * A / np.abs(A).max()
+        scale = np.abs(A).max()
+        mats[k] = 0.5 * A / scale if scale > 0 else 0.0  # n - rank = 1: every pair ties
     P = 0.5 + mats.reshape(*shape, n, n) if shape else 0.5 + mats[0]
     game = MatrixGame(P)
     if return_planted:

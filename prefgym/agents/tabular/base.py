@@ -174,6 +174,7 @@ class TabularAgent(BaseAgent):
         state = {
             "game_preference": self.game.preference,
             "logits": self.logits,
+            "policy": self._policy,
             "sum_policy": self._sum_policy,
             "sum_payoff": self._sum_payoff,
             "count": np.array(self._count),
@@ -184,7 +185,10 @@ class TabularAgent(BaseAgent):
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.logits, self._policy = log_normalize(state["logits"])
+        if "policy" in state:  # exact: re-normalising the saved logits can move the last ulp
+            self.logits, self._policy = state["logits"].copy(), state["policy"].copy()
+        else:
+            self.logits, self._policy = log_normalize(state["logits"])
         self._payoff = self.game._payoff_vector(self._policy)
         self._sum_policy = state["sum_policy"].copy()
         self._sum_payoff = state["sum_payoff"].copy()
