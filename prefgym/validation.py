@@ -122,7 +122,7 @@ def check_positive_float(value, name: str) -> float:
     if not _is_real_number(value):
         raise InvalidTypeError(f"{name} must be a positive number; got {_show(value)} "
                                f"({type(value).__name__})")
-    raise InvalidArgumentError(f"{name} must be a finite number > 0; got {float(value)}")
+    raise InvalidArgumentError(f"{name} must be a positive number (finite, > 0); got {float(value)}")
 
 
 def check_nonnegative_float(value, name: str) -> float:

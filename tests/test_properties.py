@@ -5,7 +5,7 @@ Inputs mix valid values with random shapes, dtypes (float, int, bool, complex,
 strings), NaN / inf, negative and huge values. Each call goes through
 :func:`outcomes.attempt`, which counts the outcome per target and fails the test
 on anything but "worked" or "clear error"; ``benchmarks/reliability.py`` prints
-the counts. ``PREFGYM_PROPERTY_EXAMPLES`` sets the examples per test (default 25).
+the counts. ``PREFGYM_PROPERTY_EXAMPLES`` sets the examples per test (default 50).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from prefgym.teachers import SyntheticTeacher
 
 settings.register_profile(
     "prefgym",
-    max_examples=int(os.environ.get("PREFGYM_PROPERTY_EXAMPLES", "25")),
+    max_examples=int(os.environ.get("PREFGYM_PROPERTY_EXAMPLES", "50")),
     deadline=None,
     derandomize=True,  # the same examples on every run: deterministic tests
     database=None,

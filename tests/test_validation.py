@@ -54,8 +54,8 @@ def test_check_seed_accepts_ints_and_none():
 
 @pytest.mark.parametrize(("value", "error", "match"), [
     ("0.1", InvalidTypeError, r"learning_rate must be a positive number; got '0.1' \(str\)"),
-    (0.0, InvalidArgumentError, "learning_rate must be a finite number > 0; got 0.0"),
-    (-1, InvalidArgumentError, "> 0; got -1"),
+    (0.0, InvalidArgumentError, r"learning_rate must be a positive number \(finite, > 0\); got 0.0"),
+    (-1, InvalidArgumentError, r"> 0\); got -1"),
     (np.nan, InvalidArgumentError, "got nan"),
     (np.inf, InvalidArgumentError, "got inf"),
     (True, InvalidTypeError, "bool"),

@@ -25,7 +25,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 
-from prefgym.errors import InvalidActionError
+from prefgym.errors import InvalidActionError, InvalidPolicyError
 from prefgym.games.matrix import MatrixGame, make_game
 from prefgym.simplex import check_policy
 from prefgym.validation import (
@@ -33,6 +33,7 @@ from prefgym.validation import (
     STEP_BEFORE_RESET,
     check_discrete_action,
     check_parallel_actions,
+    check_real_array,
     check_seed,
 )
 
@@ -74,10 +75,10 @@ def check_action(action, n: int, name: str = "action") -> int:
 
 def check_opponent(policy, n: int) -> np.ndarray:
     """Validate an opponent mixture: length ``n``, non-negative, summing to 1."""
-    p = np.asarray(policy, dtype=np.float64)
+    p = check_real_array(policy, "opponent policy", InvalidPolicyError)
     if p.ndim != 1:
-        raise ValueError(f"opponent policy must be a 1-D probability vector of length {n}; "
-                         f"got shape {p.shape}")
+        raise InvalidPolicyError(f"opponent policy must be a 1-D probability vector of length {n}; "
+                                 f"got shape {p.shape}")
     return check_policy(p, n, name="opponent policy")
 
 
