@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: default wall-clock limit (seconds) of :meth:`MatrixGame.nash_equilibrium`
-DEFAULT_TIME_LIMIT = 60.0
+DEFAULT_TIME_LIMIT = 30.0
 #: measured on a 2-core machine (scipy HiGHS, random skew-symmetric games): the LP
 #: takes ~0.5 s at n = 400, ~2.4 s at n = 600, ~9 s at n = 800 and ~13 s at n = 1000
 LP_SIZE_NOTE = ("the exact LP takes about 0.5 s at n = 400, 2.4 s at n = 600, 9 s at n = 800 and "
