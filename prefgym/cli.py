@@ -1,4 +1,4 @@
-"""Command line: ``prefgym list | train | evaluate | reproduce``.
+"""Command line: prefgym list | train | evaluate | reproduce | data.
 
 Examples
 --------
@@ -22,9 +22,12 @@ User errors (unknown agent or task, bad parameter, bad environment, missing file
 or model folder) print one line on stderr and return exit code 2.
 
 A training run folder holds ``config.json``, ``metrics.csv``, ``agent.zip`` and
-``gap.png``. ``metrics.csv`` has one row per update with columns
-``iteration,last_gap,average_gap`` (``iteration`` counts updates from 1); for
-a batch of games it is in long format, ``iteration,game,last_gap,average_gap``.
+``gap.png``. ``metrics.csv`` is the CSV output of the agent's logger (SB3's
+``Logger`` format, :mod:`prefgym.logger`) dumped after every update, with columns
+``iteration,last_gap,average_gap`` (``iteration`` counts updates from 1); for a
+batch of games ``last_gap`` and ``average_gap`` are the largest gaps of the batch,
+``last_gap_mean`` and ``average_gap_mean`` their means (the per-game gaps are in
+``agent.zip``'s history).
 
 Markov games (001): an env whose ``env.unwrapped.game`` is a
 :class:`~prefgym.games.markov.TabularMarkovGame` (the ``prefgym/Gridworld*`` ids)
@@ -72,8 +75,8 @@ and, on a menu task, the exact duality gap (:func:`prefgym.cli_llm.evaluate_llm`
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -94,13 +97,31 @@ DEFAULT_ENV_KWARGS = {"generator": "planted", "generator_kwargs": {"n": 10, "ran
 MARKOV_METRICS = ("iteration", "exploitability", "average_exploitability")
 
 
+#: printed by ``prefgym reproduce NAME --quick`` before it runs
+QUICK_NOTE = ("--quick: a smoke check on a small budget; its verdicts say whether the code path runs and "
+              "the numbers move the right way, not whether the paper's claims hold (run without --quick "
+              "for those).")
+#: importable module -> the extra that installs it (a missing one is reported in one line)
+OPTIONAL_MODULES = {"torch": "llm", "transformers": "llm", "tokenizers": "llm", "datasets": "llm",
+                    "accelerate": "llm", "peft": "llm", "safetensors": "llm", "stable_baselines3": "sb3",
+                    "yaml": "sb3", "mujoco": "mujoco", "minari": "mujoco", "tensorboard": "tensorboard"}
+#: commands whose optional modules all come with one extra (``prefgym data`` needs SB3 and Minari)
+COMMAND_EXTRAS = {"data": "mujoco"}
+
+
 class CLIError(PrefgymError):
     """A user error: reported in one line with exit code 2."""
 
 
 # ------------------------------------------------------------------ helpers
+def plain_text(text: str) -> str:
+    """``text`` without reStructuredText markup: ````x```` -> ``x``, ``:class:`~a.B``` -> ``B``."""
+    text = re.sub(r":[a-z]+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
 def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
+    return plain_text((doc or "").strip().splitlines()[0]) if (doc or "").strip() else ""
 
 
 def env_ids() -> list[str]:
@@ -224,14 +245,36 @@ def train(
     params: dict[str, Any] | None = None,
     out: str | Path | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train an agent on an env's game and write a run folder; return its config.
+
+    The run is written into a hidden staging folder and moved into place when it is
+    complete, so the folder holds the previous run or the new one, never a mix.
 
     Raises
     ------
     CLIError
         On an unknown agent, bad parameters or a bad environment.
+    OutputExistsError
+        ``out`` is a non-empty folder and ``overwrite`` is False.
     """
+    from prefgym.agents import get_agent_class
+    from prefgym.fileio import staged_output_dir
+
+    try:
+        name = get_agent_class(agent).name
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    final_dir = Path(out) if out is not None else Path("runs") / f"{name}-{stamp}"
+    with staged_output_dir(final_dir, overwrite=overwrite) as stage:
+        return _train_run(agent, env, env_kwargs, iterations, params, stage, final_dir, progress)
+
+
+def _train_run(agent, env, env_kwargs, iterations, params, out_dir: Path, final_dir: Path,
+               progress: bool) -> dict[str, Any]:
+    """:func:`train`, writing into ``out_dir`` (the staging folder of ``final_dir``)."""
     from prefgym import __version__
     from prefgym.agents import get_agent_class
     from prefgym.agents.markov import MarkovAgent
@@ -258,11 +301,13 @@ def train(
         model = cls(game, **params)
     except (TypeError, ValueError) as exc:
         raise CLIError(f"cannot build agent {cls.name!r} with parameters {params}: {exc}") from None
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = Path(out) if out is not None else Path("runs") / f"{cls.name}-{stamp}"
-    out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    model.learn(int(iterations), progress_bar=progress)
+    logger = metrics_logger(out_dir)
+    model.set_logger(logger)
+    try:
+        model.learn(int(iterations), log_interval=1, progress_bar=progress)
+    finally:
+        logger.close()
     runtime = time.perf_counter() - start
     base = {"agent": cls.name, "agent_class": cls.__name__, "agent_params": params,
             "env": env, "env_kwargs": env_kwargs}
@@ -272,7 +317,6 @@ def train(
         hist = model.history
         last = hist["last_gap"].reshape(hist["last_gap"].shape[0], -1)
         avg = hist["average_gap"].reshape(last.shape)
-        _write_metrics(out_dir / "metrics.csv", last, avg, batched=bool(game.batch_shape))
         model.save(out_dir / "agent.zip")
         plot_curves({"last iterate": last if game.batch_shape else last[:, 0],
                      "average iterate": avg if game.batch_shape else avg[:, 0]},
@@ -283,13 +327,13 @@ def train(
             "batch_shape": list(game.batch_shape), "updates_done": int(last.shape[0]),
             "final_last_gap": model.current_gap("last").tolist(),
             "final_average_gap": model.current_gap("average").tolist(),
-            "metrics_columns": ("iteration,game,last_gap,average_gap" if game.batch_shape
-                                else "iteration,last_gap,average_gap"),
+            "metrics_columns": ("iteration,last_gap,last_gap_mean,average_gap,average_gap_mean"
+                                if game.batch_shape else "iteration,last_gap,average_gap"),
         }
     config.update({
         "iterations": int(iterations), "runtime_s": round(runtime, 3),
         "created": datetime.now().isoformat(timespec="seconds"),
-        "prefgym_version": __version__, "out": str(out_dir),
+        "prefgym_version": __version__, "out": str(final_dir),
     })
     with open(out_dir / "config.json", "w") as fh:
         json.dump(config, fh, indent=2, default=json_default)
@@ -303,10 +347,6 @@ def _finish_markov_run(model, env: str, out_dir: Path) -> dict[str, Any]:
     game = model.game
     hist = model.history
     last, avg = hist["exploitability"], hist["average_exploitability"]
-    with open(out_dir / "metrics.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(MARKOV_METRICS)
-        writer.writerows((t + 1, repr(float(last[t])), repr(float(avg[t]))) for t in range(last.shape[0]))
     model.save(out_dir / "agent.zip")
     shape = f"S={game.n_states}, A={game.n_actions}, H={game.horizon}"
     plot_curves({"last iterate": last, "average iterate": avg}, out_dir / "gap.png",
@@ -323,20 +363,11 @@ def _finish_markov_run(model, env: str, out_dir: Path) -> dict[str, Any]:
     }
 
 
-def _write_metrics(path: Path, last: np.ndarray, avg: np.ndarray, batched: bool) -> None:
-    T, G = last.shape
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        if not batched:
-            writer.writerow(["iteration", "last_gap", "average_gap"])
-            writer.writerows((t + 1, repr(float(last[t, 0])), repr(float(avg[t, 0])))
-                             for t in range(T))
-            return
-        writer.writerow(["iteration", "game", "last_gap", "average_gap"])
-        for t in range(T):
-            writer.writerows((t + 1, g, repr(float(last[t, g])), repr(float(avg[t, g])))
-                             for g in range(G))
+def metrics_logger(out_dir: Path):
+    """The logger of a run: SB3's CSV format into ``out_dir/metrics.csv`` (one row per dump)."""
+    from prefgym.logger import CSVOutputFormat, Logger
 
+    return Logger(out_dir, [CSVOutputFormat(out_dir / "metrics.csv")])
 
 
 # ----------------------------------------------------------------- evaluate
@@ -415,7 +446,10 @@ def _evaluate_markov(agent, path: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------- commands
 def _cmd_list(args: argparse.Namespace) -> int:
     from prefgym.agents import AGENTS
-    from prefgym.reproductions import REPRODUCTIONS
+    from prefgym.agents.llm import LLM_AGENT_SUMMARIES
+    from prefgym.agents.llm.tasks import LLM_TASKS
+    from prefgym.cli_llm import llm_agent_names
+    from prefgym.reproductions import CATALOG
 
     ids = env_ids()
     print("Environments:")
@@ -425,29 +459,29 @@ def _cmd_list(args: argparse.Namespace) -> int:
     wc = max(len(c.__name__) for c in AGENTS.values())
     for name, cls in AGENTS.items():
         print(f"  {name:<{wn}}  {cls.__name__:<{wc}}  {_first_line(cls.__doc__)}")
-    from prefgym.agents.llm import LLM_AGENTS
-    from prefgym.agents.llm.tasks import LLM_TASKS
-
-    print("LLM agents (--task, --model):")
-    from prefgym.cli_llm import llm_agent_names
-
+    print("LLM agents (--task, --model; need the llm extra):")
     names = llm_agent_names()
-    wn, wc = max(map(len, names)), max(len(c.__name__) for c in LLM_AGENTS.values())
+    wn, wc = max(map(len, names)), max(len(c) for c, _ in LLM_AGENT_SUMMARIES.values())
     for name, key in names.items():
-        cls = LLM_AGENTS[key]
-        print(f"  {name:<{wn}}  {cls.__name__:<{wc}}  {_first_line(cls.algorithm_class.__doc__)}")
+        cls_name, summary = LLM_AGENT_SUMMARIES[key]
+        print(f"  {name:<{wn}}  {cls_name:<{wc}}  {summary}")
     print("LLM tasks:")
     wt = max(map(len, LLM_TASKS))
     for name, task in LLM_TASKS.items():
         print(f"  {name:<{wt}}  {task.description}")
     print("Reproductions:")
-    wr = max(map(len, REPRODUCTIONS))
-    for name, rep in REPRODUCTIONS.items():
-        print(f"  {name:<{wr}}  {rep.description}")
+    wr = max(map(len, CATALOG))
+    for name, entry in CATALOG.items():
+        extra = f" [needs the {entry.extra} extra]" if entry.extra else ""
+        print(f"  {name:<{wr}}  {entry.description}{extra}")
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if getattr(args, "algo", None) is not None:  # SB3 algorithms (self-play on the two-player ids)
+        from prefgym.cli_sb3 import cmd_train_sb3
+
+        return cmd_train_sb3(args)
     params = parse_params(args.param)
     if args.lr is not None:
         params["learning_rate"] = args.lr
@@ -474,7 +508,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not isinstance(env_kwargs, dict):
             raise CLIError(f"--env-kwargs must be a JSON object; got {args.env_kwargs!r}")
     cfg = train(args.agent, args.env, env_kwargs, args.iterations, params, args.out,
-                progress=not args.no_progress)
+                progress=not args.no_progress, overwrite=args.overwrite)
     if cfg["game_kind"] == "markov":
         print(f"{cfg['agent_class']} on {cfg['env']} (S={cfg['n_states']}, A={cfg['n_actions']}, "
               f"H={cfg['horizon']}): {cfg['updates_done']} updates in {cfg['runtime_s']:.2f} s")
@@ -492,6 +526,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from prefgym.cli_sb3 import cmd_evaluate_sb3, is_sb3_run
+
+    if is_sb3_run(args.path):
+        return cmd_evaluate_sb3(args)
     res = evaluate(args.path, num_samples=args.samples, seed=args.seed)
     if res.get("task") is not None and "win_rate_vs_initial" in res:
         from prefgym.cli_llm import _print_llm_evaluation
@@ -528,10 +566,16 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         rep = get_reproduction(args.name)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    out = Path(args.out) if args.out else Path("runs") / "reproduce" / rep.name
+    folder = f"{rep.name}-quick" if args.quick else rep.name  # never in a full run's folder
+    out = Path(args.out) if args.out else Path("runs") / "reproduce" / folder
+    if args.quick:
+        print(QUICK_NOTE, file=sys.stderr)
+    from prefgym.fileio import prepare_output_dir
+
+    prepare_output_dir(out, overwrite=args.overwrite)
     try:
         summary = rep.run(out, quick=args.quick, progress=not args.no_progress, budget=args.budget,
-                          env=args.env)
+                          env=args.env, executor=args.executor, address=args.address)
     except ValueError as exc:
         if "takes no option" in str(exc):
             raise CLIError(str(exc)) from None
@@ -539,7 +583,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     body = {k: v for k, v in summary.items() if k not in ("verdicts", "files")}
     print(_compact(body))
     print("files: " + ", ".join([*summary["files"], str(out / "summary.json")]))
-    print("verdicts:")
+    print("verdicts:" + ("  (--quick: smoke checks on a small budget, not the paper's claims)"
+                         if args.quick else ""))
     for claim, text in summary["verdicts"].items():
         print(f"  - {claim}\n      {text}")
     return 0
@@ -547,7 +592,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``prefgym`` command."""
-    parser = argparse.ArgumentParser(prog="prefgym", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="prefgym", description=__doc__.split("\n")[0],
+        epilog="Run 'prefgym COMMAND --help' for a command's options and 'prefgym list' for the "
+               "environments, agents and reproductions.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="list environments, agents and reproductions")
@@ -555,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an agent on a matrix-game or Markov-game environment, or an "
                                      "LLM self-play trainer on a task")
-    p.add_argument("--agent", default=None, help="agent name (see `prefgym list`; NAME-llm for the LLM "
+    p.add_argument("--agent", default=None, help="agent name (see 'prefgym list'; NAME-llm for the LLM "
                                                  "trainers); default omwu")
     p.add_argument("--env", default=None, help=f"environment id; default {DEFAULT_ENV}")
     p.add_argument("--env-kwargs", default=None, metavar="JSON",
@@ -572,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "(LLM: runs/<agent>-<task>-<timestamp>)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--task", default=None,
-                   help="LLM agents: built-in task (see `prefgym list`); default menu")
+                   help="LLM agents: built-in task (see 'prefgym list'); default menu")
     p.add_argument("--model", default=None, metavar="FOLDER",
                    help="LLM agents: local save_pretrained folder of a causal LM and its tokenizer; default "
                         "a tiny random-init GPT-2 built from its config")
@@ -580,6 +628,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LLM agents: continue the run folder RUN from its latest checkpoint up to "
                         "--iterations in all")
     p.add_argument("--device", default=None, help="LLM agents: torch device of the policy; default cpu")
+    from prefgym.cli_sb3 import add_train_arguments
+
+    add_train_arguments(p)
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out folder")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a saved agent: duality gap / exploitability, Nash "
@@ -588,16 +640,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=64,
                    help="LLM runs: sampled comparisons per prompt for the win rate; default 64")
     p.add_argument("--seed", type=int, default=0, help="LLM runs: seed of the sampled win rate; default 0")
+    p.add_argument("--episodes", type=int, default=20,
+                   help="SB3 runs (train --algo): episodes for the mean return; default 20")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("reproduce", help="run a paper reproduction and report its verdicts")
-    p.add_argument("name", help="reproduction name (see `prefgym list`)")
-    p.add_argument("--out", default=None, help="output folder; default runs/reproduce/NAME")
-    p.add_argument("--quick", action="store_true", help="small budget (seconds)")
+    p.add_argument("name", help="reproduction name (see 'prefgym list')")
+    p.add_argument("--out", default=None, help="output folder; default runs/reproduce/NAME "
+                                               "(with --quick: runs/reproduce/NAME-quick)")
+    p.add_argument("--quick", action="store_true", help="small budget (seconds to minutes): a smoke check, "
+                                                        "not the paper's claims")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--budget", default=None, help="budget of reproductions that take one (aihf-mujoco: "
                    "quick | small | paper)")
     p.add_argument("--env", default=None, help="environment of reproductions that take one (aihf-mujoco)")
+    p.add_argument("--executor", default=None, choices=("process", "ray"),
+                   help="where sweeps' runs go (aihf-mujoco): local process pool (default) or Ray tasks")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: auto | HOST:PORT of a Ray cluster; default a local instance")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out folder")
     p.set_defaults(func=_cmd_reproduce)
 
     from prefgym.data.control import add_data_commands
@@ -617,6 +678,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except PrefgymError as exc:
         print(f"prefgym {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional dependency that is not installed
+        top = (exc.name or "").split(".")[0]
+        if top not in OPTIONAL_MODULES:
+            raise
+        extra = COMMAND_EXTRAS.get(args.command, OPTIONAL_MODULES[top])
+        print(f"prefgym {args.command}: error: this command needs {top}, which is not installed: "
+              f"pip install 'prefgym[{extra}]'", file=sys.stderr)
         return 2
 
 

@@ -36,9 +36,9 @@ TINY_MODEL = {"arch": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 2, "seed": 0
 
 def llm_agent_names() -> dict[str, str]:
     """CLI name -> key of :data:`~prefgym.agents.llm.LLM_AGENTS` (``omwu-llm`` -> ``omwu``, ...)."""
-    from prefgym.agents.llm import LLM_AGENTS
+    from prefgym.agents.llm import LLM_AGENT_SUMMARIES  # the same keys, without importing torch
 
-    return {key.replace("_", "-") + LLM_SUFFIX: key for key in LLM_AGENTS}
+    return {key.replace("_", "-") + LLM_SUFFIX: key for key in LLM_AGENT_SUMMARIES}
 
 
 def is_llm_agent(name: str) -> bool:
@@ -114,6 +114,7 @@ def train_llm(
     progress: bool = True,
     resume: str | Path | None = None,
     device: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train a language-model self-play trainer on a built-in task and write a run folder; return its config.
 
@@ -145,6 +146,9 @@ def train_llm(
         may be left out; given, they must match the run's.
     device
         Device of the policy (``"cpu"``, ``"cuda"``, ...); default CPU (on resume: the run's).
+    overwrite
+        Start a new run in a non-empty ``out`` folder: its old contents are replaced in one
+        step (otherwise :class:`~prefgym.errors.OutputExistsError`, or a hint to ``--resume``).
 
     Raises
     ------
@@ -194,9 +198,15 @@ def train_llm(
     trainer_kw = {**spec.trainer_defaults, **params}
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = Path(out) if out is not None else Path("runs") / f"{name}-{spec.name}-{stamp}"
-    if resume is None and (out_dir / "latest").exists():
-        raise CLIError(f"{out_dir} already holds a run; continue it with --resume {out_dir} or pick another "
-                       "--out")
+    if resume is None and (out_dir / "latest").exists() and not overwrite:
+        raise CLIError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, pick another "
+                       "--out or pass --overwrite")
+    if resume is None:
+        from prefgym.fileio import empty_dir, prepare_output_dir
+
+        prepare_output_dir(out_dir, overwrite=overwrite)
+        if overwrite:
+            empty_dir(out_dir)  # the old run goes in one step: never a mix of old and new files
 
     import torch
 
@@ -229,8 +239,10 @@ def train_llm(
             config["resumed_at"] = done
 
         def write_config(extra: dict[str, Any] | None = None) -> None:
+            from prefgym.fileio import atomic_write
+
             out_dir.mkdir(parents=True, exist_ok=True)
-            with open(out_dir / "config.json", "w") as fh:  # the trainer's own settings: trainer.json
+            with atomic_write(out_dir / "config.json", "w") as fh:  # the trainer's own settings: trainer.json
                 json.dump({**config, **(extra or {})}, fh, indent=2, default=json_default)
 
         write_config({"updates_done": trainer.num_iterations})
@@ -343,7 +355,8 @@ def _cmd_train_llm(args: argparse.Namespace, params: dict[str, Any]) -> int:
         raise CLIError("--env / --env-kwargs apply to the matrix- and Markov-game agents; the LLM agents "
                        "take --task")
     cfg = train_llm(args.agent, args.task, args.model, args.iterations, params or None, args.out,
-                    progress=not args.no_progress, resume=args.resume, device=args.device)
+                    progress=not args.no_progress, resume=args.resume, device=args.device,
+                    overwrite=bool(getattr(args, "overwrite", False)))
     model = cfg["model"] or "tiny GPT-2"
     start = f", resumed at iteration {cfg['resumed_at']}" if "resumed_at" in cfg else ""
     print(f"{cfg['agent_class']} ({cfg['agent']}) on task {cfg['task']} with {model}: "

@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import norm
 
 from prefgym.games.matrix import MatrixGame
 
@@ -80,6 +79,8 @@ class WinRate:
 def _z(confidence: float) -> float:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie in (0, 1); got {confidence}")
+    from scipy.stats import norm  # imported on use: scipy.stats is slow to import
+
     return float(norm.ppf(0.5 + confidence / 2.0))
 
 

@@ -13,15 +13,19 @@ leaves either the previous complete file or the new one, never a mix.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from prefgym.errors import InvalidArgumentError, OutputExistsError
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "contained_path", "prepare_output_dir"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "contained_path", "prepare_output_dir",
+           "empty_dir", "publish_dir", "staged_output_dir"]
 
 
 @contextlib.contextmanager
@@ -85,13 +89,82 @@ def prepare_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path
         ``path`` exists and is not empty (or is a file) and ``overwrite`` is False.
     """
     path = Path(path)
+    _check_output_dir(path, overwrite)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _check_output_dir(path: Path, overwrite: bool) -> None:
     if path.exists() and not path.is_dir():
         raise OutputExistsError(f"output path {str(path)!r} is a file, not a folder")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise OutputExistsError(
             f"output folder {str(path)!r} is not empty; choose another folder or pass --overwrite "
             "(overwrite=True) to replace its files")
-    path.mkdir(parents=True, exist_ok=True)
+
+
+def _sibling(path: Path, tag: str) -> Path:
+    return path.parent / f".{path.name}.{tag}-{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def staged_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """A hidden staging folder beside ``path``; when the block ends it replaces ``path`` in one step.
+
+    For runs that write several files: a run killed or failed inside the block leaves
+    ``path`` exactly as it was (a failed block removes its staging folder; a killed one
+    leaves a hidden ``.NAME.staging-*`` folder, never a half-written ``path``).
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` is a file, or a non-empty folder and ``overwrite`` is False (checked
+        before and after the block).
+    """
+    path = Path(path)
+    _check_output_dir(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stage = _sibling(path, "staging")
+    stage.mkdir()
+    try:
+        yield stage
+        _check_output_dir(path, overwrite)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    publish_dir(stage, path)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def publish_dir(stage: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Move the folder ``stage`` to ``path``, replacing what is there in one atomic step where possible.
+
+    A missing or empty ``path`` is replaced by a rename; a non-empty one is swapped with
+    ``stage`` atomically (Linux), then the old contents are deleted. Elsewhere the old
+    folder is first renamed to a hidden ``.NAME.old-*`` sibling.
+    """
+    stage, path = Path(stage), Path(path)
+    try:
+        os.replace(stage, path)  # path missing, or an empty folder
+    except OSError:
+        if _exchange(stage, path):
+            shutil.rmtree(stage, ignore_errors=True)  # now holds the old contents
+        else:  # pragma: no cover - non-Linux fallback
+            old = _sibling(path, "old")
+            os.rename(path, old)
+            os.rename(stage, path)
+            shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(path.parent)
     return path
 
 
@@ -109,3 +182,15 @@ def contained_path(root: str | os.PathLike, relative: str | os.PathLike) -> Path
         raise InvalidArgumentError(
             f"path {str(relative)!r} points outside the folder {str(root)!r}; refusing to follow it")
     return target
+
+
+def empty_dir(path: str | os.PathLike) -> Path:
+    """Make the folder ``path`` empty in one step (an empty folder is swapped in; see :func:`publish_dir`)."""
+    path = Path(path)
+    if path.is_dir() and any(path.iterdir()):
+        empty = _sibling(path, "empty")
+        empty.mkdir()
+        publish_dir(empty, path)
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from prefgym.fileio import atomic_write
+
 __all__ = ["plot_curves", "plot_simplex_trajectories"]
 
 
@@ -60,8 +62,8 @@ def plot_curves(
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_write(path, "wb") as fh:  # a killed run never leaves half a figure
+        fig.savefig(fh, dpi=120, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 
@@ -97,7 +99,7 @@ def plot_simplex_trajectories(
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_write(path, "wb") as fh:  # a killed run never leaves half a figure
+        fig.savefig(fh, dpi=120, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path

@@ -226,7 +226,7 @@ def test_sb3_callbacks_progress_bar_and_stopping(pendulum_data):
                  sac_steps_per_iter=60, sac_kwargs={**TINY_SAC, "learning_starts": 50}, seed=0)
     counter, calls = Count(), []
     agent.learn(180, callback=[counter, lambda loc, glob: calls.append(1) or True], progress_bar=True)
-    assert counter.steps == 180 and counter.starts == 3 and len(calls) == 180
+    assert counter.steps == 180 and counter.starts == 1 and len(calls) == 180  # one start per learn call
     assert agent.num_iterations == 3
     stopper = Count(stop_at=70)
     agent.learn(600, callback=stopper)
@@ -388,3 +388,26 @@ def test_reward_net_outputs_and_normalization():
     assert state_only(torch.zeros(4, 3)).shape == (4,)
     with pytest.raises(ValueError, match="output_activation"):
         RewardNet(3, 1, output_activation="exp")
+
+
+def test_default_estimator_is_004s_weights_and_one_temperature(pendulum_data):
+    from prefgym.agents.aihf_estimator import paper_weights
+    from prefgym.errors import InvalidArgumentError
+
+    pairs = pendulum_data["pairs"]  # 400 pairs of 25-step segments
+    rng = np.random.default_rng(0)
+    demos = (rng.normal(size=(100, 3)).astype(np.float32),
+             rng.uniform(-2, 2, size=(100, 1)).astype(np.float32))
+    agent = AIHF(PENDULUM, demonstrations=demos, preferences=pairs, sac_kwargs=TINY_SAC, seed=0)
+    # Eq. 34: |D| = 100 steps / 25 = 4 segments, |P| = 400 pairs; both terms summed over 25 steps
+    assert (agent.w_demo, agent.w_pref) == paper_weights(4, 400) and agent.horizon == 25.0
+    # one temperature: SAC's entropy coefficient is the preference model's beta
+    assert agent.temperature == 0.2 and agent.sac.ent_coef_tensor.item() == pytest.approx(0.2)
+    hot = AIHF(PENDULUM, demos, pairs, temperature=0.5, w_demo=1.0, sac_kwargs=TINY_SAC, seed=0)
+    assert hot.sac.ent_coef_tensor.item() == pytest.approx(0.5) and hot.w_demo == 1.0
+    assert hot.w_pref == paper_weights(4, 400)[1]
+    with pytest.raises(InvalidArgumentError, match="one temperature"):
+        AIHF(PENDULUM, demos, pairs, temperature=0.5, sac_kwargs={**TINY_SAC, "ent_coef": 0.2})
+    with pytest.raises(InvalidArgumentError, match="fixed SAC ent_coef"):
+        AIHF(PENDULUM, demos, pairs, sac_kwargs={**TINY_SAC, "ent_coef": "auto"})
+    assert AIHF(PENDULUM, demos, pairs, mode="rlhf", sac_kwargs=TINY_SAC).w_pref == 1.0

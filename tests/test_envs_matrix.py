@@ -71,8 +71,9 @@ def test_registration_ids_defaults_and_idempotence():
     for env_id in ("prefgym/RPS-v0", "prefgym/MatrixGame-v0"):
         spec = gymnasium.registry[env_id]
         assert spec.entry_point == "prefgym.envs.matrix:MatrixGameEnv"
-        assert spec.max_episode_steps is None  # the env terminates itself after `rounds`
+        assert spec.max_episode_steps == 1  # the default rounds; the env terminates itself there
         env = gymnasium.make(env_id)
+        assert gymnasium.make(env_id, rounds=3).spec.max_episode_steps == 3  # SyncTimeLimit
         np.testing.assert_array_equal(env.unwrapped.game.preference, rps().preference)
         par = make_parallel(env_id, rounds=2)
         assert isinstance(par, MatrixGameParallelEnv) and par.rounds == 2

@@ -90,7 +90,8 @@ def test_registration_ids_defaults_and_overrides():
     assert {"prefgym/RPS-v0", "prefgym/MatrixGame-v0"} <= set(PARALLEL_ENVS)  # matrix ids kept
     for env_id, sizes in expected_defaults.items():
         spec = gymnasium.registry[env_id]
-        assert spec.entry_point == "prefgym.envs.gridworld:GridworldEnv" and spec.max_episode_steps is None
+        assert spec.entry_point == "prefgym.envs.gridworld:GridworldEnv"
+        assert spec.max_episode_steps == sizes[2]  # the default game's horizon
         game = gymnasium.make(env_id).unwrapped.game
         assert (game.n_states, game.n_actions, game.horizon) == sizes
         par = make_parallel(env_id)

@@ -86,8 +86,9 @@ def test_registration_is_idempotent_and_returns_parallel_factories():
     assert isinstance(factories["prefgym/Reasoning-v0"](preference="average"), ReasoningParallelEnv)
     for env_id, cls in zip(IDS, (DialogueEnv, ReasoningEnv), strict=True):
         spec = gymnasium.registry[env_id]
-        assert spec.max_episode_steps is None
-        assert isinstance(gymnasium.make(env_id).unwrapped, cls)
+        env = gymnasium.make(env_id)
+        assert spec.max_episode_steps == env.unwrapped.horizon  # the longest default task
+        assert isinstance(env.unwrapped, cls)
 
 
 # ---------------------------------------------------------------- exact judges

@@ -1,4 +1,4 @@
-"""Agents: update rules plus estimators plus schedules (see DESIGN.md)."""
+"""Agents: update rules plus estimators plus schedules (see docs/architecture.md)."""
 
 from prefgym.agents.base import BaseAgent
 from prefgym.agents.callbacks import BaseCallback, CallbackList, StopTrainingOnGap
@@ -32,8 +32,12 @@ def get_agent_class(name: str) -> type[BaseAgent]:
 
 
 def __getattr__(name: str):
-    # AIHF needs stable-baselines3 (the `mujoco` extra): import it on first use only
+    # AIHF needs stable-baselines3 and torch (the `sb3` extra): import it on first use only
     if name == "AIHF":
+        from prefgym.optional import require
+
+        for module in ("torch", "stable_baselines3"):
+            require(module, extra="sb3", purpose=f"prefgym.agents.AIHF needs {module}")
         from prefgym.agents.aihf import AIHF
 
         return AIHF

@@ -11,19 +11,26 @@ SB3's SAC (004 A.2.1). Each outer iteration (Alg. 1):
 1. *policy alignment*: ``sac_steps_per_iter`` SAC steps on the current reward,
    warm-started (the actor, critics and replay buffer persist across iterations);
 2. *reward alignment*: ``reward_steps_per_iter`` Adam steps on the surrogate
-   loss whose negative gradient is Eq. (19):
+   loss whose negative gradient is Eq. (19) (:func:`~prefgym.agents.aihf_estimator.aihf_loss`):
 
-       loss = w_demo * (mean_{(s,a) ~ pi} r - mean_{(s,a) ~ D^E} r)          (Eq. 18, ML-IRL)
-            - w_pref * mean_P [ y log sig(R_a - R_b) + (1 - y) log sig(R_b - R_a) ]   (Eq. 8, BTL)
+       loss = w_demo * H / beta * (mean_{(s,a) ~ pi} r - mean_{(s,a) ~ D^E} r)        (Eq. 18, Lemma 4.1)
+            - w_pref * mean_P [ y log sig(dR / beta) + (1 - y) log sig(-dR / beta) ]   (Eq. 8, BTL)
 
-   with ``R(sigma) = sum_t gamma^t r(s_t, a_t)`` over a segment and ``y`` the label
-   ``P(a > b)`` (soft labels allow the equal teacher's 1/2).
+   with ``dR = R(sigma_a) - R(sigma_b)``, ``R(sigma) = sum_t gamma^t r(s_t, a_t)`` over a
+   segment of ``L`` steps, ``H = sum_{t < L} gamma^t`` and ``y`` the label ``P(a > b)``
+   (soft labels allow the equal teacher's 1/2).
 
-Estimator choices (not fixed by the paper, see 004 sec. 2.4):
+004's estimator by default (the choices 004 leaves open are ours):
 
-- The demonstration term uses per-step means over ``(s, a)`` pairs, as the
-  ML-IRL code does; for equal-length undiscounted trajectories it is Eq. (19)'s
-  ``R(tau^E) - R(tau^A)`` divided by ``T``, so the paper's ``w_1`` is ``w_demo * T``.
+- *Weights* ``|D|`` and ``|P|`` (Eq. 34), divided by ``|D| + |P|``: ``w_demo = |D| / (|D| + |P|)``,
+  ``w_pref = |P| / (|D| + |P|)``, where ``|P|`` is the number of preference pairs and ``|D|``
+  the number of ``L``-step demonstration segments (demonstration steps / ``L``).
+- *One footing*: both terms are sums over an ``L``-step segment; the demonstration term is
+  ``H`` times the per-step mean (``L`` = the preferences' segment length by default).
+- *One temperature* ``beta`` = SAC's fixed entropy coefficient ``alpha`` (default 0.2): SAC's
+  soft-optimal policy is ``pi ~ exp(Q / alpha)``, so the trajectory model the preference
+  likelihood assumes is ``mu ~ exp(R / alpha)`` and Lemma 4.1's gradient carries ``1 / alpha``.
+  (004 writes Eq. 8 with ``beta = 1``; ``temperature=1`` with ``ent_coef=1`` is that reading.)
 - ``tau^A`` ~ ``pi^{k+1}``: the agent samples are the transitions SAC collected
   in the latest policy-alignment step (the newest ``agent_window`` of its
   replay buffer), so no extra environment steps are spent.
@@ -43,7 +50,7 @@ Special cases (004 sec. 3.3, the baselines of Fig. 5):
   ``bc_steps`` > 0 first behaviour-clones the SAC actor on the demonstrations
   (the BC-initialised RLHF of 004).
 - ``mode="irl"``: preferences off, ML-IRL from demonstrations alone.
-- ``mode="aihf"``: both terms, weights ``w_demo`` and ``w_pref``.
+- ``mode="aihf"``: both terms, weights ``w_demo`` and ``w_pref`` (default Eq. 34's).
 
 >>> agent = AIHF("Hopper-v5", demonstrations="prefgym/Hopper-v5/demos-v0",
 ...              preferences="hopper_prefs.npz", sac_steps_per_iter=5000)
@@ -53,6 +60,7 @@ Special cases (004 sec. 3.3, the baselines of Fig. 5):
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import zipfile
@@ -67,13 +75,16 @@ from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback as SB3BaseCallback
-from stable_baselines3.common.callbacks import CallbackList, ConvertCallback
 from stable_baselines3.common.utils import configure_logger
 from torch import nn
 from tqdm.auto import tqdm
 
-from prefgym.agents.base import BaseAgent
+from prefgym.agents.aihf_estimator import aihf_loss, make_reward_optimizer, paper_weights
+from prefgym.agents.base import BaseAgent, _check_hparam_types, check_timesteps
+from prefgym.agents.callbacks import convert_callback
 from prefgym.data.control import Episode, PreferencePairs, flatten_episodes, load_episodes
+from prefgym.errors import AgentLoadError, InvalidArgumentError, UnsafeFileError
+from prefgym.fileio import atomic_write
 from prefgym.serialization import json_default
 
 __all__ = ["AIHF", "DEFAULT_SAC_KWARGS", "RewardNet", "RewardRelabelingReplayBuffer", "aihf_loss",
@@ -184,21 +195,29 @@ class RewardRelabelingReplayBuffer(ReplayBuffer):
 
 
 # ------------------------------------------------------------------ callbacks
-class _OuterCallback(CallbackList):
-    """Forward SB3 callbacks through every inner ``SAC.learn`` call; drive the progress bar; note stops."""
+class _OuterCallback(SB3BaseCallback):
+    """Forward the hooks of every inner ``SAC.learn`` call to the user's callback; drive the bar.
 
-    def __init__(self, callbacks: list[SB3BaseCallback], bar: tqdm | None):
-        super().__init__(callbacks)
-        self.bar = bar
+    The user's callback is initialised once per :meth:`AIHF.learn` with the AIHF agent as its
+    ``model`` (its ``num_timesteps``, ``logger``, ``get_env()`` and ``save`` are AIHF's) and
+    sees SAC's rollout locals (``dones``, ``infos``, ``rewards``, ...) through ``update_locals``.
+    """
+
+    def __init__(self, callback, bar: tqdm | None):
+        super().__init__()
+        self.callback, self.bar = callback, bar
         self.stopped = False
         self._last = None
 
     def _on_training_start(self) -> None:
         self._last = self.model.num_timesteps
-        super()._on_training_start()
+
+    def _on_rollout_start(self) -> None:
+        if self.callback is not None:
+            self.callback.on_rollout_start()
 
     def _on_step(self) -> bool:
-        keep = super()._on_step()
+        keep = True if self.callback is None else self.callback.on_step()
         if self.bar is not None:
             self.bar.update(self.model.num_timesteps - self._last)
             self._last = self.model.num_timesteps
@@ -206,72 +225,13 @@ class _OuterCallback(CallbackList):
             self.stopped = True
         return keep
 
+    def _on_rollout_end(self) -> None:
+        if self.callback is not None:
+            self.callback.on_rollout_end()
 
-def _convert_sb3_callback(callback) -> list[SB3BaseCallback]:
-    if callback is None:
-        return []
-    if isinstance(callback, list):
-        return [c for cb in callback for c in _convert_sb3_callback(cb)]
-    if isinstance(callback, SB3BaseCallback):
-        return [callback]
-    if callable(callback):
-        return [ConvertCallback(callback)]
-    raise TypeError(f"callback must be an SB3 BaseCallback, a list of them, or a function; "
-                    f"got {type(callback).__name__}")
-
-
-# ------------------------------------------------------------------ the loss
-def aihf_loss(
-    net: RewardNet,
-    demo: tuple[torch.Tensor, torch.Tensor] | None = None,
-    agent: tuple[torch.Tensor, torch.Tensor] | None = None,
-    prefs: dict[str, torch.Tensor] | None = None,
-    w_demo: float = 1.0,
-    w_pref: float = 1.0,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The reward loss whose negative gradient is 004's estimator ``g = w_1 g_1 + g_2`` (Eq. 19).
-
-    Parameters
-    ----------
-    net
-        The reward ``r(s, a; theta)``.
-    demo, agent
-        ``(observations (B, obs_dim), scaled actions (B, act_dim))`` from ``D^E`` and from
-        the current policy; the term is ``w_demo * (mean r(agent) - mean r(demo))``, whose
-        negative gradient is ML-IRL's ``E_D[grad r] - E_pi[grad r]`` (Eq. 18). None: no term.
-    prefs
-        Segment pairs: ``obs_a``, ``act_a`` ``(B, L, .)``, step weights ``w_a`` ``(B, L)``
-        (mask times ``gamma^t``), the same for ``b``, and labels ``y = P(a > b)``. The term is
-        ``-w_pref * mean[y log sig(R_a - R_b) + (1 - y) log sig(R_b - R_a)]`` (Eq. 8), whose
-        negative gradient is ``(y - sig(R_a - R_b)) (grad R_a - grad R_b)`` (Eq. 17a).
-
-    Returns
-    -------
-    The loss and a dict of its terms (``demo_loss``, ``reward_expert``, ``reward_agent``,
-    ``pref_loss``, ``pref_accuracy``, ``loss``).
-    """
-    loss = torch.zeros((), device=next(net.parameters()).device)
-    stats: dict[str, float] = {}
-    if demo is not None and w_demo > 0:
-        if agent is None:
-            raise ValueError("the demonstration term needs agent samples")
-        r_e = net(*demo).mean()
-        r_a = net(*agent).mean()
-        demo_loss = r_a - r_e  # -(E_D[r] - E_pi[r]): Eq. (18) as ML-IRL estimates it
-        loss = loss + w_demo * demo_loss
-        stats.update(demo_loss=demo_loss.item(), reward_expert=r_e.item(), reward_agent=r_a.item())
-    if prefs is not None and w_pref > 0:
-        ret_a = (net(prefs["obs_a"], prefs["act_a"]) * prefs["w_a"]).sum(-1)
-        ret_b = (net(prefs["obs_b"], prefs["act_b"]) * prefs["w_b"]).sum(-1)
-        y = prefs["y"]
-        pref_loss = F.binary_cross_entropy_with_logits(ret_a - ret_b, y)  # -log BTL likelihood, Eq. (8)
-        loss = loss + w_pref * pref_loss
-        decided = y != 0.5
-        agree = ((ret_a > ret_b) == (y > 0.5))[decided].float()
-        stats.update(pref_loss=pref_loss.item(),
-                     pref_accuracy=agree.mean().item() if decided.any() else float("nan"))
-    stats["loss"] = loss.item()
-    return loss, stats
+    def update_child_locals(self, locals_: dict[str, Any]) -> None:
+        if self.callback is not None:
+            self.callback.update_locals(locals_)
 
 
 # ------------------------------------------------------------------ the agent
@@ -292,8 +252,15 @@ class AIHF(BaseAgent):
         ``"aihf"`` (both terms), ``"rlhf"`` (``w_1 = 0``: reward model from preferences,
         then SAC) or ``"irl"`` (preferences off: ML-IRL).
     w_demo, w_pref
-        Weights of the demonstration (Eq. 18) and preference (Eq. 8) terms; ``w_demo``
-        multiplies per-step means (the paper's ``w_1`` is ``w_demo * T``).
+        Weights of the demonstration (Eq. 18) and preference (Eq. 8) terms. None (default):
+        004's Eq. 34 weights ``|D| / (|D| + |P|)`` and ``|P| / (|D| + |P|)`` (a term used alone: 1).
+    temperature
+        ``beta``, shared by the preference model, the demonstration gradient and SAC (its
+        ``ent_coef``). None (default): SAC's fixed ``ent_coef`` (0.2 by default); given, it
+        sets ``ent_coef`` (passing a different ``ent_coef`` in ``sac_kwargs`` is an error).
+    segment_length
+        ``L``, the steps one feedback item spans (module docstring); default the preference
+        pairs' segment length, else 1.
     reward_net_kwargs
         :class:`RewardNet` arguments (default (64, 64) ReLU, clamp 10).
     sac_kwargs
@@ -342,8 +309,10 @@ class AIHF(BaseAgent):
         demonstrations=None,
         preferences=None,
         mode: str = "aihf",
-        w_demo: float = 1.0,
-        w_pref: float = 1.0,
+        w_demo: float | None = None,
+        w_pref: float | None = None,
+        temperature: float | None = None,
+        segment_length: int | None = None,
         reward_net_kwargs: dict | None = None,
         sac_kwargs: dict | None = None,
         reward_lr: float = 1e-4,
@@ -368,12 +337,16 @@ class AIHF(BaseAgent):
         if isinstance(env, str):
             env = gymnasium.make(env)
         self.mode = mode
-        self.w_demo = 0.0 if mode == "rlhf" else float(w_demo)
-        self.w_pref = 0.0 if mode == "irl" else float(w_pref)
-        if self.w_demo < 0 or self.w_pref < 0:
-            raise ValueError(f"w_demo and w_pref must be >= 0; got {w_demo}, {w_pref}")
+        for name, w in (("w_demo", w_demo), ("w_pref", w_pref)):
+            if w is not None and not float(w) >= 0:
+                raise InvalidArgumentError(f"{name} must be >= 0 or None (004's weights); got {w}")
+        self._w_args = (w_demo, w_pref)
         self.reward_net_kwargs = dict(reward_net_kwargs or {})
-        self.sac_kwargs = {**DEFAULT_SAC_KWARGS, **(sac_kwargs or {})}
+        self.temperature = _shared_temperature(temperature, sac_kwargs)
+        self.sac_kwargs = {**DEFAULT_SAC_KWARGS, **(sac_kwargs or {}), "ent_coef": self.temperature}
+        self.segment_length = None if segment_length is None else int(segment_length)
+        if self.segment_length is not None and self.segment_length < 1:
+            raise InvalidArgumentError(f"segment_length must be >= 1; got {segment_length}")
         self.reward_lr, self.reward_weight_decay = float(reward_lr), float(reward_weight_decay)
         self.reward_steps_per_iter = int(reward_steps_per_iter)
         self.reward_batch_size, self.pref_batch_size = int(reward_batch_size), int(pref_batch_size)
@@ -410,15 +383,32 @@ class AIHF(BaseAgent):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
             self.reward_net = RewardNet(self.obs_dim, self.act_dim, **self.reward_net_kwargs).to(self.device)
-        self.reward_optimizer = torch.optim.Adam(self.reward_net.parameters(), lr=self.reward_lr,
-                                                 weight_decay=self.reward_weight_decay)
+        self.reward_optimizer = make_reward_optimizer(self.reward_net.parameters(), lr=self.reward_lr,
+                                                      weight_decay=self.reward_weight_decay)
         self._attach_reward()
 
         self.demonstrations = self._prepare_demos(demonstrations)
         self.preferences = self._prepare_prefs(preferences)
+        self._set_weights()
         stats = [d for d in (self._demo_obs_np, self._pref_obs_np) if d is not None]
         if stats:
             self.reward_net.set_normalization(np.concatenate(stats))
+
+    # -------------------------------------------------------------- estimator weights
+    def _set_weights(self) -> None:
+        """004's Eq. 34 weights from the data sizes, unless given (class docstring)."""
+        L = self.segment_length or (self._pref_segment_length or 1)
+        self.horizon = float(np.sum(self.pref_discount ** np.arange(L)))
+        self.n_demo = 0.0 if self.demonstrations is None else len(self.demonstrations["obs"]) / L
+        self.n_pref = 0.0 if self.preferences is None else float(self.preferences["n"])
+        w_demo, w_pref = self._w_args
+        use_demo, use_pref = self.mode != "rlhf", self.mode != "irl"
+        if use_demo and use_pref and self.n_demo > 0 and self.n_pref > 0:
+            paper = paper_weights(self.n_demo, self.n_pref)
+        else:  # a term used alone (or data not given yet: learn() refuses to start)
+            paper = (1.0, 1.0)
+        self.w_demo = 0.0 if not use_demo else float(paper[0] if w_demo is None else w_demo)
+        self.w_pref = 0.0 if not use_pref else float(paper[1] if w_pref is None else w_pref)
 
     # -------------------------------------------------------------- data
     def scale_actions(self, actions: np.ndarray) -> np.ndarray:
@@ -452,6 +442,7 @@ class AIHF(BaseAgent):
 
     def _prepare_prefs(self, prefs):
         self._pref_obs_np = None
+        self._pref_segment_length = None
         if prefs is None:
             return None
         if isinstance(prefs, (str, Path)):
@@ -464,6 +455,7 @@ class AIHF(BaseAgent):
 
             raise DatasetError(f"preference pairs were recorded on {prefs.env_id!r}, not {self.env_id!r}")
         n, L = len(prefs), prefs.segment_length
+        self._pref_segment_length = int(L)
         if prefs.obs_a.shape[-1] != self.obs_dim or prefs.act_a.shape[-1] != self.act_dim:
             raise ValueError(f"preference segments have obs dim {prefs.obs_a.shape[-1]} and action dim "
                              f"{prefs.act_a.shape[-1]}; the env needs {self.obs_dim} and {self.act_dim}")
@@ -514,7 +506,8 @@ class AIHF(BaseAgent):
             p = self.preferences
             i = torch.as_tensor(self.rng.integers(p["n"], size=self.pref_batch_size), device=self.device)
             prefs = {k: p[k][i] for k in ("obs_a", "act_a", "w_a", "obs_b", "act_b", "w_b", "y")}
-        return aihf_loss(self.reward_net, demo, agent, prefs, self.w_demo, self.w_pref)
+        return aihf_loss(self.reward_net, demo, agent, prefs, self.w_demo, self.w_pref,
+                         temperature=self.temperature, horizon=self.horizon)
 
     def reward_step(self, n_steps: int = 1, use_demo: bool = True, use_pref: bool = True) -> dict[str, float]:
         """``n_steps`` Adam steps on the reward (Alg. 1's reward alignment); returns mean statistics."""
@@ -574,35 +567,64 @@ class AIHF(BaseAgent):
         """Whether outer iterations take reward steps (not in ``"rlhf"`` mode, where the reward is frozen)."""
         return self.mode != "rlhf" and self.reward_steps_per_iter > 0
 
-    def learn(self, total_timesteps: int, callback=None, progress_bar: bool = False,
-              log_interval: int = 4, tb_log_name: str = "AIHF") -> AIHF:
+    @property
+    def num_timesteps(self) -> int:
+        """SAC environment steps since the last ``learn(..., reset_num_timesteps=True)``.
+
+        SAC's own counter (``sac.num_timesteps``, which drives ``learning_starts`` and
+        ``train_freq``) is never reset: the lower level is warm-started across calls.
+        """
+        sac = self.__dict__.get("sac")
+        return (0 if sac is None else sac.num_timesteps) - self._timestep_offset
+
+    @num_timesteps.setter
+    def num_timesteps(self, value: int) -> None:
+        sac = self.__dict__.get("sac")
+        self._timestep_offset = (0 if sac is None else sac.num_timesteps) - int(value)
+
+    def learn(self, total_timesteps: int, callback=None, log_interval: int = 4, tb_log_name: str = "AIHF",
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> AIHF:
         """Run Alg. 1 for ``total_timesteps`` SAC environment steps (continuing from the current state).
 
         Parameters
         ----------
         total_timesteps
-            SAC environment steps; ``ceil(total / sac_steps_per_iter)`` outer iterations.
+            SAC environment steps (a timestep is an env step here, as in SB3);
+            ``ceil(total / sac_steps_per_iter)`` outer iterations.
         callback
-            SB3 callback(s) or a function ``f(locals, globals)``, passed to every inner
-            ``SAC.learn`` call (each outer iteration is one SB3 training run;
-            ``num_timesteps`` keeps counting). Returning False stops AIHF.
+            SB3 or prefgym callback(s) or a function ``f(locals, globals)``. It is initialised
+            once with this agent as its ``model`` and called at every SAC step of the inner
+            ``SAC.learn`` calls (with SAC's rollout locals). Returning False stops AIHF.
+        log_interval
+            SAC's (episodes between its log dumps); the reward statistics (``aihf/...``) are
+            recorded and dumped after every outer iteration.
+        tb_log_name, reset_num_timesteps
+            As in SB3 (:attr:`num_timesteps` restarts at 0; SAC's counter does not).
         progress_bar
             One tqdm bar over ``total_timesteps``.
-        log_interval, tb_log_name
-            As in SB3.
         """
-        if int(total_timesteps) != total_timesteps or total_timesteps < 0:
-            raise ValueError(f"total_timesteps must be a non-negative integer; got {total_timesteps}")
+        total = check_timesteps(total_timesteps)
         self._check_data()
-        if not getattr(self.sac, "_custom_logger", False):
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+        self._total_timesteps = total + self.num_timesteps
+        if not self._custom_logger and (reset_num_timesteps or self._logger is None):
             # one logger for all inner learn calls, so reward statistics are not lost between them
-            self.sac.set_logger(configure_logger(self.verbose, self.tensorboard_log, tb_log_name,
-                                                 self.sac.num_timesteps == 0))
+            if self._logger is not None:
+                self._logger.close()
+            self._logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name,
+                                            reset_num_timesteps or self.sac.num_timesteps == 0)
+            self.sac.set_logger(self._logger)
+        cb = convert_callback(callback)
+        if cb is not None:
+            cb.init_callback(self)
+            cb.on_training_start({"self": self, "total_timesteps": total, "callback": cb}, globals())
         self._pretrain()
-        bar = tqdm(total=int(total_timesteps), disable=not progress_bar, desc="AIHF", unit="step",
-                   mininterval=0.25)
-        outer = _OuterCallback(_convert_sb3_callback(callback), bar)
-        remaining = int(total_timesteps)
+        bar = None
+        if progress_bar:
+            bar = tqdm(total=total, desc="AIHF", unit="step", mininterval=0.25)
+        outer = _OuterCallback(cb, bar)
+        remaining = total
         try:
             while remaining > 0:
                 n = min(self.sac_steps_per_iter, remaining)
@@ -622,19 +644,69 @@ class AIHF(BaseAgent):
                 for k, v in stats.items():
                     self.sac.logger.record(f"aihf/{k}", v)
                 self.sac.logger.record("aihf/iteration", self.num_iterations)
-                if self.verbose > 0:
-                    self.sac.logger.dump(self.sac.num_timesteps)
+                self.sac.logger.dump(self.num_timesteps)
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
+        if cb is not None:
+            cb.on_training_end()
         return self
 
     def set_logger(self, logger) -> None:
-        """Use an SB3 ``Logger`` for SAC's and the reward's statistics."""
+        """Use ``logger`` (SB3's ``configure(...)`` or prefgym's) for SAC's and the reward's statistics."""
+        super().set_logger(logger)
         self.sac.set_logger(logger)
 
     @property
     def logger(self):
+        """SAC's logger, shared with the reward statistics (a default one before the first ``learn``)."""
+        if getattr(self.sac, "_logger", None) is None:
+            self._logger = configure_logger(self.verbose, None, "AIHF", True)
+            self.sac.set_logger(self._logger)
         return self.sac.logger
+
+    def get_env(self):
+        """SAC's training VecEnv."""
+        return self.sac.get_env()
+
+    def get_vec_normalize_env(self):
+        return self.sac.get_vec_normalize_env()
+
+    def set_random_seed(self, seed: int | None = None) -> None:
+        """Re-seed SAC (its action sampling, torch, the env's spaces) and the reward minibatch sampler."""
+        if seed is None:
+            return
+        super().set_random_seed(seed)
+        self.sac.set_random_seed(self.seed)
+
+    def get_parameters(self) -> dict[str, Any]:
+        """SAC's parameters (``sac/policy``, ``sac/actor.optimizer``, ...), ``reward_net`` and
+        ``reward_optimizer`` state dicts (copies)."""
+        params: dict[str, Any] = {f"sac/{k}": v for k, v in self.sac.get_parameters().items()}
+        params["reward_net"] = {k: v.detach().clone() for k, v in self.reward_net.state_dict().items()}
+        params["reward_optimizer"] = copy.deepcopy(self.reward_optimizer.state_dict())
+        return params
+
+    def set_parameters(self, load_path_or_dict, exact_match: bool = True, device: str = "auto") -> None:
+        """Load a dict of :meth:`get_parameters` (``exact_match``: all of them, strict state dicts)."""
+        from prefgym.errors import InvalidArgumentError, InvalidTypeError
+
+        if not isinstance(load_path_or_dict, dict):
+            raise InvalidTypeError("set_parameters takes the dict of get_parameters(); got "
+                                   f"{type(load_path_or_dict).__name__}")
+        known = set(self.get_parameters())
+        unknown, missing = sorted(set(load_path_or_dict) - known), sorted(known - set(load_path_or_dict))
+        if unknown:
+            raise InvalidArgumentError(f"unknown parameters {unknown}; AIHF has {sorted(known)}")
+        if exact_match and missing:
+            raise InvalidArgumentError(f"parameters {missing} are missing (exact_match=True)")
+        sac = {k[4:]: v for k, v in load_path_or_dict.items() if k.startswith("sac/")}
+        if sac:
+            self.sac.set_parameters(sac, exact_match=exact_match, device=device)
+        if "reward_net" in load_path_or_dict:
+            self.reward_net.load_state_dict(load_path_or_dict["reward_net"], strict=exact_match)
+        if "reward_optimizer" in load_path_or_dict:
+            self.reward_optimizer.load_state_dict(load_path_or_dict["reward_optimizer"])
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
         """SAC's action for ``observation`` (SB3's ``predict``)."""
@@ -658,7 +730,8 @@ class AIHF(BaseAgent):
 
     def _get_hparams(self) -> dict[str, Any]:
         return {
-            "mode": self.mode, "w_demo": self.w_demo, "w_pref": self.w_pref,
+            "mode": self.mode, "w_demo": self._w_args[0], "w_pref": self._w_args[1],
+            "temperature": self.temperature, "segment_length": self.segment_length,
             "reward_net_kwargs": self.reward_net_kwargs, "sac_kwargs": self.sac_kwargs,
             "reward_lr": self.reward_lr, "reward_weight_decay": self.reward_weight_decay,
             "reward_steps_per_iter": self.reward_steps_per_iter, "reward_batch_size": self.reward_batch_size,
@@ -678,57 +751,160 @@ class AIHF(BaseAgent):
 
     # -------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Save SAC (SB3 zip, without the replay buffer), the reward net and its optimizer to one zip."""
+        """Save SAC, the reward net and its optimizer to one zip, atomically; no pickles.
+
+        ``agent.json`` (format ``prefgym.aihf``, version, hyper-parameters, SAC's counters and
+        optimiser param groups, history), ``sac.safetensors`` (policy, optimisers, entropy
+        coefficient: :func:`prefgym.sb3_files.sb3_state`) and ``reward.safetensors`` (reward
+        net and its Adam state). The replay buffer is not saved (SB3's ``save`` does not
+        save it either); a loaded agent refills it as it trains.
+        """
+        from safetensors.torch import save as st_save
+
+        from prefgym.sb3_files import optimizer_to_flat, sb3_state
+
         path = Path(path)
         if path.suffix != ".zip":
             path = path.with_suffix(path.suffix + ".zip")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"class": type(self).__name__, "hparams": self._get_hparams(), "env_id": self.env_id,
+        sac_tensors, sac_meta = sb3_state(self.sac)
+        opt_tensors, opt_meta = optimizer_to_flat("optimizer", self.reward_optimizer.state_dict())
+        reward_tensors = {**{f"reward_net.{k}": v for k, v in self.reward_net.state_dict().items()},
+                          **opt_tensors}
+        reward_tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in reward_tensors.items()}
+        meta = {"format": AIHF_FORMAT, "format_version": AIHF_FORMAT_VERSION,
+                "class": type(self).__name__, "hparams": self._get_hparams(), "env_id": self.env_id,
                 "num_iterations": self.num_iterations, "pretrained": self._pretrained,
-                "rng": self.rng.bit_generator.state, "history": self.history}
-        sac_buf, reward_buf = io.BytesIO(), io.BytesIO()
-        self.sac.save(sac_buf)
-        torch.save({"reward_net": self.reward_net.state_dict(),
-                    "optimizer": self.reward_optimizer.state_dict()}, reward_buf)
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("agent.json", json.dumps(meta, indent=2, default=json_default))
-            zf.writestr("sac.zip", sac_buf.getvalue())
-            zf.writestr("reward.pt", reward_buf.getvalue())
+                "rng": self.rng.bit_generator.state, "history": self.history,
+                "sac_state": sac_meta, "reward_optimizer": opt_meta}
+        with atomic_write(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr("agent.json", json.dumps(meta, indent=1, default=json_default))
+            zf.writestr("sac.safetensors", st_save(sac_tensors))
+            zf.writestr("reward.safetensors", st_save(reward_tensors))
         return path
 
     @classmethod
-    def load(cls, path: str | Path, env=None, demonstrations=None, preferences=None, **overrides) -> AIHF:
+    def load(cls, path: str | Path, env=None, demonstrations=None, preferences=None,
+             trust_remote_code: bool = False, **overrides) -> AIHF:
         """Load an agent saved by :meth:`save`.
 
         ``env`` defaults to ``gymnasium.make`` of the saved env id; pass the data to
         continue training (not needed for :meth:`predict` or :meth:`reward`).
-        ``overrides`` replace saved hyper-parameters.
+        ``overrides`` replace saved hyper-parameters. A file of an older prefgym (an SB3
+        zip inside, which SB3 un-pickles) is read only with ``trust_remote_code=True``.
+
+        Raises
+        ------
+        AgentLoadError
+            Missing, empty, truncated, corrupted, foreign or newer file; wrong field types;
+            weights that do not fit.
+        UnsafeFileError
+            A file holding a pickled SB3 zip, without ``trust_remote_code=True``.
         """
+        from safetensors.torch import load as st_load
+
+        from prefgym.sb3_files import check_format, load_sb3_state, optimizer_from_flat
+
         path = Path(path)
         if not path.exists() and path.with_suffix(path.suffix + ".zip").exists():
             path = path.with_suffix(path.suffix + ".zip")
-        with zipfile.ZipFile(path) as zf:
-            meta = json.loads(zf.read("agent.json"))
-            sac_bytes, reward_bytes = zf.read("sac.zip"), zf.read("reward.pt")
+        where = str(path)
+        if not path.is_file():
+            raise AgentLoadError(f"no saved AIHF agent at {where}")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = {n: zf.read(n) for n in zf.namelist() if n in _AIHF_MEMBERS}
+        except Exception as exc:  # noqa: BLE001 - a damaged zip raises many types (BadZipFile, zlib, ...)
+            raise AgentLoadError(f"{where} is not a readable AIHF file (empty, truncated or corrupted: "
+                                 f"{type(exc).__name__}: {exc})") from None
+        if "agent.json" not in members:
+            raise AgentLoadError(f"{where} is not an AIHF agent file (no agent.json)")
+        try:
+            meta = json.loads(members["agent.json"])
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise AgentLoadError(f"{where}: agent.json is not valid JSON ({exc})") from None
+        version = check_format(meta, AIHF_FORMAT, AIHF_FORMAT_VERSION, where)
+        for key, kind in (("class", str), ("hparams", dict), ("num_iterations", int), ("rng", dict)):
+            if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+                raise AgentLoadError(f"{where}: agent.json field {key!r} must be a {kind.__name__}; "
+                                     f"got {meta.get(key)!r:.80}")
         if meta["class"] != cls.__name__:
-            raise ValueError(f"{path} holds a {meta['class']} agent, not a {cls.__name__}")
+            raise AgentLoadError(f"{where} holds a {meta['class']} agent, not a {cls.__name__}")
+        legacy = version < 2
+        needed = ("sac.zip", "reward.pt") if legacy else ("sac.safetensors", "reward.safetensors")
+        missing = [m for m in needed if m not in members]
+        if missing:
+            raise AgentLoadError(f"{where} is incomplete: no {missing[0]}")
+        if legacy and not trust_remote_code:
+            raise UnsafeFileError(
+                f"{where} was written by an older prefgym: its SAC is an SB3 zip whose pickled "
+                "(':serialized:') fields SB3 un-pickles, which runs code stored in the file. Load it only "
+                "if you trust its source, with trust_remote_code=True (CLI: --trust-remote-code), then "
+                "re-save it")
         if env is None:
             if meta.get("env_id") is None:
-                raise ValueError(f"{path} does not name its env; pass env=")
+                raise AgentLoadError(f"{where} does not name its env; pass env=")
             env = meta["env_id"]
+        _check_hparam_types(cls, meta["hparams"], where)
         hparams = {**meta["hparams"], **overrides}
-        agent = cls(env, demonstrations=demonstrations, preferences=preferences, **hparams)
-        agent.sac = SAC.load(io.BytesIO(sac_bytes), env=agent.sac.get_env(), device=agent.device,
-                             custom_objects={"replay_buffer_class": RewardRelabelingReplayBuffer})
-        agent._attach_reward()
-        saved = torch.load(io.BytesIO(reward_bytes), map_location=agent.device, weights_only=True)
-        agent.reward_net.load_state_dict(saved["reward_net"])
-        agent.reward_optimizer.load_state_dict(saved["optimizer"])
+        try:
+            agent = cls(env, demonstrations=demonstrations, preferences=preferences, **hparams)
+        except (TypeError, ValueError, KeyError, gymnasium.error.Error) as exc:
+            raise AgentLoadError(f"{where}: cannot rebuild AIHF from its saved hyper-parameters "
+                                 f"({type(exc).__name__}: {exc})") from None
+        if legacy:  # the caller trusts the file
+            agent.sac = SAC.load(io.BytesIO(members["sac.zip"]), env=agent.sac.get_env(), device=agent.device,
+                                 custom_objects={"replay_buffer_class": RewardRelabelingReplayBuffer})
+            agent._attach_reward()
+            saved = torch.load(io.BytesIO(members["reward.pt"]), map_location=agent.device, weights_only=True)
+        else:
+            try:
+                sac_tensors = st_load(members["sac.safetensors"])
+                reward_tensors = st_load(members["reward.safetensors"])
+            except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+                raise AgentLoadError(f"{where}: weights are corrupted ({type(exc).__name__}: "
+                                     f"{exc})") from None
+            load_sb3_state(agent.sac, sac_tensors, meta.get("sac_state") or {}, where)
+            try:
+                saved = {"reward_net": {k[len("reward_net."):]: v for k, v in reward_tensors.items()
+                                        if k.startswith("reward_net.")},
+                         "optimizer": optimizer_from_flat("optimizer", reward_tensors,
+                                                          meta["reward_optimizer"])}
+            except (KeyError, TypeError, ValueError) as exc:
+                raise AgentLoadError(f"{where}: reward optimizer state is malformed ({exc})") from None
+        try:
+            agent.reward_net.load_state_dict(saved["reward_net"])
+            agent.reward_optimizer.load_state_dict(saved["optimizer"])
+            agent.rng.bit_generator.state = meta["rng"]
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise AgentLoadError(f"{where}: the saved reward net does not fit the agent "
+                                 f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]})") from None
         agent.num_iterations = meta["num_iterations"]
-        agent._pretrained = meta.get("pretrained", False)
-        agent.rng.bit_generator.state = meta["rng"]
+        agent._pretrained = bool(meta.get("pretrained", False))
         agent.history = meta.get("history", [])
         return agent
+
+
+def _shared_temperature(temperature, sac_kwargs) -> float:
+    """The one temperature: ``temperature`` or SAC's fixed ``ent_coef`` (they must agree)."""
+    given = (sac_kwargs or {}).get("ent_coef")
+    if temperature is None:
+        value = DEFAULT_SAC_KWARGS["ent_coef"] if given is None else given
+        if isinstance(value, str):
+            raise InvalidArgumentError(
+                f"AIHF needs a fixed SAC ent_coef, the temperature its preference model shares; got ent_coef="
+                f"{value!r} (pass a number, or temperature=)")
+        temperature = value
+    elif given is not None and given != temperature:
+        raise InvalidArgumentError(f"temperature={temperature} and sac_kwargs ent_coef={given!r} differ; "
+                                   "AIHF uses one temperature for SAC and the preference model (give one)")
+    temperature = float(temperature)
+    if not temperature > 0:
+        raise InvalidArgumentError(f"temperature must be > 0; got {temperature}")
+    return temperature
+
+
+AIHF_FORMAT, AIHF_FORMAT_VERSION = "prefgym.aihf", 2
+_AIHF_MEMBERS = ("agent.json", "sac.zip", "reward.pt", "sac.safetensors", "reward.safetensors")
 
 
 def _env_id(env) -> str | None:

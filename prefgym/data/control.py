@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from prefgym.errors import DatasetError, InvalidArgumentError
+from prefgym.errors import DatasetError, InvalidArgumentError, PrefgymError
 from prefgym.serialization import json_default
 from prefgym.teachers import SyntheticTeacher, as_teacher
 from prefgym.validation import check_int, check_real_array, check_seed
@@ -226,15 +226,24 @@ class PreferencePairs:
         lab = np.sign(self.labels - 0.5)
         return float(np.mean(np.where((truth == 0) | (lab == 0), 0.5, truth == lab)))
 
-    def save(self, path: str | Path) -> Path:
-        """Save to ``path`` (``.npz``); the env id and info go in as JSON."""
+    def save(self, path: str | Path, overwrite: bool = True) -> Path:
+        """Save to ``path`` (``.npz``), atomically; the env id and info go in as JSON.
+
+        With ``overwrite=False`` an existing file raises :class:`~prefgym.errors.OutputExistsError`.
+        """
+        from prefgym.errors import OutputExistsError
+        from prefgym.fileio import atomic_write
+
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not overwrite:
+            raise OutputExistsError(f"{str(path)!r} exists; pass --overwrite (overwrite=True) to replace it")
         meta = json.dumps({"format": "prefgym.PreferencePairs/1", "env_id": self.env_id, "info": self.info},
                           default=json_default)
-        np.savez_compressed(path, meta=np.array(meta), **{k: getattr(self, k) for k in self._ARRAYS})
+        with atomic_write(path, "wb") as fh:
+            np.savez_compressed(fh, allow_pickle=False, meta=np.array(meta),
+                                **{k: getattr(self, k) for k in self._ARRAYS})
         return path
 
     @classmethod
@@ -254,18 +263,20 @@ class PreferencePairs:
                                f"`prefgym data preferences --env ENV --out {path}`")
         try:
             with np.load(path, allow_pickle=False) as data:
-                if not hasattr(data, "files") or "meta" not in data.files:
+                if "meta" not in data.files:
                     raise DatasetError(f"{str(path)!r} is not a prefgym preference dataset (no metadata)")
                 meta = json.loads(str(data["meta"]))
+                missing = [k for k in cls._ARRAYS if k not in data.files]
+                if missing:
+                    raise DatasetError(f"preference dataset {str(path)!r} lacks the arrays {missing}")
                 arrays = {k: data[k] for k in cls._ARRAYS}
         except DatasetError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways inside np.load
-            raise DatasetError(f"preference dataset {str(path)!r} cannot be read: it is truncated, corrupted "
-                               f"or not an .npz file ({type(exc).__name__}: {str(exc)[:100]})") from exc
+        except Exception as exc:  # noqa: BLE001 - numpy raises many types for a damaged .npz
+            raise DatasetError(f"preference dataset {str(path)!r} is unreadable (empty, truncated, corrupted "
+                               f"or pickled: {type(exc).__name__}: {exc})") from None
         if not isinstance(meta, dict):
-            raise DatasetError(f"{str(path)!r} is not a prefgym preference dataset (its metadata is not a "
-                               "JSON object)")
+            raise DatasetError(f"preference dataset {str(path)!r}: metadata is not a JSON object")
         if env_id is not None and meta.get("env_id") not in (None, env_id):
             raise DatasetError(f"preference dataset {str(path)!r} was recorded on {meta['env_id']!r}, "
                                f"not {env_id!r}")
@@ -316,21 +327,28 @@ def scripted_policy(env_id: str, noise: float = 0.0,
     return policy
 
 
-def load_policy(path: str | Path, device: str = "cpu"):
-    """Load an SB3 SAC zip (an expert or checkpoint)."""
-    from stable_baselines3 import SAC
+def load_policy(path: str | Path, device: str = "cpu", trust_remote_code: bool = False):
+    """Load a SAC expert or checkpoint written by ``prefgym data expert`` (no pickle).
+
+    A third-party SB3 zip (whose pickled fields SB3 un-pickles, running code from the
+    file) is read only with ``trust_remote_code=True``; otherwise
+    :class:`~prefgym.errors.UnsafeFileError`. A missing or broken file raises
+    :class:`~prefgym.errors.AgentLoadError`.
+    """
+    from prefgym.sb3_files import load_sb3_model
 
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"policy file {str(path)!r} not found")
-    return SAC.load(path, device=device)
+    return load_sb3_model(path, device=device, trust_remote_code=trust_remote_code, algorithm="SAC")
 
 
-def _as_policy(policy, env, deterministic: bool) -> Callable[[np.ndarray], Any]:
+def _as_policy(policy, env, deterministic: bool,
+               trust_remote_code: bool = False) -> Callable[[np.ndarray], Any]:
     if policy is None:
         return lambda obs: env.action_space.sample()
     if isinstance(policy, (str, Path)):
-        policy = load_policy(policy)
+        policy = load_policy(policy, trust_remote_code=trust_remote_code)
     if hasattr(policy, "predict"):
         return lambda obs: policy.predict(obs, deterministic=deterministic)[0]
     if callable(policy):
@@ -358,6 +376,7 @@ def collect_episodes(
     metadata: dict[str, Any] | None = None,
     progress_bar: bool = False,
     desc: str = "rollouts",
+    trust_remote_code: bool = False,
 ) -> list[Episode]:
     """Roll out ``policy`` for ``n_episodes`` episodes, or whole episodes until ``n_steps`` steps.
 
@@ -372,6 +391,8 @@ def collect_episodes(
         Episode ``i`` is reset with ``seed + i``; the action space is seeded with ``seed``.
     metadata
         Copied into every episode's metadata.
+    trust_remote_code
+        Allow a third-party SB3 zip as ``policy`` (see :func:`load_policy`).
     """
     if (n_episodes is None) == (n_steps is None):
         raise InvalidArgumentError("give exactly one of n_episodes and n_steps")
@@ -382,7 +403,7 @@ def collect_episodes(
     seed = check_seed(seed)
     env, owned = _make_env(env, env_kwargs)
     env.action_space.seed(seed)
-    act = _as_policy(policy, env, deterministic)
+    act = _as_policy(policy, env, deterministic, trust_remote_code)
     total = n_episodes if n_episodes is not None else n_steps
     bar = tqdm(total=total, disable=not progress_bar, desc=desc, unit="ep" if n_episodes else "step",
                mininterval=0.25)
@@ -476,23 +497,48 @@ def write_dataset(
         )
         for i, e in enumerate(episodes)
     ]
-    with minari_root(root), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # Minari nags about author / permalink fields
-        if dataset_id in minari.list_local_datasets():
-            if not overwrite:
-                raise DatasetError(f"Minari dataset {dataset_id!r} already exists; pass overwrite=True "
-                                   f"(--overwrite) to replace it")
-            minari.delete_dataset(dataset_id)
-        ds = minari.create_dataset_from_buffers(
-            dataset_id, buffers, env=env, algorithm_name=algorithm_name, author="prefgym",
-            description=description or f"prefgym {kind} on {env_id}", data_format="arrow",
-        )
-        ds.storage.update_episode_metadata([_jsonable(e.metadata) for e in episodes])
-        ds.storage.update_metadata({"prefgym_kind": kind,
-                                    "prefgym_metadata": json.dumps(extra_metadata or {},
-                                                                   default=json_default)})
-    env.close()
-    return ds
+    import shutil
+    import uuid
+
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    from prefgym.fileio import publish_dir
+
+    try:
+        parse_dataset_id(dataset_id)
+    except ValueError as exc:
+        raise DatasetError(f"bad dataset id {dataset_id!r}: {exc}") from None
+    with minari_root(root) as where:
+        where = where.resolve()
+    final = where.joinpath(*dataset_id.split("/"))
+    if final.exists() and not overwrite:
+        raise DatasetError(f"Minari dataset {dataset_id!r} already exists; pass overwrite=True "
+                           f"(--overwrite) to replace it")
+    # write under a staging root beside the real one, then move the finished dataset in: a failed or
+    # killed write leaves no partial dataset under the root
+    where.parent.mkdir(parents=True, exist_ok=True)
+    stage_root = where.parent / f".{where.name}.staging-{uuid.uuid4().hex[:8]}"
+    try:
+        with minari_root(stage_root), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Minari nags about author / permalink fields
+            ds = minari.create_dataset_from_buffers(
+                dataset_id, buffers, env=env, algorithm_name=algorithm_name, author="prefgym",
+                description=description or f"prefgym {kind} on {env_id}", data_format="arrow",
+            )
+            ds.storage.update_episode_metadata([_jsonable(e.metadata) for e in episodes])
+            ds.storage.update_metadata({"prefgym_kind": kind,
+                                        "prefgym_metadata": json.dumps(extra_metadata or {},
+                                                                       default=json_default)})
+        staged = stage_root.joinpath(*dataset_id.split("/"))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        for extra in staged.parent.iterdir():  # namespace metadata, if Minari wrote any
+            if extra != staged and extra.is_file() and not (final.parent / extra.name).exists():
+                os.replace(extra, final.parent / extra.name)
+        publish_dir(staged, final)
+    finally:
+        shutil.rmtree(stage_root, ignore_errors=True)
+        env.close()
+    return load_dataset(dataset_id, env_id=env_id, root=where)
 
 
 def _jsonable(d: dict) -> dict:
@@ -623,6 +669,7 @@ def train_expert(
     callback=None,
     progress_bar: bool = False,
     verbose: int = 0,
+    overwrite: bool = False,
 ) -> ExpertRun:
     """Train an SB3 SAC expert on the true reward, saving ``n_checkpoints`` checkpoints.
 
@@ -633,8 +680,14 @@ def train_expert(
     callback
         Extra SB3 callback(s).
 
+    overwrite
+        Replace a non-empty ``out_dir`` (otherwise :class:`~prefgym.errors.OutputExistsError`).
+
     Writes ``<out_dir>/checkpoints/sac_<steps>_steps.zip``, ``<out_dir>/final.zip``
-    and ``<out_dir>/expert.json`` (env id, budget, SAC arguments).
+    (:func:`prefgym.sb3_files.save_sb3_model`: JSON and safetensors, no pickle) and
+    ``<out_dir>/expert.json`` (env id, budget, SAC arguments). The run is written into a
+    hidden staging folder beside ``out_dir`` and moved into place when it ends, so a
+    killed run leaves ``out_dir`` as it was.
 
     Raises
     ------
@@ -650,25 +703,43 @@ def train_expert(
     seed = check_seed(seed)
     import gymnasium
     from stable_baselines3 import SAC
-    from stable_baselines3.common.callbacks import CheckpointCallback
+
+    from prefgym.fileio import atomic_write_text, staged_output_dir
+    from prefgym.sb3_files import save_sb3_model
 
     out = Path(out_dir)
-    ckpt_dir = out / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     env = gymnasium.make(env_id, **(env_kwargs or {}))
     model = SAC("MlpPolicy", env, seed=seed, verbose=verbose, **(sac_kwargs or {}))
     every = max(int(total_timesteps) // max(int(n_checkpoints), 1), 1)
-    callbacks = [CheckpointCallback(save_freq=every, save_path=str(ckpt_dir), name_prefix="sac")]
-    if callback is not None:
-        callbacks += list(callback) if isinstance(callback, (list, tuple)) else [callback]
-    model.learn(int(total_timesteps), callback=callbacks, progress_bar=progress_bar)
-    final = out / "final.zip"
-    model.save(final)
-    manifest = {"env_id": env_id, "env_kwargs": env_kwargs or {}, "total_timesteps": int(total_timesteps),
-                "seed": seed, "sac_kwargs": sac_kwargs or {}, "final": final.name}
-    (out / "expert.json").write_text(json.dumps(manifest, indent=2, default=json_default))
+    with staged_output_dir(out, overwrite=overwrite) as stage:
+        ckpt_dir = stage / "checkpoints"
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        callbacks = [_SafeCheckpointCallback(every, ckpt_dir, env_id)]
+        if callback is not None:
+            callbacks += list(callback) if isinstance(callback, (list, tuple)) else [callback]
+        model.learn(int(total_timesteps), callback=callbacks, progress_bar=progress_bar)
+        save_sb3_model(model, stage / "final.zip", env_id=env_id)
+        manifest = {"format": "prefgym.expert", "format_version": 1, "env_id": env_id,
+                    "env_kwargs": env_kwargs or {}, "total_timesteps": int(total_timesteps),
+                    "seed": seed, "sac_kwargs": sac_kwargs or {}, "final": "final.zip"}
+        atomic_write_text(stage / "expert.json", json.dumps(manifest, indent=2, default=json_default))
     env.close()
-    return ExpertRun(model, env_id, list_checkpoints(out, env_id), final, out)
+    return ExpertRun(model, env_id, list_checkpoints(out, env_id), out / "final.zip", out)
+
+
+def _SafeCheckpointCallback(every: int, folder: Path, env_id: str):
+    """SB3's ``CheckpointCallback`` naming (``sac_<steps>_steps.zip``), saved by ``save_sb3_model``."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from prefgym.sb3_files import save_sb3_model
+
+    class SafeCheckpointCallback(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.n_calls % every == 0:
+                save_sb3_model(self.model, folder / f"sac_{self.num_timesteps}_steps.zip", env_id=env_id)
+            return True
+
+    return SafeCheckpointCallback()
 
 
 def list_checkpoints(out_dir: str | Path, env_id: str | None = None,
@@ -682,8 +753,9 @@ def list_checkpoints(out_dir: str | Path, env_id: str | None = None,
     """
     out = Path(out_dir)
     manifest = out / "expert.json"
+    info = _read_manifest(manifest) if manifest.exists() else {}
     if env_id is not None and manifest.exists():
-        recorded = json.loads(manifest.read_text()).get("env_id")
+        recorded = info.get("env_id")
         if recorded != env_id:
             raise DatasetError(f"expert run {str(out)!r} was trained on {recorded!r}, not {env_id!r}")
     found = []
@@ -693,13 +765,31 @@ def list_checkpoints(out_dir: str | Path, env_id: str | None = None,
             found.append((int(m.group(1)), p))
     found.sort()
     if include_final and (out / "final.zip").exists():
-        total = json.loads(manifest.read_text()).get("total_timesteps", 0) if manifest.exists() else 0
+        total = info.get("total_timesteps", 0)
+        if isinstance(total, bool) or not isinstance(total, int):
+            raise DatasetError(f"{str(manifest)!r}: total_timesteps must be an integer; got {total!r}")
         if not found or found[-1][0] < total:
             found.append((int(total), out / "final.zip"))
     if not found:
         raise DatasetError(f"no SAC checkpoints in {str(out)!r}; make them with "
                            f"`prefgym data expert --env ENV --out {out}`")
     return found
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"expert manifest {str(path)!r} is unreadable ({exc})") from None
+    if not isinstance(info, dict):
+        raise DatasetError(f"expert manifest {str(path)!r} must hold a JSON object")
+    from prefgym.sb3_files import check_format
+
+    try:
+        check_format(info, "prefgym.expert", 1, str(path))
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from None
+    return info
 
 
 def _assign_tiers(mean_returns: Sequence[float], n_tiers: int = 3) -> list[str]:
@@ -724,6 +814,7 @@ def make_checkpoint_rollouts(
     overwrite: bool = False,
     env_kwargs: dict | None = None,
     progress_bar: bool = False,
+    trust_remote_code: bool = False,
 ):
     """Roll out every checkpoint and save the ranked episodes as one Minari dataset.
 
@@ -736,6 +827,8 @@ def make_checkpoint_rollouts(
         Whole episodes are collected until this many steps (004: 30k).
     n_tiers
         Checkpoints are split by mean return into this many tiers (3: low, medium, high).
+    trust_remote_code
+        Allow third-party SB3 zips among the checkpoints (see :func:`load_policy`).
 
     Returns
     -------
@@ -753,6 +846,7 @@ def make_checkpoint_rollouts(
     for k, (steps, policy) in enumerate(tqdm(items, disable=not progress_bar, desc="checkpoints")):
         eps = collect_episodes(env_id, policy, n_steps=steps_per_checkpoint, deterministic=deterministic,
                                seed=seed + 10_000 * k, env_kwargs=env_kwargs,
+                               trust_remote_code=trust_remote_code,
                                metadata={"checkpoint": k, "checkpoint_steps": int(steps),
                                          "source": str(policy) if isinstance(policy, (str, Path)) else ""})
         per_ckpt.append(eps)
@@ -785,6 +879,7 @@ def make_demonstrations(
     overwrite: bool = False,
     env_kwargs: dict | None = None,
     progress_bar: bool = False,
+    trust_remote_code: bool = False,
 ):
     """Save demonstrations as a Minari dataset: rollouts of ``policy`` or ``source``'s ``tier`` episodes.
 
@@ -795,6 +890,8 @@ def make_demonstrations(
     source
         Instead of ``policy``: a checkpoint-rollouts dataset id; its ``tier`` episodes
         (004: demonstrations = ``high``) are copied, up to ``n_steps`` steps.
+    trust_remote_code
+        Allow a third-party SB3 zip as ``policy`` (see :func:`load_policy`).
     """
     if (policy is None) == (source is None):
         raise InvalidArgumentError("give exactly one of policy and source")
@@ -812,7 +909,8 @@ def make_demonstrations(
             n_steps = 10_000
         episodes = collect_episodes(env_id, policy, n_episodes=n_episodes, n_steps=n_steps,
                                     deterministic=deterministic, seed=seed, env_kwargs=env_kwargs,
-                                    progress_bar=progress_bar, desc="demonstrations")
+                                    progress_bar=progress_bar, desc="demonstrations",
+                                    trust_remote_code=trust_remote_code)
         for e in episodes:
             e.metadata["return"] = e.ret
         origin = {"policy": str(policy) if isinstance(policy, (str, Path)) else type(policy).__name__}
@@ -950,7 +1048,7 @@ def build_preference_pairs(
 def _cmd_expert(args) -> int:
     kwargs = json.loads(args.sac_kwargs) if args.sac_kwargs else None
     run = train_expert(args.env, args.timesteps, args.out, n_checkpoints=args.checkpoints, sac_kwargs=kwargs,
-                       seed=args.seed, progress_bar=not args.no_progress)
+                       seed=args.seed, progress_bar=not args.no_progress, overwrite=args.overwrite)
     print(f"expert on {args.env}: {len(run.checkpoints)} checkpoints in {run.out_dir}; "
           f"final {run.final_path}")
     return 0
@@ -960,7 +1058,7 @@ def _cmd_rollouts(args) -> int:
     ds = make_checkpoint_rollouts(args.env, args.expert, steps_per_checkpoint=args.steps_per_checkpoint,
                                   dataset_id=args.dataset_id, seed=args.seed, root=args.root,
                                   overwrite=args.overwrite, deterministic=not args.stochastic,
-                                  progress_bar=not args.no_progress)
+                                  progress_bar=not args.no_progress, trust_remote_code=args.trust_remote_code)
     print(f"wrote Minari dataset {ds.spec.dataset_id!r}: {ds.total_episodes} episodes, "
           f"{ds.total_steps} steps")
     for tier, s in json.loads(ds.storage.metadata["prefgym_metadata"])["tiers"].items():
@@ -974,7 +1072,8 @@ def _cmd_demos(args) -> int:
         raise DatasetError("give exactly one of --policy and --from-rollouts")
     ds = make_demonstrations(args.env, policy=args.policy, source=args.from_rollouts, tier=args.tier,
                              dataset_id=args.dataset_id, n_steps=args.steps, seed=args.seed, root=args.root,
-                             overwrite=args.overwrite, progress_bar=not args.no_progress)
+                             overwrite=args.overwrite, progress_bar=not args.no_progress,
+                             trust_remote_code=args.trust_remote_code)
     s = json.loads(ds.storage.metadata["prefgym_metadata"])["summary"]
     print(f"wrote Minari dataset {ds.spec.dataset_id!r}: {ds.total_episodes} episodes, "
           f"{ds.total_steps} steps, return {s['mean_return']:.2f} +- {s['std_return']:.2f}")
@@ -987,7 +1086,7 @@ def _cmd_preferences(args) -> int:
     pairs = build_preference_pairs(source, args.pairs, segment_length=args.segment_length or None,
                                    teacher=args.teacher, tiers=tiers, label_by=args.label_by, env_id=args.env,
                                    root=args.root, seed=args.seed, progress_bar=not args.no_progress)
-    path = pairs.save(args.out)
+    path = pairs.save(args.out, overwrite=args.overwrite)
     print(f"wrote {len(pairs)} preference pairs to {path} (label accuracy vs true return "
           f"{pairs.accuracy():.3f})")
     return 0
@@ -1021,8 +1120,11 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
             p.add_argument("--root", default=None, help="Minari root (default $MINARI_DATASETS_PATH)")
             p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
 
+    trust_help = ("allow loading third-party SB3 zips, which SB3 un-pickles (this runs code stored in the "
+                  "file); only for files from a source you trust")
     p = sub.add_parser("expert", help="train a SAC expert on the true reward, saving checkpoints")
     common(p, minari_args=False)
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty run folder")
     p.add_argument("--timesteps", type=_int_at_least(1), required=True)
     p.add_argument("--checkpoints", type=_int_at_least(1), default=10, help="checkpoints to save; default 10")
     p.add_argument("--out", required=True, help="run folder")
@@ -1031,10 +1133,11 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
 
     p = sub.add_parser("rollouts", help="roll out every checkpoint into a ranked Minari dataset")
     common(p)
-    p.add_argument("--expert", required=True, help="expert run folder (from `data expert`)")
+    p.add_argument("--expert", required=True, help="expert run folder (from 'prefgym data expert')")
     p.add_argument("--steps-per-checkpoint", type=_int_at_least(1), default=30_000)
     p.add_argument("--dataset-id", default=None, help="default prefgym/<env>/checkpoints-v0")
     p.add_argument("--stochastic", action="store_true", help="sample actions (default: deterministic)")
+    p.add_argument("--trust-remote-code", action="store_true", help=trust_help)
     p.set_defaults(func=_cmd_rollouts)
 
     p = sub.add_parser("demos", help="save demonstrations as a Minari dataset")
@@ -1045,6 +1148,7 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_int_at_least(1), default=10_000,
                    help="demonstration steps; default 10000")
     p.add_argument("--dataset-id", default=None, help="default prefgym/<env>/demos-v0")
+    p.add_argument("--trust-remote-code", action="store_true", help=trust_help)
     p.set_defaults(func=_cmd_demos)
 
     p = sub.add_parser("preferences", help="build preference pairs from a ranked rollouts dataset")
@@ -1072,7 +1176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
-    except DatasetError as exc:
+    except PrefgymError as exc:
         print(f"prefgym data {args.data_command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -9,7 +9,8 @@ from prefgym.envs.matrix import (
     aec_env,
     parallel_env,
 )
-from prefgym.envs.registration import PARALLEL_ENVS, make_parallel, register_envs
+from prefgym.envs.registration import PARALLEL_ENVS, make_aec, make_parallel, register_envs
+from prefgym.envs.token_view import TokenIdView
 
 register_envs()
 
@@ -37,9 +38,11 @@ __all__ = [
     "MatrixGameEnv",
     "MatrixGameParallelEnv",
     "PARALLEL_ENVS",
+    "TokenIdView",
     "aec_env",
     "gridworld_aec_env",
     "gridworld_parallel_env",
+    "make_aec",
     "make_parallel",
     "parallel_env",
     "register_envs",

@@ -44,6 +44,7 @@ from pettingzoo.utils import parallel_to_aec
 
 from prefgym.data.dialogue import DialogueTask, FixedReply, load_dialogue_tasks, make_synthetic_dialogue_tasks
 from prefgym.envs.text_game import (
+    RENDER_MODES,
     TEXT_CHARSET,
     TextGameCore,
     TextParallelEnv,
@@ -198,7 +199,8 @@ class DialogueParallelEnv(TextParallelEnv):
     See :class:`~prefgym.envs.text_game.TextParallelEnv` for infos and task choice.
     """
 
-    metadata = {"name": "prefgym_dialogue_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+    metadata = {"name": "prefgym_dialogue_v0", "render_modes": RENDER_MODES, "render_fps": 1,
+                "is_parallelizable": True}
 
     def __init__(self, tasks: Any = None, *, render_mode: str | None = None, **kwargs):
         core = DialogueGame(tasks, **kwargs)
@@ -219,7 +221,7 @@ class DialogueEnv(TextSingleAgentEnv):
         :class:`~prefgym.data.dialogue.SyntheticDialogueSolver` is a stronger
         scripted opponent for the synthetic tasks.
     render_mode
-        ``None`` or ``"ansi"``.
+        ``None``, ``"ansi"`` or ``"rgb_array"`` (both transcripts as a picture).
     """
 
     def __init__(self, tasks: Any = None, *, opponent: TextGenerator | None = None,

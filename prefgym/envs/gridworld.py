@@ -295,6 +295,11 @@ class GridworldParallelEnv(ParallelEnv):
         self.action_spaces = {a: spaces.Discrete(A) for a in self.possible_agents}
         self.np_random, self.np_random_seed = seeding.np_random()
 
+    @property
+    def horizon(self) -> int:
+        """The game's ``H``: every episode lasts exactly ``H`` steps."""
+        return self.game.horizon
+
     def observation_space(self, agent: str) -> spaces.Discrete:
         return self.observation_spaces[agent]
 
@@ -398,6 +403,11 @@ class GridworldEnv(gymnasium.Env):
         self.episode_index = -1  # incremented by every reset
         self._policy: np.ndarray | None = None
         self.set_opponent(self.game.uniform_policy() if opponent is None else opponent)
+
+    @property
+    def horizon(self) -> int:
+        """The game's ``H``: every episode lasts exactly ``H`` steps (the spec's ``max_episode_steps``)."""
+        return self.game.horizon
 
     @property
     def opponent(self) -> np.ndarray | OpponentSchedule:

@@ -19,6 +19,7 @@ from prefgym.envs import dialogue, reasoning
 __all__ = [
     "LANGUAGE_AEC_ENVS",
     "LANGUAGE_ENV_ENTRY_POINTS",
+    "LANGUAGE_MAX_EPISODE_STEPS",
     "LANGUAGE_PARALLEL_ENVS",
     "register_language_envs",
 ]
@@ -27,6 +28,9 @@ LANGUAGE_ENV_ENTRY_POINTS: dict[str, str] = {
     "prefgym/Dialogue-v0": "prefgym.envs.dialogue:DialogueEnv",
     "prefgym/Reasoning-v0": "prefgym.envs.reasoning:ReasoningEnv",
 }
+
+# The longest horizon of each id's default task set; a test checks them against the made envs.
+LANGUAGE_MAX_EPISODE_STEPS: dict[str, int] = {"prefgym/Dialogue-v0": 4, "prefgym/Reasoning-v0": 8}
 
 LANGUAGE_PARALLEL_ENVS: dict[str, Callable[..., ParallelEnv]] = {
     "prefgym/Dialogue-v0": dialogue.parallel_env,
@@ -47,8 +51,12 @@ def register_language_envs() -> dict[str, Callable[..., ParallelEnv]]:
     ``PARALLEL_ENVS.update(...)``; the AEC factories are
     :data:`LANGUAGE_AEC_ENVS`.
     """
+    from prefgym.envs.registration import HORIZON_WRAPPER
+
     for env_id, entry_point in LANGUAGE_ENV_ENTRY_POINTS.items():
         if env_id not in gymnasium.registry:
-            # No max_episode_steps: the games end themselves at their horizon.
-            gymnasium.register(id=env_id, entry_point=entry_point)
+            # the games end themselves; the spec records the default task set's longest horizon
+            gymnasium.register(id=env_id, entry_point=entry_point,
+                               max_episode_steps=LANGUAGE_MAX_EPISODE_STEPS[env_id],
+                               additional_wrappers=(HORIZON_WRAPPER,))
     return dict(LANGUAGE_PARALLEL_ENVS)

@@ -25,6 +25,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 
+from prefgym.envs.rendering import BarPanel, matrix_frame
 from prefgym.errors import InvalidActionError, InvalidPolicyError
 from prefgym.games.matrix import MatrixGame, make_game
 from prefgym.simplex import check_policy
@@ -37,9 +38,11 @@ from prefgym.validation import (
     check_seed,
 )
 
-__all__ = ["MatrixGameEnv", "MatrixGameParallelEnv", "parallel_env", "aec_env", "REWARD_MODES"]
+__all__ = ["MatrixGameEnv", "MatrixGameParallelEnv", "parallel_env", "aec_env", "REWARD_MODES",
+           "RENDER_MODES"]
 
 REWARD_MODES = ("expected", "sample")
+RENDER_MODES = ["ansi", "rgb_array"]
 OpponentPolicy = np.ndarray | Callable[[np.random.Generator], Any]
 
 
@@ -109,7 +112,10 @@ class MatrixGameEnv(gymnasium.Env):
     rounds
         Episode length; the episode terminates after ``rounds`` steps.
     render_mode
-        ``None`` or ``"ansi"`` (a one-line text of the last round).
+        ``None``, ``"ansi"`` (a one-line text of the last round) or
+        ``"rgb_array"`` (bar charts of the agent's action frequencies this
+        episode and of the opponent's mixture beside the heat map of ``P``,
+        the last actions highlighted).
 
     Notes
     -----
@@ -119,7 +125,7 @@ class MatrixGameEnv(gymnasium.Env):
     mixture)``, the expected reward of the action played.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": RENDER_MODES, "render_fps": 4}
 
     def __init__(
         self,
@@ -142,6 +148,13 @@ class MatrixGameEnv(gymnasium.Env):
         self.set_opponent(np.full(n, 1.0 / n) if opponent is None else opponent)
         self._t: int | None = None
         self._last: tuple[int, int, float, float] | None = None
+        self._counts = np.zeros(n, dtype=np.int64)  # the agent's actions this episode (for rendering)
+        self._last_mixture: np.ndarray | None = None  # a callable opponent's last mixture
+
+    @property
+    def horizon(self) -> int:
+        """The most steps an episode lasts (``rounds``): the spec's ``max_episode_steps``."""
+        return self.rounds
 
     @property
     def opponent(self) -> OpponentPolicy:
@@ -167,6 +180,7 @@ class MatrixGameEnv(gymnasium.Env):
         """Start an episode; the first observation is ``n`` (no previous action)."""
         super().reset(seed=check_seed(seed))
         self._t, self._last = 0, None
+        self._counts[:] = 0
         return np.int64(self.n_actions), {}
 
     def step(self, action):
@@ -185,19 +199,40 @@ class MatrixGameEnv(gymnasium.Env):
             reward = float(self.np_random.random() < self._P[a, b])
         self._t += 1
         self._last = (a, b, reward, win_prob)
+        self._counts[a] += 1
+        self._last_mixture = opp
         info = {"opponent_action": b, "win_prob": win_prob}
         return np.int64(b), reward, self._t >= self.rounds, False, info
 
-    def render(self) -> str | None:
-        """A one-line text of the last round (``render_mode="ansi"``)."""
+    def render(self) -> str | np.ndarray | None:
+        """A one-line text (``"ansi"``) or a picture (``"rgb_array"``) of the last round."""
         if self.render_mode is None:
-            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            gymnasium.logger.warn("render() called without a render_mode; pass 'ansi' or 'rgb_array'")
             return None
+        if self.render_mode == "rgb_array":
+            return self._render_rgb()
         if self._last is None:
             return f"round {self._t or 0}/{self.rounds}: no moves yet\n"
         a, b, reward, win_prob = self._last
         return (f"round {self._t}/{self.rounds}: agent plays {a}, opponent plays {b}; "
                 f"P(win)={win_prob:.3f} reward={reward:.3f}\n")
+
+    def _render_rgb(self) -> np.ndarray:
+        t = self._t or 0
+        freq = self._counts / max(t, 1)
+        mixture = self._last_mixture if callable(self._opponent) else self._opponent
+        if mixture is None:  # a callable opponent before its first draw
+            mixture = np.zeros(self.n_actions)
+        a = b = None
+        header = f"round {t}/{self.rounds}: no moves yet"
+        if self._last is not None:
+            a, b, reward, win_prob = self._last
+            header = (f"round {t}/{self.rounds}: agent plays {a}, opponent plays {b}; "
+                      f"P(win) = {win_prob:.3f}, reward = {reward:.3f}")
+        return matrix_frame(
+            self._P, BarPanel("agent: action frequency this episode", freq, a),
+            BarPanel("opponent: mixed strategy", np.asarray(mixture), b),
+            None if a is None else (a, b), header, players=("agent", "opponent"))
 
 
 class MatrixGameParallelEnv(ParallelEnv):
@@ -211,7 +246,8 @@ class MatrixGameParallelEnv(ParallelEnv):
     ``opponent_action`` and ``win_prob`` ``= P(own action > other action)``.
     """
 
-    metadata = {"name": "prefgym_matrix_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+    metadata = {"name": "prefgym_matrix_v0", "render_modes": RENDER_MODES, "render_fps": 4,
+                "is_parallelizable": True}
 
     def __init__(
         self,
@@ -235,6 +271,12 @@ class MatrixGameParallelEnv(ParallelEnv):
         self.np_random, self.np_random_seed = seeding.np_random()
         self._t = 0
         self._last: tuple[int, int, float, float] | None = None
+        self._counts = np.zeros((2, n), dtype=np.int64)  # both players' actions this episode
+
+    @property
+    def horizon(self) -> int:
+        """The most rounds an episode lasts (``rounds``)."""
+        return self.rounds
 
     def observation_space(self, agent: str) -> spaces.Discrete:
         return self.observation_spaces[agent]
@@ -248,6 +290,7 @@ class MatrixGameParallelEnv(ParallelEnv):
             self.np_random, self.np_random_seed = seeding.np_random(check_seed(seed))
         self.agents = self.possible_agents[:]
         self._t, self._last = 0, None
+        self._counts[:] = 0
         obs = {a: np.int64(self.n_actions) for a in self.agents}
         return obs, {a: {} for a in self.agents}
 
@@ -260,6 +303,8 @@ class MatrixGameParallelEnv(ParallelEnv):
         r0 = p if self.reward_mode == "expected" else float(self.np_random.random() < p)
         self._t += 1
         self._last = (a0, a1, p, r0)
+        self._counts[0, a0] += 1
+        self._counts[1, a1] += 1
         done = self._t >= self.rounds
         obs = {"player_0": np.int64(a1), "player_1": np.int64(a0)}
         rewards = {"player_0": r0, "player_1": 1.0 - r0}
@@ -273,11 +318,26 @@ class MatrixGameParallelEnv(ParallelEnv):
             self.agents = []
         return obs, rewards, terminations, truncations, infos
 
-    def render(self) -> str | None:
-        """A one-line text of the last round (``render_mode="ansi"``)."""
+    def render(self) -> str | np.ndarray | None:
+        """A one-line text (``"ansi"``) or a picture (``"rgb_array"``) of the last round.
+
+        The picture shows both players' action frequencies this episode beside
+        the heat map of ``P``, the last actions highlighted.
+        """
         if self.render_mode is None:
-            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            gymnasium.logger.warn("render() called without a render_mode; pass 'ansi' or 'rgb_array'")
             return None
+        if self.render_mode == "rgb_array":
+            freq = self._counts / max(self._t, 1)
+            a0 = a1 = None
+            header = f"round {self._t}/{self.rounds}: no moves yet"
+            if self._last is not None:
+                a0, a1, p, r0 = self._last
+                header = (f"round {self._t}/{self.rounds}: player_0 plays {a0}, player_1 plays {a1}; "
+                          f"P(player_0 wins) = {p:.3f}, rewards = ({r0:.3f}, {1.0 - r0:.3f})")
+            return matrix_frame(self._P, BarPanel("player_0: action frequency", freq[0], a0),
+                                BarPanel("player_1: action frequency", freq[1], a1),
+                                None if a0 is None else (a0, a1), header)
         if self._last is None:
             return f"round {self._t}/{self.rounds}: no moves yet\n"
         a0, a1, p, r0 = self._last

@@ -202,6 +202,11 @@ class PreferenceFeedback(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArg
         self._ended = False
         return obs, info
 
+    def render(self):
+        """The wrapped env's frame; a MuJoCo env gets a headless OpenGL backend first if needed."""
+        _ensure_gl_for(self.env)
+        return self.env.render()
+
     def step(self, action):
         if self._last_obs is None:
             raise InvalidActionError(STEP_BEFORE_RESET)
@@ -339,6 +344,11 @@ class LearnedRewardWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorA
         self._ended = False
         return obs, info
 
+    def render(self):
+        """The wrapped env's frame; a MuJoCo env gets a headless OpenGL backend first if needed."""
+        _ensure_gl_for(self.env)
+        return self.env.render()
+
     def step(self, action):
         if self._last_obs is None:
             raise InvalidActionError(STEP_BEFORE_RESET)
@@ -351,6 +361,24 @@ class LearnedRewardWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorA
         info = {**info, "true_reward": float(true_reward)}
         self._last_obs = obs
         return obs, float(r.reshape(-1)[0]), terminated, truncated, info
+
+
+def _ensure_gl_for(env: gymnasium.Env) -> None:
+    """:func:`_ensure_gl` if ``env`` is a MuJoCo env about to draw an ``rgb_array`` frame."""
+    if env.render_mode in ("rgb_array", "rgb_array_list", "depth_array") and hasattr(
+            env.unwrapped, "mujoco_renderer"):
+        _ensure_gl()
+
+
+def _ensure_gl() -> None:
+    """Choose a headless OpenGL backend for MuJoCo if needed; a clear error if none works."""
+    from prefgym.envs.headless_gl import ensure_mujoco_gl, has_display, headless_gl_failures
+
+    if ensure_mujoco_gl() is None and not has_display():
+        failures = "; ".join(f"{k}: {v}" for k, v in headless_gl_failures().items())
+        raise RuntimeError(
+            "MuJoCo rgb_array rendering needs OpenGL and this machine has no display; no headless backend "
+            f"works ({failures}). Install EGL (libegl1) or OSMesa (libosmesa6) drivers, or set MUJOCO_GL")
 
 
 # ------------------------------------------------------------------ the game
@@ -382,6 +410,7 @@ class _Duel:
         self.alive = [False, False]
         self.t = 0
         self._k = 0
+        self._gl_ready = False
 
     def reset(self, rng: np.random.Generator) -> tuple[Any, Any]:
         seed = int(rng.integers(2**31 - 1))
@@ -432,6 +461,9 @@ class _Duel:
         return true_r, scored, y, p, returns, terminated, truncated
 
     def render(self):
+        if not self._gl_ready:
+            _ensure_gl_for(self.envs[0])
+            self._gl_ready = True
         frames = [env.render() for env in self.envs]
         if any(f is None for f in frames):
             return None
@@ -699,8 +731,12 @@ def register_mujoco_envs() -> dict[str, Callable[..., ParallelEnv]]:
     The ids need ``mujoco`` only when made (Pendulum needs none). Merge the
     result into :data:`prefgym.envs.registration.PARALLEL_ENVS`.
     """
+    from prefgym.envs.registration import HORIZON_WRAPPER
+
     for env_id, base in CONTROL_TASKS.items():
         if env_id not in gymnasium.registry:
-            # no max_episode_steps: the env truncates itself after ``horizon`` steps
-            gymnasium.register(id=env_id, entry_point=ENTRY_POINT, kwargs={"base_env_id": base})
+            # the default horizon is the task's time limit (the env truncates itself there)
+            gymnasium.register(id=env_id, entry_point=ENTRY_POINT, kwargs={"base_env_id": base},
+                               max_episode_steps=gymnasium.spec(base).max_episode_steps,
+                               additional_wrappers=(HORIZON_WRAPPER,))
     return {env_id: partial(parallel_env, base_env_id=base) for env_id, base in CONTROL_TASKS.items()}

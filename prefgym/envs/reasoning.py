@@ -52,6 +52,7 @@ from prefgym.data.reasoning import (
     make_arithmetic_tasks,
 )
 from prefgym.envs.text_game import (
+    RENDER_MODES,
     TEXT_CHARSET,
     TextGameCore,
     TextParallelEnv,
@@ -212,7 +213,8 @@ class ReasoningParallelEnv(TextParallelEnv):
     later actions are ignored; send ``""``).
     """
 
-    metadata = {"name": "prefgym_reasoning_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+    metadata = {"name": "prefgym_reasoning_v0", "render_modes": RENDER_MODES, "render_fps": 1,
+                "is_parallelizable": True}
 
     def __init__(self, tasks: Any = None, *, render_mode: str | None = None, **kwargs):
         core = ReasoningGame(tasks, **kwargs)
@@ -234,7 +236,7 @@ class ReasoningEnv(TextSingleAgentEnv):
     opponent_error_rate
         Error rate of the default opponent (default 0.2).
     render_mode
-        ``None`` or ``"ansi"``.
+        ``None``, ``"ansi"`` or ``"rgb_array"`` (both transcripts as a picture).
 
     Notes
     -----

@@ -53,6 +53,7 @@ from prefgym.validation import check_parallel_actions, check_seed
 __all__ = [
     "PLAYERS",
     "PREFERENCES",
+    "RENDER_MODES",
     "REWARD_MODES",
     "TEXT_CHARSET",
     "UNKNOWN_CHARS",
@@ -332,6 +333,26 @@ class TextGameCore(ABC):
         context, t0, t1 = self.judge_inputs(self.task, histories, turn)
         return float(judge.prob([context], [t0], [t1])[0])
 
+    @property
+    def max_horizon(self) -> int:
+        """The most turns any task's game lasts."""
+        return max(self.horizon(t) for t in self.tasks)
+
+    def render_rgb(self) -> np.ndarray:
+        """A picture of both players' transcripts so far, under the last turn's rewards."""
+        from prefgym.envs.rendering import text_frame
+
+        if self.task is None:
+            return text_frame("no episode yet: call reset()", [])
+        over = " (over)" if self.done else ""
+        head = f"task {self.task.id}, turn {self.turn}/{self.horizon(self.task)}{over}"
+        if self.last is not None:
+            r0 = self.last["reward"] + self.last["ties"]
+            head += f"; rewards ({r0:.3f}, {1 - self.last['reward'] + self.last['ties']:.3f})"
+        columns = [(f"{PLAYERS[i]}{' (finished)' if self.finished[i] else ''}",
+                    self.observation(self.task, self.histories[i], self.done)) for i in range(2)]
+        return text_frame(head, columns)
+
     def render(self) -> str:
         """A short text of the last turn."""
         if self.task is None:
@@ -350,6 +371,9 @@ class TextGameCore(ABC):
 
 
 # ------------------------------------------------------------------ faces
+RENDER_MODES = ["ansi", "rgb_array"]
+
+
 def _check_render_mode(render_mode: str | None, modes: Sequence[str]) -> None:
     if render_mode is not None and render_mode not in modes:
         raise ValueError(f"render_mode must be None or one of {tuple(modes)}; got {render_mode!r}")
@@ -367,7 +391,8 @@ class TextParallelEnv(ParallelEnv):
     otherwise it is drawn uniformly.
     """
 
-    metadata = {"name": "prefgym_text_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+    metadata = {"name": "prefgym_text_v0", "render_modes": RENDER_MODES, "render_fps": 1,
+                "is_parallelizable": True}
 
     def __init__(self, core: TextGameCore, action_charset: str, render_mode: str | None = None):
         _check_render_mode(render_mode, self.metadata["render_modes"])
@@ -381,6 +406,11 @@ class TextParallelEnv(ParallelEnv):
             a: spaces.Text(core.max_response_length, min_length=0, charset=action_charset) for a in PLAYERS
         }
         self.np_random, self.np_random_seed = seeding.np_random()
+
+    @property
+    def horizon(self) -> int:
+        """The most turns an episode lasts (over all tasks)."""
+        return self.core.max_horizon
 
     def observation_space(self, agent: str) -> spaces.Text:
         return self.observation_spaces[agent]
@@ -413,11 +443,13 @@ class TextParallelEnv(ParallelEnv):
             self.agents = []
         return out
 
-    def render(self) -> str | None:
-        """A short text of the last turn (``render_mode="ansi"``)."""
+    def render(self) -> str | np.ndarray | None:
+        """A short text of the last turn (``"ansi"``) or a picture of both transcripts (``"rgb_array"``)."""
         if self.render_mode is None:
-            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            gymnasium.logger.warn("render() called without a render_mode; pass 'ansi' or 'rgb_array'")
             return None
+        if self.render_mode == "rgb_array":
+            return self.core.render_rgb()
         return self.core.render()
 
     def close(self) -> None:
@@ -437,7 +469,7 @@ class TextSingleAgentEnv(gymnasium.Env):
     ``turn``, ``finished``, ``expected_reward`` and ``opponent_response``.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    metadata = {"render_modes": RENDER_MODES, "render_fps": 1}
 
     def __init__(self, core: TextGameCore, opponent: TextGenerator, action_charset: str,
                  render_mode: str | None = None):
@@ -447,6 +479,11 @@ class TextSingleAgentEnv(gymnasium.Env):
         self.action_space = spaces.Text(core.max_response_length, min_length=0, charset=action_charset)
         self.set_opponent(opponent)
         self._opp_obs: str | None = None
+
+    @property
+    def horizon(self) -> int:
+        """The most turns an episode lasts (over all tasks): the spec's ``max_episode_steps``."""
+        return self.core.max_horizon
 
     @property
     def opponent(self) -> TextGenerator:
@@ -494,9 +531,11 @@ class TextSingleAgentEnv(gymnasium.Env):
         info = {**self.core.info(0), "expected_reward": exp, "opponent_response": reply}
         return TextObservation(obs[0]), reward, done, False, info
 
-    def render(self) -> str | None:
-        """A short text of the last turn (``render_mode="ansi"``)."""
+    def render(self) -> str | np.ndarray | None:
+        """A short text of the last turn (``"ansi"``) or a picture of both transcripts (``"rgb_array"``)."""
         if self.render_mode is None:
-            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            gymnasium.logger.warn("render() called without a render_mode; pass 'ansi' or 'rgb_array'")
             return None
+        if self.render_mode == "rgb_array":
+            return self.core.render_rgb()
         return self.core.render()

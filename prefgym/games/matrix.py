@@ -18,8 +18,6 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.linalg import null_space
-from scipy.optimize import linprog
 from scipy.special import expit, logsumexp
 
 from prefgym.errors import InvalidArgumentError, InvalidGameError, InvalidTypeError, SolverLimitError
@@ -239,6 +237,8 @@ def _limit_error(n: int, limit: float, count: int) -> SolverLimitError:
 
 def _solve_lp(A: np.ndarray, time_limit: float | None = None, total_limit: float | None = None,
               count: int = 1) -> np.ndarray:
+    from scipy.optimize import linprog  # imported when an LP is solved: it is slow to import
+
     n = A.shape[0]
     c = np.zeros(n + 1)
     c[-1] = -1.0  # maximise v
@@ -344,6 +344,8 @@ def planted_nash(
     rng = _rng(seed)
     shape = _shape(batch)
     count = int(np.prod(shape)) if shape else 1
+    from scipy.linalg import null_space  # imported on use: scipy.linalg is slow to import
+
     mats = np.empty((count, n, n))
     planted = np.empty((count, rank, n))
     for k in range(count):  # one null-space basis per game (an SVD each)

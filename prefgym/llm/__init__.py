@@ -30,6 +30,9 @@ __all__ = ["ASSISTANT", "USER", "TextGenerator", "format_dialogue", *_LAZY]
 
 def __getattr__(name: str):
     if name in _LAZY:
+        from prefgym.optional import require
+
+        require("torch", extra="llm", purpose=f"prefgym.llm.{name} needs torch")
         value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value
         return value

@@ -18,7 +18,8 @@ The pipeline of 004 App. A.2.1 (:mod:`prefgym.data.control`), run end to end:
    net, ``seeds`` independent runs each, evaluated every ``eval_every`` env steps
    by ``eval_episodes`` deterministic episodes of *true* return):
 
-   - ``aihf``: both terms (``w_demo = w_pref = 1``), SAC from a random policy (004);
+   - ``aihf``: both terms with 004's estimator (Eq. 34 weights ``|D|``, ``|P|``, one temperature =
+     SAC's entropy coefficient; :class:`~prefgym.agents.aihf.AIHF`), SAC from a random policy (004);
    - ``rlhf``: BC-initialised actor (``bc_steps``), reward fitted on preferences alone
      (``reward_pretrain_steps``) then frozen, SAC on it (004's RLHF baseline);
    - ``irl``: demonstrations alone (ML-IRL), random policy.
@@ -58,17 +59,15 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from prefgym.reproductions.analysis import verdict
-from prefgym.reproductions.registry import Reproduction
+from prefgym.reproductions.executor import make_executor
+from prefgym.reproductions.registry import Reproduction, as_progress
 
 __all__ = ["BUDGETS", "MODES", "REPRODUCTION", "run", "data_quality_table", "train_and_evaluate"]
 
@@ -132,11 +131,13 @@ def _make_data(cfg: dict, out_dir: Path, progress: bool) -> dict:
         expert_dir = out_dir / "expert"
         manifest = expert_dir / "expert.json"
         old = json.loads(manifest.read_text()) if manifest.exists() else {}
-        if old.get("total_timesteps") == cfg["expert_steps"] and old.get("env_id") == env_id:
+        if (old.get("total_timesteps") == cfg["expert_steps"] and old.get("env_id") == env_id
+                and old.get("format") == "prefgym.expert"):  # older experts are pickled SB3 zips
             info["expert_reused"] = True
         else:
             train_expert(env_id, cfg["expert_steps"], expert_dir, n_checkpoints=cfg["n_checkpoints"],
-                         sac_kwargs=DEFAULT_SAC_KWARGS, seed=0, env_kwargs=env_kwargs, progress_bar=progress)
+                         sac_kwargs=DEFAULT_SAC_KWARGS, seed=0, env_kwargs=env_kwargs, progress_bar=False,
+                         overwrite=True)
         checkpoints = expert_dir
         info["source"] = (f"SB3 SAC expert, {cfg['expert_steps']} steps, {cfg['n_checkpoints']} checkpoints, "
                           "DEFAULT_SAC_KWARGS")
@@ -238,7 +239,7 @@ def train_and_evaluate(job: dict) -> dict:
 
 # ------------------------------------------------------------------ main
 def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str | None = None,
-        env: str | None = None) -> dict:
+        env: str | None = None, executor: str | None = None, address: str | None = None) -> dict:
     """Make the data, train the three learners over the seeds, judge the claims (module docstring).
 
     Parameters
@@ -248,6 +249,11 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str |
     env
         Override the budget's environment (a MuJoCo / Box task; tiers come from a SAC expert
         unless the budget is ``"quick"`` and the task has a scripted controller).
+    executor, address
+        Where the runs (method x seed) go (:mod:`~prefgym.reproductions.executor`):
+        ``"process"`` (default; the budget's ``workers`` local processes) or ``"ray"``, one
+        Ray task per run with a 1-CPU request, on a local instance (``address`` None) or a
+        cluster (``"auto"`` or ``"HOST:PORT"``). Results are collected in job order.
     """
     import torch
 
@@ -276,22 +282,15 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str |
                                   "reward_pretrain_steps", "bc_steps")}
     jobs = [{**common, "mode": m, "seed": s, "demos": data["demo_arrays"], "prefs": data["prefs"],
              "test_episodes": test_episodes} for s in cfg["seeds"] for m in MODES]
-    bar = tqdm(total=len(jobs), disable=not progress, desc="aihf-mujoco runs", unit="run")
-    results = []
+    bar = as_progress(progress, "aihf-mujoco")
+    bar.total = len(jobs)
+
+    def done(r: dict) -> None:
+        bar.update(1, label=f"{r['mode']} seed {r['seed']}: {np.mean(r['returns'][-1]):.0f}")
+
     t_train = time.perf_counter()
-    if cfg["workers"] <= 1:
-        for job in jobs:
-            results.append(train_and_evaluate(job))
-            bar.update(1)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(cfg["workers"], len(jobs)), mp_context=ctx) as pool:
-            futures = [pool.submit(train_and_evaluate, job) for job in jobs]
-            for fut in as_completed(futures):
-                r = fut.result()
-                results.append(r)
-                bar.update(1)
-                bar.set_postfix_str(f"{r['mode']} seed {r['seed']}: {np.mean(r['returns'][-1]):.0f}")
+    runner = make_executor(executor, workers=cfg["workers"], address=address)
+    results = runner.run(train_and_evaluate, jobs, on_result=done)  # job order, whatever finished first
     bar.close()
     train_s = time.perf_counter() - t_train
 
@@ -308,6 +307,7 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str |
         "runs": [{k: r[k] for k in ("mode", "seed", "reward_rank_correlation", "last_reward_stats", "wall_s")}
                  for r in results],
         "train_wall_s": round(train_s, 1),
+        "executor": runner.describe(),
         "total_env_steps": int(len(jobs) * cfg["total_steps"]),
     }
     summary["verdicts"] = _verdicts(summary, curves, table)
@@ -402,5 +402,5 @@ REPRODUCTION = Reproduction(
     description=("004 Fig. 5 / Table 1: AIHF vs RLHF vs IRL-only on MuJoCo (Hopper-v5), true return vs "
                  "SAC steps, and the data-quality table"),
     runner=run,
-    options=("budget", "env"),
+    options=("budget", "env", "executor", "address"),
 )

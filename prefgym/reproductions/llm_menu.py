@@ -75,7 +75,7 @@ from prefgym.agents.rules import log_normalize, magnetic_step, optimistic_step
 from prefgym.games.matrix import MatrixGame, planted_nash
 from prefgym.plotting import plot_curves, plot_simplex_trajectories
 from prefgym.reproductions.analysis import fmt, select_learning_rate, verdict
-from prefgym.reproductions.registry import Reproduction
+from prefgym.reproductions.registry import Reproduction, as_progress
 
 __all__ = ["REPRODUCTION", "run", "choose_game", "tabular_gaps", "RESPONSES", "PROMPTS"]
 
@@ -160,9 +160,10 @@ def _train(name, model, tok, judge, game, T, progress, **kw):
     torch.set_num_threads(1)  # tiny model: one thread is fastest and keeps the run deterministic
     try:
         trainer = SelfPlayTrainer(menu, judge, PROMPTS, evaluator=ev, seed=SEED, **OPTIM, **kw)
-        trainer.learn(T, progress_bar=progress)
+        trainer.learn(T, progress_bar=False)
     finally:
         torch.set_num_threads(threads)
+    progress.update(label=name)
     m = trainer.metrics
     B = len(PROMPTS)
     probs = np.stack([np.stack([m[f"p{b}_{i}"] for i in range(N_RESPONSES)], -1) for b in range(B)], 1)
@@ -180,6 +181,7 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True) -> dict:
     from prefgym.llm.tiny import tiny_lm
 
     T = SIZES[bool(quick)]["iterations"]
+    progress = as_progress(progress, "llm-menu")
     game, game_seed, ne = choose_game()
     judge = TableJudge.from_preference(game.preference, list(RESPONSES))
     model, tok = tiny_lm(**MODEL)

@@ -52,7 +52,7 @@ import numpy as np
 
 from prefgym.plotting import plot_curves
 from prefgym.reproductions.analysis import verdict
-from prefgym.reproductions.registry import Reproduction
+from prefgym.reproductions.registry import Reproduction, as_progress
 
 __all__ = ["REPRODUCTION", "run", "dialogue_tasks", "SETTINGS"]
 
@@ -122,6 +122,8 @@ def _train_arms(tag: str, cfg: dict, problems: dict, wins: dict, step_judge, arm
     from prefgym.llm.policy import LMPolicy
     from prefgym.llm.tiny import tiny_lm
 
+    progress = as_progress(progress, tag)
+    progress.total = len(cfg["model_seeds"]) * len(arms) * cfg["iterations"]
     runs: dict[str, dict[str, list]] = {a: {} for a in arms}
     base: dict[str, list[float]] = {}
     threads = torch.get_num_threads()
@@ -149,11 +151,12 @@ def _train_arms(tag: str, cfg: dict, problems: dict, wins: dict, step_judge, arm
                     row = {"iteration": t + 1, "time_s": last["time_s"], "loss_first": last["loss_first"],
                            "loss": last["loss"], **evaluate(lm, sets)}
                     rows.append(row)
+                    progress.update(label=f"seed {ms} {arm} iter {t + 1}")
                     if progress:
-                        print(f"[{tag}] model seed {ms} {arm} iter {t + 1}: "
+                        progress.write(f"[{tag}] model seed {ms} {arm} iter {t + 1}: "
                               f"win rate vs base {row['train_win_rate']:.4f} (train), "
                               f"{row['heldout_win_rate']:.4f} (held-out)"
-                              + ("" if detail is None else detail(row, base)), flush=True)
+                              + ("" if detail is None else detail(row, base)))
                 runs[arm][f"seed{ms}"] = rows
     finally:
         torch.set_num_threads(threads)

@@ -33,7 +33,7 @@ import numpy as np
 from prefgym.plotting import plot_curves
 from prefgym.reproductions.analysis import fmt, verdict
 from prefgym.reproductions.llm_menu import MODEL, OPTIM, PROMPTS, SEED
-from prefgym.reproductions.registry import Reproduction
+from prefgym.reproductions.registry import Reproduction, as_progress
 
 __all__ = ["REPRODUCTION", "run", "RESPONSES", "REWARDS", "ALPHAS", "target"]
 
@@ -66,9 +66,10 @@ def _train(model, tok, judge, alpha, variant, T, progress):
     try:
         trainer = SPOTrainer(menu, judge, PROMPTS, alpha=alpha, gamma=0.0, beta=0.0, labels="soft",
                              evaluator=ev, seed=SEED, **OPTIM, **VARIANTS[variant])
-        trainer.learn(T, progress_bar=progress)
+        trainer.learn(T, progress_bar=False)
     finally:
         torch.set_num_threads(threads)
+    progress.update(label=f"spo {variant} alpha={alpha:g}")
     m = trainer.metrics
     B, N = len(PROMPTS), len(RESPONSES)
     final = np.array([[m[f"p{b}_{i}"][-1] for i in range(N)] for b in range(B)])
@@ -85,6 +86,8 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True) -> dict:
     from prefgym.llm.tiny import tiny_lm
 
     T = SIZES[bool(quick)]["iterations"]
+    progress = as_progress(progress, "llm-spo")
+    progress.total = len(VARIANTS) * len(ALPHAS)
     judge = TableJudge(dict(zip(RESPONSES, REWARDS, strict=True)), temperature=1.0)
     model, tok = tiny_lm(**MODEL)
     runs = {(a, v): _train(model, tok, judge, a, v, T, progress) for v in VARIANTS for a in ALPHAS}

@@ -26,7 +26,7 @@ from prefgym.agents.callbacks import RecordPolicy
 from prefgym.games.matrix import MatrixGame, random_skew_symmetric
 from prefgym.plotting import plot_curves, plot_simplex_trajectories
 from prefgym.reproductions.analysis import first_below, fmt, verdict, write_curves_csv
-from prefgym.reproductions.registry import Reproduction
+from prefgym.reproductions.registry import Reproduction, as_progress
 from prefgym.reproductions.solvers import regularized_nash
 from prefgym.simplex import kl
 
@@ -65,7 +65,8 @@ def skew_game(
 
 def _train(cls, game, T, progress, **kwargs):
     rec = RecordPolicy()
-    agent = cls(game, **kwargs).learn(T, callback=rec, progress_bar=progress)
+    agent = cls(game, **kwargs).learn(T, callback=rec)
+    progress.update(label=cls.name)
     return agent, np.stack(rec.policies)
 
 
@@ -73,6 +74,8 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True) -> dict:
     """Run MD, MMD and MPO on the RPS-like game and on random games; see the module docstring."""
     size = SIZES[bool(quick)]
     T = size["skew"]
+    progress = as_progress(progress, "mpo-fig3")
+    progress.total = 2 * (len(ALPHAS) + 2)  # MD, MMD per alpha and MPO; on the skew and the random games
     game, ne = skew_game()
     uniform = np.full(3, 1.0 / 3)
     md, md_traj = _train(MWU, game, T, progress, learning_rate=ETA, init_policy=INIT)
@@ -154,7 +157,8 @@ def _mmd_skew(summary, verdicts, game, ne, mmd) -> None:
 # -------------------------------------------------------------- random games
 def _random_games(summary, verdicts, size, progress) -> None:
     game = MatrixGame.stack([random_skew_symmetric(10, seed=s) for s in RANDOM_SEEDS])
-    md = MWU(game, learning_rate=ETA).learn(size["random_md"], progress_bar=progress)
+    md = MWU(game, learning_rate=ETA).learn(size["random_md"])
+    progress.update(label="md random games")
     last_e, avg_e = md.history["last_gap"][-1] / 2, md.history["average_gap"][-1] / 2
     out = {"md_last_e": last_e, "md_average_e": avg_e, "mmd": {}}
     steps, reg_e = {}, {}
@@ -166,7 +170,8 @@ def _random_games(summary, verdicts, size, progress) -> None:
         steps[al] = np.where(below.any(0), below.argmax(0), -1)
         reg_e[al] = game.exploitability(refs)
         out["mmd"][al] = {"updates_to_kl_1e-10": steps[al], "reg_ne_e": reg_e[al]}
-    mpo = MPO(game, **RANDOM_MPO).learn(size["random_mpo"], progress_bar=progress)
+    mpo = MPO(game, **RANDOM_MPO).learn(size["random_mpo"])
+    progress.update(label="mpo random games")
     mpo_gap = mpo.history["last_gap"][-1]
     out["mpo_final_gap"] = mpo_gap
     out["mpo_final_e"] = mpo_gap / 2

@@ -60,13 +60,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from prefgym.agents.markov import OMPO, NaturalActorCriticMPO
 from prefgym.games.gridworld import random_gridworld
 from prefgym.games.markov import TabularMarkovGame
 from prefgym.reproductions.analysis import first_below, fmt, verdict, write_curves_csv
-from prefgym.reproductions.registry import Reproduction
+from prefgym.reproductions.registry import Reproduction, as_progress
 
 __all__ = ["REPRODUCTION", "run", "GRIDS", "SIZES", "blas_threads", "select_step"]
 
@@ -202,8 +201,8 @@ def _run_all(out_dir: Path, quick: bool, progress: bool) -> dict:
     sweep_games = [random_gridworld(seed=s) for s in size["sweep_seeds"]]
     games = [random_gridworld(seed=s) for s in size["eval_seeds"]]
     n_sweep_runs = sum(len(g) for g in GRIDS.values()) * len(sweep_games)
-    bar = tqdm(total=n_sweep_runs, disable=not progress, desc="ompo-gridworld", unit="run",
-               mininterval=0.5)
+    bar = as_progress(progress, "ompo-gridworld")
+    bar.total = n_sweep_runs
 
     # 1. step-size sweep on the held-out games
     chosen: dict[str, dict[str, float]] = {}
@@ -217,7 +216,6 @@ def _run_all(out_dir: Path, quick: bool, progress: bool) -> dict:
     # 2. the evaluation games, each method at its selected beta per iterate, and the theory steps
     n_eval = sum(len(set(c.values())) for c in chosen.values()) + 2
     bar.total = n_sweep_runs + n_eval * len(games)
-    bar.refresh()
     cache: dict[tuple[str, float], dict[str, np.ndarray]] = {}
 
     def curves(method: str, beta: float) -> dict[str, np.ndarray]:

@@ -34,7 +34,7 @@ from prefgym.reproductions.analysis import (
     verdict,
     write_curves_csv,
 )
-from prefgym.reproductions.registry import Reproduction
+from prefgym.reproductions.registry import Reproduction, as_progress
 from prefgym.reproductions.solvers import (
     max_entropy_nash,
     regularized_nash,
@@ -58,9 +58,13 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True) -> dict:
     size = SIZES[bool(quick)]
     T = size["updates"]
     game = planted_nash(N_ACTIONS, rank=RANK, seed=GAME_SEED, batch=size["games"])
+    progress = as_progress(progress, "omwu-fig2")
 
     def train(cls, **kwargs):
-        return cls(game, **kwargs).learn(T, progress_bar=progress)
+        agent = cls(game, **kwargs).learn(T)
+        progress.update(label=f"{cls.name} " + " ".join(f"{k}={v:g}" for k, v in kwargs.items()
+                                                         if isinstance(v, (int, float))))
+        return agent
 
     omwu_agents = {eta: train(OMWU, learning_rate=eta) for eta in OMWU_ETAS}
     omwu_eta, omwu_sweep = select_learning_rate(

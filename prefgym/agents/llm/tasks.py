@@ -92,8 +92,10 @@ class LLMTask:
         The ``--task`` name.
     description
         One line for ``prefgym list``.
-    trainer_defaults
-        Trainer keyword arguments used unless ``--param`` / ``--lr`` override them.
+    trainer_defaults_factory
+        ``() -> dict`` of the trainer keyword arguments used unless ``--param`` / ``--lr``
+        override them (:attr:`trainer_defaults`); a function, so that listing the tasks
+        imports no torch.
     iterations
         Default number of iterations.
     build
@@ -107,10 +109,15 @@ class LLMTask:
 
     name: str
     description: str
-    trainer_defaults: dict[str, Any]
+    trainer_defaults_factory: Callable[[], dict[str, Any]]
     iterations: int
     build: Callable[[Any, str, dict[str, Any]], TaskSetup]
     menu: bool
+
+    @property
+    def trainer_defaults(self) -> dict[str, Any]:
+        """Trainer keyword arguments used unless ``--param`` / ``--lr`` override them."""
+        return self.trainer_defaults_factory()
 
 
 # ------------------------------------------------------------------ evaluation helpers
@@ -295,14 +302,14 @@ def _dialogue_optim() -> dict[str, Any]:
 #: ``--task`` name -> :class:`LLMTask`
 LLM_TASKS: dict[str, LLMTask] = {
     "menu": LLMTask("menu", "llm-menu's non-transitive menu game (3 responses, 4 prompts), exact duality gap",
-                    _menu_optim(), 100, _build_menu, menu=True),
+                    _menu_optim, 100, _build_menu, menu=True),
     "bt-menu": LLMTask("bt-menu", "llm-spo's Bradley-Terry menu (5 responses), exact gap; spo: KL to "
-                       "Softmax(r/alpha)", _menu_optim(), 100, _build_bt_menu, menu=True),
+                       "Softmax(r/alpha)", _menu_optim, 100, _build_bt_menu, menu=True),
     "dialogue": LLMTask("dialogue", "llm-multiturn's 3-turn synthetic dialogues, replies sampled per turn, "
-                        "exact win rate vs the initial model", _dialogue_optim(), 3, _build_dialogue,
+                        "exact win rate vs the initial model", _dialogue_optim, 3, _build_dialogue,
                         menu=False),
     "reasoning": LLMTask("reasoning", "llm-reasoning's 3-step arithmetic, step menus built on the policy's "
-                         "own steps, exact final-answer win rate vs the initial model", _dialogue_optim(), 3,
+                         "own steps, exact final-answer win rate vs the initial model", _dialogue_optim, 3,
                          _build_reasoning, menu=False),
 }
 

@@ -12,10 +12,14 @@ One iteration ``t`` of :class:`SelfPlayTrainer`:
    magnet, a geometric mixture; best/worst pairs);
 4. take ``steps_per_iteration`` optimiser steps on the algorithm's loss;
 5. refresh frozen models as the algorithm says (previous iterate, magnet);
-6. log one row of metrics (CSV, optional TensorBoard), run the evaluator, checkpoint.
+6. run the evaluator, checkpoint, and log one row of metrics through the trainer's
+   logger (SB3's ``Logger`` API; by default ``output_dir/metrics.csv`` and, optionally,
+   TensorBoard; :meth:`~SelfPlayTrainer.set_logger` replaces it).
 
-The Agent API is :class:`~prefgym.agents.base.BaseAgent`'s: ``learn(n, callback,
-progress_bar)`` runs ``n`` more iterations; ``save`` / ``load`` write and read a
+The Agent API is :class:`~prefgym.agents.base.BaseAgent`'s, SB3's: ``learn(total_timesteps,
+callback, log_interval=1, ...)`` runs ``total_timesteps`` more iterations (one timestep is
+one iteration), SB3 callbacks see the trainer as their ``model`` (``get_env()`` is None:
+callbacks that need an environment do not apply); ``save`` / ``load`` write and read a
 checkpoint folder (model and tokenizer through ``save_pretrained``; the weight I/O and the
 frozen-model views are in :mod:`prefgym.agents.llm.model_io`).
 
@@ -49,11 +53,11 @@ model's dtype), FSDP / DeepSpeed sharding, gradient accumulation.
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import math
 import random
 import shutil
+import sys
 import time
 import warnings
 import zlib
@@ -95,7 +99,8 @@ from prefgym.agents.llm.sources import (
     _batch_to,
     leave_one_out_weights,
 )
-from prefgym.errors import InvalidArgumentError, InvalidTypeError
+from prefgym.errors import AgentLoadError, InvalidArgumentError, InvalidTypeError, PrefgymError
+from prefgym.fileio import atomic_write, atomic_write_text, contained_path, staged_output_dir
 from prefgym.judges.base import PairwiseJudge
 from prefgym.serialization import json_default
 from prefgym.validation import (
@@ -128,6 +133,7 @@ __all__ = [  # the sources and model helpers are re-exported: they were defined 
 ]
 
 STATE_FILE, CONFIG_FILE, LATEST_FILE = "trainer_state.pt", "trainer.json", "latest"
+TRAINER_FORMAT, TRAINER_FORMAT_VERSION = "prefgym.selfplay_trainer", 1
 
 
 def _lr_lambda(kind: str, warmup: int, total: int | None) -> Callable[[int], float]:
@@ -198,7 +204,9 @@ class SelfPlayTrainer(BaseAgent):
         Rows per teacher-forced forward pass (``None``: all at once).
     output_dir
         Where ``trainer.json`` (hyper-parameters), ``metrics.csv``, ``reference/``,
-        checkpoints and TensorBoard logs go (``None``: nothing written).
+        checkpoints and TensorBoard logs go (``None``: nothing written). ``metrics.csv`` (one
+        row per iteration, SB3's CSV format) and the TensorBoard files are the outputs of the
+        default logger; after :meth:`set_logger` the metrics go to that logger instead.
     save_every, keep_checkpoints
         Checkpoint every ``save_every`` iterations, keeping the newest ``keep_checkpoints``.
     resume_from
@@ -215,8 +223,8 @@ class SelfPlayTrainer(BaseAgent):
         model; snapshots likewise), and resuming loads them onto the base model of the
         policy passed in, which must be the same base model as in the first run.
     tensorboard
-        Also log to ``output_dir/tensorboard`` with ``torch.utils.tensorboard`` (warns if
-        the ``tensorboard`` package is missing).
+        The default logger also writes ``output_dir/tensorboard`` (warns if the
+        ``tensorboard`` package is missing).
     accelerator
         ``None``, ``True`` (create an ``accelerate.Accelerator``) or an accelerator (module docs).
     seed
@@ -368,8 +376,6 @@ class SelfPlayTrainer(BaseAgent):
         self.tensorboard = bool(tensorboard)
         self.history: list[dict[str, float]] = []
         self.initial_metrics: dict[str, float] = {}
-        self._csv_columns: list[str] | None = None
-        self._tb = None
 
         self.accelerator = self._make_accelerator(accelerator)
         self.rank = self.accelerator.process_index if self.accelerator is not None else 0
@@ -498,21 +504,11 @@ class SelfPlayTrainer(BaseAgent):
     def _setup_learn(self, total_iterations: int) -> None:
         if self.output_dir is not None and self.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.output_dir / CONFIG_FILE, "w") as fh:  # the run's hyper-parameters
+            with atomic_write(self.output_dir / CONFIG_FILE, "w") as fh:  # the run's hyper-parameters
                 json.dump(self._config(), fh, indent=2, default=json_default)
             if self.lm.reference_model is not None and not (self.output_dir / "reference").exists():
-                with _quiet():
-                    self.lm.reference_model.save_pretrained(self.output_dir / "reference")
-            if self.tensorboard and self._tb is None:
-                try:
-                    from torch.utils.tensorboard import SummaryWriter
-                except ImportError:
-                    warnings.warn("tensorboard=True but the tensorboard package is not installed; "
-                                  "logging to metrics.csv only", stacklevel=2)
-                    self.tensorboard = False
-                else:
-                    self._tb = SummaryWriter(str(self.output_dir / "tensorboard"))
-            self._write_csv(rewrite=True)
+                with _quiet(), staged_output_dir(self.output_dir / "reference") as stage:
+                    self.lm.reference_model.save_pretrained(stage)
         if self.evaluator is not None and self.num_iterations == 0 and not self.initial_metrics:
             self.initial_metrics = {k: float(v) for k, v in self.evaluator(self).items()}
 
@@ -554,7 +550,6 @@ class SelfPlayTrainer(BaseAgent):
         if self.evaluator is not None and (t + 1) % self.eval_every == 0:
             row.update({k: float(v) for k, v in self.evaluator(self).items()})
         self.history.append(row)
-        self._log(row)
         if self.output_dir is not None and self.save_every and (t + 1) % self.save_every == 0:
             self._checkpoint(t + 1)
 
@@ -612,8 +607,7 @@ class SelfPlayTrainer(BaseAgent):
         return row
 
     def _finish_learn(self, done: int) -> None:
-        if self._tb is not None:
-            self._tb.flush()
+        pass
 
     # ------------------------------------------------------------------ logging
     @property
@@ -622,35 +616,82 @@ class SelfPlayTrainer(BaseAgent):
         keys = list(dict.fromkeys(k for row in self.history for k in row))
         return {k: np.array([row.get(k, np.nan) for row in self.history], dtype=float) for k in keys}
 
-    def _log(self, row: dict[str, float]) -> None:
-        if self.output_dir is None or not self.is_main_process:
-            return
-        self._write_csv(rewrite=self._csv_columns is None or not set(row) <= set(self._csv_columns),
-                        row=row)
-        if self._tb is not None:
-            for k, v in row.items():
-                if k != "iteration" and np.isfinite(v):
-                    self._tb.add_scalar(k, v, int(row["iteration"]))
+    default_log_interval: ClassVar[int] = 1
 
-    def _write_csv(self, rewrite: bool, row: dict[str, float] | None = None) -> None:
-        path = self.output_dir / "metrics.csv"
-        if rewrite:
-            cols = list(dict.fromkeys(k for r in self.history for k in r))
-            self._csv_columns = cols
-            with open(path, "w", newline="") as fh:
-                w = csv.writer(fh)
-                if cols:
-                    w.writerow(cols)
-                    for r in self.history:
-                        w.writerow([_fmt(r.get(k)) for k in cols])
+    def _step_info(self, index: int) -> dict[str, float]:
+        """The metrics row of the iteration just made (``history[-1]``)."""
+        return self.history[-1]
+
+    def _setup_logger_and_counter(self, total: int, reset_num_timesteps: bool,
+                                  tb_log_name: str | None) -> None:
+        """The default logger writes ``output_dir/metrics.csv`` (SB3's CSV format) and, with
+        ``tensorboard``, ``output_dir/tensorboard``; the CSV starts with the rows of ``history``
+        (so a resumed run's file holds every iteration)."""
+        if self._custom_logger or self.output_dir is None or not self.is_main_process:
+            if not self._custom_logger and not self.is_main_process:
+                from prefgym.logger import Logger
+
+                self._logger = Logger(None, [])
+                self._custom_logger = True  # other processes never log
+            super()._setup_logger_and_counter(total, reset_num_timesteps, tb_log_name)
             return
-        with open(path, "a", newline="") as fh:
-            csv.writer(fh).writerow([_fmt(row.get(k)) for k in self._csv_columns])
+        from prefgym.errors import MissingExtraError
+        from prefgym.logger import CSVOutputFormat, HumanOutputFormat, Logger, TensorBoardOutputFormat
+
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+        self._total_timesteps = total + self.num_timesteps
+        if self._logger is not None:
+            self._logger.close()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        csv_out = CSVOutputFormat(self.output_dir / "metrics.csv")
+        for row in self.history:
+            csv_out.write(row, {}, int(row["iteration"]))
+        formats = [csv_out]
+        if self.tensorboard:
+            try:
+                formats.append(TensorBoardOutputFormat(self.output_dir / "tensorboard"))
+            except MissingExtraError:
+                warnings.warn("tensorboard=True but the tensorboard package is not installed; "
+                              "logging to metrics.csv only", stacklevel=3)
+                self.tensorboard = False
+        if self.verbose >= 1:
+            formats.append(HumanOutputFormat(sys.stdout))
+        self._logger = Logger(self.output_dir, formats)
+
+    def get_parameters(self) -> dict[str, Any]:
+        """SB3's layout: ``{"policy": model state dict, "optimizer": optimiser state dict}`` (copies)."""
+        return {"policy": {k: v.detach().clone() for k, v in self.lm.model.state_dict().items()},
+                "optimizer": copy.deepcopy(self.optimizer.state_dict())}
+
+    def set_parameters(self, load_path_or_dict, exact_match: bool = True, device: str = "auto") -> None:
+        """Load :meth:`get_parameters`' dict (``exact_match``: every key, and strict state dicts)."""
+        from prefgym.errors import InvalidArgumentError, InvalidTypeError
+
+        if not isinstance(load_path_or_dict, dict):
+            raise InvalidTypeError("set_parameters takes the dict of get_parameters(); got "
+                                   f"{type(load_path_or_dict).__name__}")
+        unknown = sorted(set(load_path_or_dict) - {"policy", "optimizer"})
+        if unknown:
+            raise InvalidArgumentError(f"unknown parameters {unknown}; the trainer has "
+                                       "['optimizer', 'policy']")
+        if exact_match and set(load_path_or_dict) != {"policy", "optimizer"}:
+            raise InvalidArgumentError("exact_match=True needs both 'policy' and 'optimizer'; got "
+                                       f"{sorted(load_path_or_dict)}")
+        if "policy" in load_path_or_dict:
+            self.lm.model.load_state_dict(load_path_or_dict["policy"], strict=exact_match)
+        if "optimizer" in load_path_or_dict:
+            self.optimizer.load_state_dict(load_path_or_dict["optimizer"])
+
+    def set_random_seed(self, seed: int | None = None) -> None:
+        """Re-seed: every later draw of iteration ``t`` comes from ``(seed, t, purpose, rank)``."""
+        super().set_random_seed(seed)
 
     # ------------------------------------------------------------------ checkpoints
     def _config(self) -> dict[str, Any]:
         lm = self.lm
         return {
+            "format": TRAINER_FORMAT, "format_version": TRAINER_FORMAT_VERSION,
             "class": type(self).__name__,
             "algorithm": self.algorithm.name,
             "algorithm_hparams": self.algorithm.hparams(),
@@ -705,8 +746,9 @@ class SelfPlayTrainer(BaseAgent):
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        torch.save(state, folder / STATE_FILE)
-        with open(folder / CONFIG_FILE, "w") as fh:
+        with atomic_write(folder / STATE_FILE, "wb") as fh:
+            torch.save(state, fh)
+        with atomic_write(folder / CONFIG_FILE, "w") as fh:
             json.dump({**self._config(), "num_iterations": int(num_iterations)}, fh, indent=2,
                       default=json_default)
 
@@ -722,7 +764,7 @@ class SelfPlayTrainer(BaseAgent):
             latest = self.resolve_checkpoint(self.output_dir)
             with open(latest / CONFIG_FILE) as fh:
                 done = int(json.load(fh)["num_iterations"])
-        except (FileNotFoundError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, TypeError):
             done = -1
         if done != self.num_iterations:
             self._checkpoint(self.num_iterations)
@@ -738,8 +780,7 @@ class SelfPlayTrainer(BaseAgent):
             self._write_state(tmp, num_iterations, include_reference=False)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
-            (self.output_dir / (LATEST_FILE + ".tmp")).write_text(name)
-            (self.output_dir / (LATEST_FILE + ".tmp")).replace(self.output_dir / LATEST_FILE)
+            atomic_write_text(self.output_dir / LATEST_FILE, name)
             old = sorted(p for p in self.output_dir.glob("checkpoint-*") if p.is_dir() and p.suffix != ".tmp")
             for p in old[: max(0, len(old) - self.keep_checkpoints)]:
                 shutil.rmtree(p, ignore_errors=True)
@@ -748,21 +789,91 @@ class SelfPlayTrainer(BaseAgent):
 
     @staticmethod
     def resolve_checkpoint(path: str | Path) -> Path:
-        """A checkpoint folder: ``path`` itself, or the latest checkpoint of an ``output_dir``."""
+        """A checkpoint folder: ``path`` itself, or the latest checkpoint of an ``output_dir``.
+
+        The ``latest`` pointer must name a checkpoint folder inside ``output_dir``.
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path`` holds no checkpoint.
+        AgentLoadError
+            ``latest`` is unreadable, points outside the folder or to a missing checkpoint.
+        """
         path = Path(path)
         if (path / STATE_FILE).exists():
             return path
         if (path / LATEST_FILE).exists():
-            return path / (path / LATEST_FILE).read_text().strip()
+            try:
+                name = (path / LATEST_FILE).read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise AgentLoadError(f"{path / LATEST_FILE} is unreadable ({exc})") from None
+            try:
+                folder = contained_path(path, name)
+            except ValueError:
+                raise AgentLoadError(f"{path / LATEST_FILE} points to {name!r}, outside the run folder "
+                                     f"{str(path)!r}; refusing to follow it") from None
+            if not (folder / STATE_FILE).is_file():
+                raise AgentLoadError(f"{path / LATEST_FILE} points to {name!r}, which holds no {STATE_FILE}")
+            return folder
         raise FileNotFoundError(f"{path} holds no trainer checkpoint ({STATE_FILE} or {LATEST_FILE})")
+
+    @staticmethod
+    def _read_config(folder: Path) -> dict[str, Any]:
+        """The checkpoint's ``trainer.json``, checked (format, version, fields)."""
+        from prefgym.sb3_files import check_format
+
+        where = str(folder / CONFIG_FILE)
+        try:
+            with open(folder / CONFIG_FILE) as fh:
+                cfg = json.load(fh)
+        except FileNotFoundError:
+            raise AgentLoadError(f"{folder} holds no {CONFIG_FILE}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise AgentLoadError(f"{where} is unreadable (empty, truncated or corrupted: {exc})") from None
+        check_format(cfg, TRAINER_FORMAT, TRAINER_FORMAT_VERSION, where)
+        for key, kind in (("class", str), ("algorithm", str), ("hparams", dict), ("algorithm_hparams", dict),
+                          ("prompts", list), ("policy", dict)):
+            if not isinstance(cfg.get(key), kind):
+                raise AgentLoadError(f"{where}: field {key!r} must be a {kind.__name__}; "
+                                     f"got {cfg.get(key)!r:.80}")
+        return cfg
+
+    @staticmethod
+    def _read_state(folder: Path) -> dict[str, Any]:
+        """``trainer_state.pt`` (``torch.load(weights_only=True)``: tensors and plain data only)."""
+        where = str(folder / STATE_FILE)
+        try:
+            state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise AgentLoadError(f"{folder} holds no {STATE_FILE}") from None
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+            msg = " ".join(str(exc).split())[:200]
+            raise AgentLoadError(f"{where} cannot be read (empty, truncated, corrupted or holding objects "
+                                 f"other than tensors and plain data: {type(exc).__name__}: {msg})") from None
+        needed = ("num_iterations", "optimizer", "scheduler", "torch_rng", "numpy_rng", "python_rng",
+                  "algorithm", "history", "initial_metrics")
+        missing = [k for k in needed if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise AgentLoadError(f"{where} lacks {missing[:3]}")
+        return state
 
     def _restore(self, path: Path) -> None:
         folder = self.resolve_checkpoint(path)
-        with open(folder / CONFIG_FILE) as fh:
-            cfg = json.load(fh)
+        cfg = self._read_config(folder)
         if cfg["algorithm"] != self.algorithm.name:
-            raise ValueError(f"{folder} was written by {cfg['algorithm']!r}, not {self.algorithm.name!r}")
-        state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+            raise AgentLoadError(f"{folder} was written by {cfg['algorithm']!r}, not {self.algorithm.name!r}")
+        state = self._read_state(folder)
+        try:
+            self._restore_from(folder, state)
+        except PrefgymError:
+            raise
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError, OSError) as exc:
+            msg = " ".join(str(exc).split())[:300]
+            raise AgentLoadError(f"checkpoint {str(folder)!r} does not fit this trainer or is corrupted "
+                                 f"({type(exc).__name__}: {msg})") from None
+
+    def _restore_from(self, folder: Path, state: dict[str, Any]) -> None:
         _load_weights(self.lm.model, folder / "policy")
         for name, view in self._snapshots.items():
             if not (folder / "snapshots" / name).is_dir():
@@ -819,8 +930,7 @@ class SelfPlayTrainer(BaseAgent):
         judge = judge if judge is not None else env
         if judge is None:
             raise ValueError("load needs the judge (judge=...)")
-        with open(folder / CONFIG_FILE) as fh:
-            cfg = json.load(fh)
+        cfg = cls._read_config(folder)
         klass = cls
         if cfg["class"] != cls.__name__:
             by_name = {c.__name__: c for c in (SelfPlayTrainer, *LLM_AGENTS.values())}
@@ -838,8 +948,14 @@ class SelfPlayTrainer(BaseAgent):
         algo_kw = dict(cfg["algorithm_hparams"])
         if klass.algorithm_class is None:
             hparams["algorithm"] = cfg["algorithm"]
-        return klass(policy, judge, list(prompts) if prompts is not None else cfg["prompts"],
-                     resume_from=folder, **hparams, **algo_kw)
+        try:
+            return klass(policy, judge, list(prompts) if prompts is not None else cfg["prompts"],
+                         resume_from=folder, **hparams, **algo_kw)
+        except PrefgymError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise AgentLoadError(f"{folder}: cannot rebuild {klass.__name__} from its saved hyper-parameters "
+                                 f"({type(exc).__name__}: {exc})") from None
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
         """Reply to a prompt (or a list of prompts): ``(replies, None)``, as SB3's ``predict``."""
@@ -879,12 +995,6 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
         return True  # "cpu" and "cpu:0" are the same device
     current = torch.cuda.current_device()
     return (current if a.index is None else a.index) == (current if b.index is None else b.index)
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return ""
-    return repr(float(v)) if isinstance(v, float | np.floating) else str(v)
 
 
 # ============================================================================ per-algorithm trainers

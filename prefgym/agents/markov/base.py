@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from prefgym.agents.base import BaseAgent
+from prefgym.agents.base import BaseAgent, as_vec_env, is_env
 from prefgym.agents.markov.estimators import ESTIMATORS, exact_q, sampled_q
 from prefgym.agents.rules import log_normalize, optimistic_payoff
 from prefgym.errors import InvalidArgumentError, InvalidGameError, InvalidPolicyError, InvalidTypeError
@@ -118,6 +118,7 @@ class MarkovAgent(BaseAgent):
 
     _hparam_names: ClassVar[tuple[str, ...]] = ()
     _state_names: ClassVar[tuple[str, ...]] = ()
+    _history_state: ClassVar[tuple[str, ...]] = ("exploitability", "average_exploitability")
     #: whether the update needs the soft Q of 001 Thm 10 (no Monte Carlo estimate)
     _soft_q: ClassVar[bool] = False
 
@@ -134,6 +135,7 @@ class MarkovAgent(BaseAgent):
         seed = check_seed(seed)
         verbose = check_int(verbose, "verbose", minimum=0)
         super().__init__(seed=seed, verbose=verbose)
+        self._env = game if is_env(game) else None
         self.game = resolve_markov_game(game)
         self.learning_rate = check_positive_float(learning_rate, "learning_rate")
         check_choice(estimator, "estimator", ESTIMATORS)
@@ -212,8 +214,17 @@ class MarkovAgent(BaseAgent):
     @property
     def history(self) -> dict[str, np.ndarray]:
         """Per-update exploitability of the last and average iterates, and the duality gaps (``2 x``)."""
-        return {"exploitability": self._expl, "average_exploitability": self._avg_expl_hist,
-                "last_gap": 2.0 * self._expl, "average_gap": 2.0 * self._avg_expl_hist}
+        expl, avg = self._expl_arrays()
+        return {"exploitability": expl, "average_exploitability": avg,
+                "last_gap": 2.0 * expl, "average_gap": 2.0 * avg}
+
+    def _expl_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exploitabilities so far, those of a :meth:`learn` call in progress included."""
+        n = getattr(self, "_buf_n", 0)
+        if not n:
+            return self._expl, self._avg_expl_hist
+        return (np.concatenate([self._expl, self._buf_last[:n]]),
+                np.concatenate([self._avg_expl_hist, self._buf_avg[:n]]))
 
     def exploitability(self, which: str = "last") -> float:
         """Exploitability of the ``"last"`` or ``"average"`` iterate (001 Sec. 4.1)."""
@@ -270,6 +281,7 @@ class MarkovAgent(BaseAgent):
     # ------------------------------------------------------- training loop
     def _setup_learn(self, total_iterations: int) -> None:
         self._buf_last, self._buf_avg = np.empty(total_iterations), np.empty(total_iterations)
+        self._buf_n = 0
 
     def _iterate(self, index: int) -> None:
         new = self._update()
@@ -283,11 +295,30 @@ class MarkovAgent(BaseAgent):
         self._last_expl = self._buf_last[index] = exploitability_from_payoff(self.game, self._payoff)
         self._avg_expl = self._buf_avg[index] = exploitability_from_payoff(
             self.game, self._sum_payoff / self._count)
+        self._buf_n = index + 1
+
+    def _step_info(self, index: int) -> dict[str, float]:
+        """``exploitability`` and ``average_exploitability`` of update ``index`` (001 Sec. 4.1)."""
+        return {"exploitability": float(self._buf_last[index]),
+                "average_exploitability": float(self._buf_avg[index])}
+
+    def get_env(self):
+        """The env the agent was built from, else a :class:`~prefgym.envs.gridworld.GridworldEnv`
+        of its game, as an SB3 ``DummyVecEnv`` when SB3 is installed."""
+        if getattr(self, "_vec_env", None) is None:
+            env = self._env
+            if env is None:
+                from prefgym.envs.gridworld import GridworldEnv
+
+                env = GridworldEnv(game=self.game)
+            self._vec_env = as_vec_env(env)
+        return self._vec_env
 
     def _finish_learn(self, done: int) -> None:
         self._expl = np.concatenate([self._expl, self._buf_last[:done]])
         self._avg_expl_hist = np.concatenate([self._avg_expl_hist, self._buf_avg[:done]])
         del self._buf_last, self._buf_avg
+        self._buf_n = 0
 
     # --------------------------------------------------------- persistence
     def _get_hparams(self) -> dict[str, Any]:
@@ -305,8 +336,8 @@ class MarkovAgent(BaseAgent):
             "sum_occupancy": self._sum_occupancy, "sum_payoff": self._sum_payoff,
             "count": np.array(self._count),
             "current_exploitability": np.array([self._last_expl, self._avg_expl]),
-            "exploitability": self._expl, "average_exploitability": self._avg_expl_hist,
         }
+        state["exploitability"], state["average_exploitability"] = self._expl_arrays()
         state.update({k: np.asarray(getattr(self, k)) for k in self._state_names})
         return state
 

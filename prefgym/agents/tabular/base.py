@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from prefgym.agents.base import BaseAgent
+from prefgym.agents.base import BaseAgent, as_vec_env, is_env
 from prefgym.agents.rules import log_normalize
 from prefgym.errors import InvalidArgumentError, InvalidPolicyError, InvalidTypeError
 from prefgym.games.matrix import MatrixGame
@@ -71,6 +71,7 @@ class TabularAgent(BaseAgent):
     _hparam_names: ClassVar[tuple[str, ...]] = ()
     #: array attributes beyond the base ones, saved with the agent
     _state_names: ClassVar[tuple[str, ...]] = ()
+    _history_state: ClassVar[tuple[str, ...]] = ("last_gap", "average_gap")
 
     def __init__(
         self,
@@ -83,6 +84,7 @@ class TabularAgent(BaseAgent):
         seed = check_seed(seed)
         verbose = check_int(verbose, "verbose", minimum=0)
         super().__init__(seed=seed, verbose=verbose)
+        self._env = game if is_env(game) else None
         self.game = resolve_game(game)
         self.learning_rate = check_positive_float(learning_rate, "learning_rate")
         shape = (*self.game.batch_shape, self.game.n_actions)
@@ -121,7 +123,16 @@ class TabularAgent(BaseAgent):
     @property
     def history(self) -> dict[str, np.ndarray]:
         """Per-update duality gaps: ``last_gap`` and ``average_gap``, shape ``(T, *batch)``."""
-        return {"last_gap": self._last_gap, "average_gap": self._average_gap}
+        last, avg = self._gap_arrays()
+        return {"last_gap": last, "average_gap": avg}
+
+    def _gap_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The gaps so far, those of a :meth:`learn` call in progress included (e.g. for checkpoints)."""
+        n = getattr(self, "_buf_n", 0)
+        if not n:
+            return self._last_gap, self._average_gap
+        return (np.concatenate([self._last_gap, self._buf_last[:n]]),
+                np.concatenate([self._average_gap, self._buf_avg[:n]]))
 
     def current_gap(self, which: str = "last") -> np.ndarray:
         """Duality gap ``2 max_a (A pi)(a)`` of the last or the average iterate."""
@@ -149,6 +160,7 @@ class TabularAgent(BaseAgent):
     def _setup_learn(self, total_iterations: int) -> None:
         shape = (total_iterations, *self.game.batch_shape)
         self._buf_last, self._buf_avg = np.empty(shape), np.empty(shape)
+        self._buf_n = 0
 
     def _iterate(self, index: int) -> None:
         self.logits, self._policy = log_normalize(self._update())
@@ -158,11 +170,36 @@ class TabularAgent(BaseAgent):
         self._count += 1
         self._buf_last[index] = 2.0 * self._payoff.max(axis=-1)
         self._buf_avg[index] = 2.0 * (self._sum_payoff / self._count).max(axis=-1)
+        self._buf_n = index + 1
+
+    def _step_info(self, index: int) -> dict[str, float]:
+        """``last_gap`` and ``average_gap`` of update ``index``; for a batch of games their
+        maximum over the batch and ``*_mean`` their mean."""
+        last, avg = self._buf_last[index], self._buf_avg[index]
+        if not self.game.batch_shape:
+            return {"last_gap": float(last), "average_gap": float(avg)}
+        return {"last_gap": float(last.max()), "last_gap_mean": float(last.mean()),
+                "average_gap": float(avg.max()), "average_gap_mean": float(avg.mean())}
+
+    def get_env(self):
+        """The env the agent was built from, else a :class:`~prefgym.envs.matrix.MatrixGameEnv`
+        of its game, as an SB3 ``DummyVecEnv`` when SB3 is installed (None for a batch of games)."""
+        if self.game.batch_shape:
+            return None
+        if getattr(self, "_vec_env", None) is None:
+            env = self._env
+            if env is None:
+                from prefgym.envs.matrix import MatrixGameEnv
+
+                env = MatrixGameEnv(game=self.game)
+            self._vec_env = as_vec_env(env)
+        return self._vec_env
 
     def _finish_learn(self, done: int) -> None:
         self._last_gap = np.concatenate([self._last_gap, self._buf_last[:done]])
         self._average_gap = np.concatenate([self._average_gap, self._buf_avg[:done]])
         del self._buf_last, self._buf_avg
+        self._buf_n = 0
 
     # --------------------------------------------------------- persistence
     def _get_hparams(self) -> dict[str, Any]:
@@ -178,9 +215,8 @@ class TabularAgent(BaseAgent):
             "sum_policy": self._sum_policy,
             "sum_payoff": self._sum_payoff,
             "count": np.array(self._count),
-            "last_gap": self._last_gap,
-            "average_gap": self._average_gap,
         }
+        state["last_gap"], state["average_gap"] = self._gap_arrays()
         state.update({k: np.asarray(getattr(self, k)) for k in self._state_names})
         return state
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from prefgym.agents.llm.losses import mpo_regression_loss
 from prefgym.agents.llm.multiturn.problem import MultiTurnMenuProblem
 from prefgym.agents.llm.multiturn.source import MultiTurnMenuSource
 from prefgym.agents.llm.trainer import CONFIG_FILE, SelfPlayTrainer
+from prefgym.errors import AgentLoadError
 
 
 @dataclass
@@ -78,9 +78,11 @@ class MultiTurnTrainer(SelfPlayTrainer):
 
 
 def _check_problem(folder: Path, problem: MultiTurnMenuProblem, strict: bool = True) -> dict[str, Any]:
-    with open(folder / CONFIG_FILE) as fh:
-        cfg = json.load(fh)
+    cfg = SelfPlayTrainer._read_config(folder)  # AgentLoadError on a missing, corrupted or newer file
     saved = cfg.get("multiturn")
+    if saved is not None and not (isinstance(saved, dict) and isinstance(saved.get("fingerprint"), str)
+                                  and isinstance(saved.get("tasks"), list)):
+        raise AgentLoadError(f"{folder / CONFIG_FILE}: field 'multiturn' is malformed; got {saved!r:.80}")
     if saved is None and not strict:  # a checkpoint written before problems were recorded
         warnings.warn(f"{folder} records no multi-turn problem; resuming without checking it", stacklevel=3)
         return cfg
@@ -151,7 +153,11 @@ def load_multiturn_trainer(path: str | Path, problem: MultiTurnMenuProblem, judg
     algos = {**ALGORITHMS, OneStepMPOAlgorithm.name: OneStepMPOAlgorithm}
     if cfg["algorithm"] not in algos:
         raise ValueError(f"{folder} was trained with an unknown algorithm {cfg['algorithm']!r}")
-    algorithm = algos[cfg["algorithm"]](**cfg["algorithm_hparams"])
+    try:
+        algorithm = algos[cfg["algorithm"]](**cfg["algorithm_hparams"])
+    except (TypeError, ValueError) as exc:
+        raise AgentLoadError(f"{folder}: cannot rebuild {cfg['algorithm']!r} from its saved "
+                             f"hyper-parameters ({exc})") from None
     if policy is None:
         if cfg["hparams"].get("lora") is not None:
             raise ValueError(f"{folder} holds LoRA adapters only; pass the base policy (policy=...)")
