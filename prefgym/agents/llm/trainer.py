@@ -298,12 +298,6 @@ class SelfPlayTrainer(BaseAgent):
         bad = next((i for i, x in enumerate(self.prompts) if not isinstance(x, str)), None)
         if bad is not None:
             raise InvalidTypeError(f"prompts[{bad}] must be a string; got {type(self.prompts[bad]).__name__}")
-        if source is None and judge is None:
-            raise InvalidArgumentError("judge is required: a prefgym.judges.PairwiseJudge that scores "
-                                       "P(a beats b | context)")
-        if source is None and not isinstance(judge, PairwiseJudge):
-            raise InvalidTypeError("judge must be a prefgym.judges.PairwiseJudge (P(a beats b | context)); "
-                                   f"got {type(judge).__name__}")
         num_samples = check_positive_int(num_samples, "num_samples")
         steps_per_iteration = check_positive_int(steps_per_iteration, "steps_per_iteration")
         learning_rate = check_positive_float(learning_rate, "learning_rate")
@@ -330,6 +324,12 @@ class SelfPlayTrainer(BaseAgent):
             step_kl_tol = check_nonnegative_float(step_kl_tol, "step_kl_tol")
         if max_steps_per_iteration is not None:
             max_steps_per_iteration = check_positive_int(max_steps_per_iteration, "max_steps_per_iteration")
+        if source is None and judge is None:
+            raise InvalidArgumentError("judge is required: a prefgym.judges.PairwiseJudge that scores "
+                                       "P(a beats b | context)")
+        if source is None and not isinstance(judge, PairwiseJudge):
+            raise InvalidTypeError("judge must be a prefgym.judges.PairwiseJudge (P(a beats b | context)); "
+                                   f"got {type(judge).__name__}")
         self.policy, self.judge = policy, judge
         self.is_menu = isinstance(policy, MenuPolicy)
         self.lm = policy.policy if self.is_menu else policy
@@ -951,6 +951,11 @@ class SelfPlayTrainer(BaseAgent):
         try:
             return klass(policy, judge, list(prompts) if prompts is not None else cfg["prompts"],
                          resume_from=folder, **hparams, **algo_kw)
+        except AgentLoadError:
+            raise
+        except (InvalidArgumentError, InvalidTypeError) as exc:  # a saved argument the constructor refuses
+            raise AgentLoadError(f"{folder}: cannot rebuild {klass.__name__} from its saved hyper-parameters "
+                                 f"({type(exc).__name__}: {exc})") from None
         except PrefgymError:
             raise
         except (TypeError, ValueError) as exc:

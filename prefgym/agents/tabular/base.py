@@ -221,10 +221,12 @@ class TabularAgent(BaseAgent):
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        if "policy" in state:  # exact: re-normalising the saved logits can move the last ulp
-            self.logits, self._policy = state["logits"].copy(), state["policy"].copy()
-        else:
-            self.logits, self._policy = log_normalize(state["logits"])
+        self.logits, self._policy = log_normalize(state["logits"])
+        saved = state.get("policy")
+        if saved is not None and saved.shape == self._policy.shape \
+                and np.allclose(saved, self._policy, rtol=0.0, atol=1e-12):
+            # the saved pair, bit for bit: re-normalising the logits can move the last ulp
+            self.logits, self._policy = state["logits"].copy(), saved.copy()
         self._payoff = self.game._payoff_vector(self._policy)
         self._sum_policy = state["sum_policy"].copy()
         self._sum_payoff = state["sum_payoff"].copy()
