@@ -39,7 +39,7 @@ DEFECTS = ("other_exception", "silent_wrong", "hang")
 
 
 def _pytest(files: list[str], env: dict[str, str]) -> tuple[int, str]:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:warnings", "-p", "no:cacheprovider", *files]
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:warnings", "-p", "no:cacheprovider", *files]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     return proc.returncode, proc.stdout + proc.stderr
 
