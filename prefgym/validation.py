@@ -72,6 +72,14 @@ def _is_real_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
+def _to_float(value, name: str) -> float:
+    """``float(value)`` for a real number; an int too big for a float is an error, not an OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidArgumentError(f"{name} = {_show(value)} is too large for a float") from None
+
+
 # ------------------------------------------------------------------- scalars
 def check_seed(seed, name: str = "seed") -> int | None:
     """A seed: ``None`` or an integer in ``[0, 2**128)`` (bools, floats and strings are refused)."""
@@ -98,7 +106,7 @@ def check_float(value, name: str, *, low: float | None = None, high: float | Non
     """A real number (not a bool, not a string), finite unless ``allow_inf``, within the bounds given."""
     if not _is_real_number(value):
         raise InvalidTypeError(f"{name} must be a real number; got {_show(value)} ({type(value).__name__})")
-    x = float(value)
+    x = _to_float(value, name)
     lo = "(" if low_open else "["
     hi = ")" if high_open else "]"
     allowed = "a finite number"
@@ -117,12 +125,13 @@ def check_float(value, name: str, *, low: float | None = None, high: float | Non
 
 def check_positive_float(value, name: str) -> float:
     """A finite real number ``> 0``."""
-    if _is_real_number(value) and np.isfinite(float(value)) and float(value) > 0:
-        return float(value)
     if not _is_real_number(value):
         raise InvalidTypeError(f"{name} must be a positive number; got {_show(value)} "
                                f"({type(value).__name__})")
-    raise InvalidArgumentError(f"{name} must be a positive number (finite, > 0); got {float(value)}")
+    x = _to_float(value, name)
+    if not (np.isfinite(x) and x > 0):
+        raise InvalidArgumentError(f"{name} must be a positive number (finite, > 0); got {x}")
+    return x
 
 
 def check_nonnegative_float(value, name: str) -> float:
@@ -141,7 +150,8 @@ def check_int(value, name: str, *, minimum: int | None = None, maximum: int | No
         raise InvalidTypeError(f"{name} must be an integer; got {value!r} (bool)")
     if isinstance(value, numbers.Integral):
         x = int(value)
-    elif isinstance(value, numbers.Real) and np.isfinite(float(value)) and float(value).is_integer():
+    elif isinstance(value, numbers.Real) and np.isfinite(_to_float(value, name)) \
+            and float(value).is_integer():
         x = int(value)
     elif isinstance(value, numbers.Real):
         raise InvalidArgumentError(f"{name} must be an integer; got {value!r}")

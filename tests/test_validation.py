@@ -66,6 +66,14 @@ def test_check_positive_float(value, error, match):
         V.check_positive_float(value, "learning_rate")
 
 
+def test_ints_too_large_for_a_float_are_refused_clearly():
+    with pytest.raises(InvalidArgumentError, match="learning_rate = .* is too large for a float"):
+        V.check_positive_float(10**400, "learning_rate")
+    with pytest.raises(InvalidArgumentError, match="too large"):
+        OMWU(rps(), learning_rate=10**400)
+    assert V.check_int(10**400, "n") == 10**400  # an int stays an int
+
+
 def test_check_int_and_float_bounds():
     assert V.check_int(3.0, "n") == 3
     with pytest.raises(InvalidArgumentError, match="n must be an integer; got 2.5"):
