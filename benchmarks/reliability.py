@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python benchmarks/reliability.py                  # 100 examples per test, as the test run
-    python benchmarks/reliability.py --examples 1000  # a deeper search (about a minute)
+    python benchmarks/reliability.py --examples 1000  # a deeper search (about 3 minutes)
 
 1. Runs the hypothesis property suite (``tests/test_properties*.py``) with
    ``PREFGYM_PROPERTY_EXAMPLES`` examples per test and ``PREFGYM_RELIABILITY_OUT``
