@@ -26,6 +26,16 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from scipy.special import expit, ndtr
 
+from prefgym.errors import InvalidArgumentError, InvalidGameError, InvalidTypeError
+from prefgym.validation import (
+    check_finite_array,
+    check_float,
+    check_int,
+    check_positive_float,
+    check_preference_matrix,
+    check_probability_vector,
+)
+
 __all__ = [
     "PreferenceModel",
     "TabularPreference",
@@ -45,46 +55,14 @@ def validate_preference_matrix(matrix: np.ndarray, atol: float = DEFAULT_ATOL) -
 
     Raises
     ------
-    ValueError
-        Naming the first offending entry: not square, NaN, outside ``[0, 1]``,
-        ``P[i, j] + P[j, i] != 1`` beyond ``atol``, or a diagonal entry ``!= 1/2``.
+    InvalidGameError
+        Naming the first offending entry: not square, NaN or inf, outside
+        ``[0, 1]``, ``P[i, j] + P[j, i] != 1`` beyond ``atol``, or a diagonal
+        entry ``!= 1/2``.
+    InvalidTypeError
+        For a complex, string or object matrix.
     """
-    P = np.asarray(matrix, dtype=np.float64)
-    if P.ndim < 2 or P.shape[-1] != P.shape[-2]:
-        raise ValueError(f"preference matrix must be square (..., n, n); got shape {P.shape}")
-    if P.shape[-1] == 0:
-        raise ValueError("preference matrix must have at least one item")
-    batch = P.shape[:-2]
-
-    def where(mask: np.ndarray) -> str:
-        idx = tuple(int(i) for i in np.argwhere(mask)[0])
-        lead = f"game {idx[:-2]} " if batch else ""
-        return f"{lead}entry P[{idx[-2]}, {idx[-1]}]"
-
-    nan = np.isnan(P)
-    if nan.any():
-        raise ValueError(f"preference matrix has NaN at {where(nan)}")
-    out = (P < -atol) | (P > 1 + atol)
-    if out.any():
-        i = tuple(np.argwhere(out)[0])
-        raise ValueError(f"preference {where(out)} = {P[i]:.6g} lies outside [0, 1]")
-    diag = np.abs(np.diagonal(P, axis1=-2, axis2=-1) - 0.5) > atol
-    if diag.any():
-        k = tuple(int(i) for i in np.argwhere(diag)[0])
-        lead = f"game {k[:-1]} " if batch else ""
-        raise ValueError(
-            f"preference {lead}diagonal entry P[{k[-1]}, {k[-1]}] = "
-            f"{P[k[:-1] + (k[-1], k[-1])]:.6g} must be 1/2"
-        )
-    asym = np.abs(P + np.swapaxes(P, -1, -2) - 1.0) > atol
-    if asym.any():
-        i = tuple(np.argwhere(asym)[0])
-        j = i[:-2] + (i[-1], i[-2])
-        raise ValueError(
-            f"preference {where(asym)} + P[{i[-1]}, {i[-2]}] = {P[i] + P[j]:.6g} != 1 "
-            f"(a constant-sum preference needs P + P.T = 1, atol={atol:g})"
-        )
-    return np.clip(P, 0.0, 1.0)
+    return check_preference_matrix(matrix, atol)
 
 
 @runtime_checkable
@@ -115,16 +93,21 @@ class _MatrixBacked:
         return self._P.copy()
 
     def _check_items(self, x) -> np.ndarray:
-        x = np.asarray(x)
-        if not np.issubdtype(x.dtype, np.integer):
-            if np.issubdtype(x.dtype, np.floating) and np.all(np.mod(x, 1) == 0):
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError):
+            raise InvalidArgumentError(f"items must be integers in [0, {self.n_items}); "
+                                       f"got {x!r:.60}") from None
+        if x.dtype == np.bool_ or not np.issubdtype(x.dtype, np.integer):
+            if (np.issubdtype(x.dtype, np.floating) and np.all(np.isfinite(x))
+                    and np.all(np.mod(x, 1) == 0)):
                 x = x.astype(np.int64)
             else:
-                raise ValueError(f"items must be integers in [0, {self.n_items}); got {x!r}")
+                raise InvalidArgumentError(f"items must be integers in [0, {self.n_items}); got {x!r:.60}")
         bad = (x < 0) | (x >= self.n_items)
         if np.any(bad):
             v = x[bad].flat[0] if x.ndim else int(x)
-            raise ValueError(f"item {v} out of range [0, {self.n_items})")
+            raise InvalidArgumentError(f"item {v} out of range [0, {self.n_items})")
         return x
 
     def prob(self, a, b) -> np.ndarray:
@@ -133,6 +116,8 @@ class _MatrixBacked:
 
     def win_rate(self, pi: np.ndarray, rho: np.ndarray) -> np.ndarray:
         """``P(pi > rho) = pi^T P rho`` for (batched) mixed strategies."""
+        pi = check_probability_vector(pi, self.n_items, "pi")
+        rho = check_probability_vector(rho, self.n_items, "rho")
         return np.einsum("...i,ij,...j->...", pi, self._P, rho)
 
     def sample(self, a, b, rng: np.random.Generator) -> np.ndarray:
@@ -157,7 +142,7 @@ class TabularPreference(_MatrixBacked):
     def __init__(self, matrix, atol: float = DEFAULT_ATOL):
         P = validate_preference_matrix(matrix, atol)
         if P.ndim != 2:
-            raise ValueError(f"TabularPreference takes one (n, n) matrix; got shape {P.shape}")
+            raise InvalidGameError(f"TabularPreference takes one (n, n) matrix; got shape {P.shape}")
         self._P = P
 
 
@@ -165,14 +150,11 @@ class BradleyTerry(_MatrixBacked):
     """Bradley-Terry preference from scalar rewards: ``sigmoid((r_a - r_b) / T)``."""
 
     def __init__(self, rewards: Sequence[float] | np.ndarray, temperature: float = 1.0):
-        r = np.asarray(rewards, dtype=np.float64)
+        r = check_finite_array(rewards, "rewards", InvalidGameError)
         if r.ndim != 1 or r.size == 0:
-            raise ValueError(f"rewards must be a non-empty 1-D array; got shape {r.shape}")
-        if not np.all(np.isfinite(r)):
-            raise ValueError("rewards must be finite")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0; got {temperature}")
-        self.rewards, self.temperature = r, float(temperature)
+            raise InvalidGameError(f"rewards must be a non-empty 1-D array; got shape {r.shape}")
+        temperature = check_positive_float(temperature, "temperature")
+        self.rewards, self.temperature = r, temperature
         self._P = expit((r[:, None] - r[None, :]) / temperature)
 
 
@@ -180,12 +162,11 @@ class Thurstone(_MatrixBacked):
     """Thurstone (case V) preference: ``Phi((mu_a - mu_b) / (sqrt(2) * scale))``."""
 
     def __init__(self, means: Sequence[float] | np.ndarray, scale: float = 1.0):
-        mu = np.asarray(means, dtype=np.float64)
+        mu = check_finite_array(means, "means", InvalidGameError)
         if mu.ndim != 1 or mu.size == 0:
-            raise ValueError(f"means must be a non-empty 1-D array; got shape {mu.shape}")
-        if not scale > 0:
-            raise ValueError(f"scale must be > 0; got {scale}")
-        self.means, self.scale = mu, float(scale)
+            raise InvalidGameError(f"means must be a non-empty 1-D array; got shape {mu.shape}")
+        scale = check_positive_float(scale, "scale")
+        self.means, self.scale = mu, scale
         self._P = ndtr((mu[:, None] - mu[None, :]) / (np.sqrt(2.0) * scale))
 
 
@@ -199,11 +180,8 @@ class Cyclic(_MatrixBacked):
     """
 
     def __init__(self, n: int = 3, strength: float = 1.0):
-        if int(n) != n or n < 2:
-            raise ValueError(f"n must be an integer >= 2; got {n}")
-        if not 0.0 < strength <= 1.0:
-            raise ValueError(f"strength must lie in (0, 1]; got {strength}")
-        n = int(n)
+        n = check_int(n, "n", minimum=2, maximum=8192)  # an n x n matrix of at most 512 MiB
+        strength = check_float(strength, "strength", low=0.0, high=1.0, low_open=True)
         d = (np.arange(n)[None, :] - np.arange(n)[:, None]) % n  # clockwise distance i -> j
         half = (n - 1) // 2
         sign = np.where((d >= 1) & (d <= half), 1.0, 0.0) - np.where(d >= n - half, 1.0, 0.0)
@@ -219,14 +197,24 @@ class PopulationMixture(_MatrixBacked):
     """
 
     def __init__(self, raters: Sequence[PreferenceModel], weights: Sequence[float] | None = None):
+        raters = list(raters)
         if len(raters) == 0:
-            raise ValueError("a population needs at least one rater")
-        mats = np.stack([np.asarray(r.matrix(), dtype=np.float64) for r in raters])
+            raise InvalidGameError("a population needs at least one rater; got raters=[]")
+        for k, r in enumerate(raters):
+            if not (isinstance(r, PreferenceModel) and not isinstance(r, np.ndarray)):
+                raise InvalidTypeError(f"raters[{k}] must be a PreferenceModel; got {type(r).__name__}")
+        mats = [validate_preference_matrix(r.matrix()) for r in raters]
         if len({m.shape for m in mats}) != 1:
-            raise ValueError("all raters must rank the same number of items")
-        w = np.full(len(raters), 1.0 / len(raters)) if weights is None else np.asarray(weights, float)
-        if w.shape != (len(raters),) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
-            raise ValueError(f"weights must be {len(raters)} non-negative numbers summing to 1; got {w}")
+            raise InvalidGameError(f"all raters must rank the same number of items; got matrices of "
+                                   f"shapes {sorted({m.shape for m in mats})}")
+        mats = np.stack(mats)
+        if weights is None:
+            w = np.full(len(raters), 1.0 / len(raters))
+        else:
+            w = check_finite_array(weights, "weights")
+            if w.shape != (len(raters),) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+                raise InvalidArgumentError(f"weights must be {len(raters)} non-negative numbers summing "
+                                           f"to 1; got {w}")
         self.raters, self.weights = list(raters), w
         self._P = validate_preference_matrix(np.einsum("k,kij->ij", w, mats))
 
@@ -243,10 +231,10 @@ class PopulationMixture(_MatrixBacked):
         ``features`` is ``(n_items, d)``; ``rater_weights`` is ``(n_raters, d)``;
         rater ``k`` is Bradley-Terry on reward ``features @ rater_weights[k]``.
         """
-        F = np.asarray(features, float)
-        W = np.atleast_2d(np.asarray(rater_weights, float))
-        if F.ndim != 2 or W.shape[1] != F.shape[1]:
-            raise ValueError(
+        F = check_finite_array(features, "features", InvalidGameError)
+        W = np.atleast_2d(check_finite_array(rater_weights, "rater_weights", InvalidGameError))
+        if F.ndim != 2 or W.ndim != 2 or W.shape[1] != F.shape[1]:
+            raise InvalidGameError(
                 f"features (n, d) and rater_weights (k, d) must share d; got {F.shape} and {W.shape}"
             )
         return cls([BradleyTerry(F @ w, temperature) for w in W], population)

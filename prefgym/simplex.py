@@ -41,13 +41,11 @@ def uniform(n: int, batch_shape: tuple[int, ...] = ()) -> np.ndarray:
 
 
 def check_policy(pi, n: int, name: str = "policy", atol: float = 1e-6) -> np.ndarray:
-    """Validate a (batched) mixed strategy over ``n`` actions; return it as float64."""
-    p = np.asarray(pi, dtype=np.float64)
-    if p.shape[-1:] != (n,):
-        raise ValueError(f"{name} must have last dimension {n}; got shape {p.shape}")
-    if np.isnan(p).any() or (p < -atol).any():
-        raise ValueError(f"{name} has negative or NaN entries: {p}")
-    s = p.sum(axis=-1)
-    if np.any(np.abs(s - 1.0) > atol):
-        raise ValueError(f"{name} must sum to 1 over the last axis; sums are {s}")
-    return np.clip(p, 0.0, None) / p.clip(0.0, None).sum(axis=-1, keepdims=True)
+    """Validate a (batched) mixed strategy over ``n`` actions; return it as float64.
+
+    Raises :class:`~prefgym.errors.InvalidPolicyError` (see
+    :func:`prefgym.validation.check_probability_vector`).
+    """
+    from prefgym.validation import check_probability_vector
+
+    return check_probability_vector(pi, n, name, atol)

@@ -40,21 +40,25 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
+from prefgym.errors import InvalidArgumentError, InvalidTypeError
+from prefgym.validation import check_float, check_nonnegative_float, check_probability, check_real_array
+
 __all__ = ["SyntheticTeacher", "TEACHERS", "make_teacher", "as_teacher"]
 
 
 def _prepare(rewards, mask) -> tuple[np.ndarray, np.ndarray]:
-    r = np.asarray(rewards, dtype=np.float64)
+    r = check_real_array(rewards, "segment rewards")
     if r.ndim == 0:
-        raise ValueError("segment rewards must have a time axis (..., L); got a scalar")
+        raise InvalidArgumentError("segment rewards must have a time axis (..., L); got a scalar")
     if mask is None:
         m = np.ones(r.shape, dtype=bool)
     else:
         m = np.asarray(mask, dtype=bool)
         if m.shape != r.shape:
-            raise ValueError(f"mask shape {m.shape} differs from rewards shape {r.shape}")
-    if np.isnan(r[m]).any():
-        raise ValueError("segment rewards contain NaN")
+            raise InvalidArgumentError(f"mask shape {m.shape} differs from rewards shape {r.shape}")
+    if not np.isfinite(r[m]).all():
+        raise InvalidArgumentError("segment rewards contain NaN or inf at unmasked steps; rewards must be "
+                                   "finite")
     return np.where(m, r, 0.0), m
 
 
@@ -83,14 +87,13 @@ class SyntheticTeacher:
     equal_threshold: float | None = None
 
     def __post_init__(self):
-        if not np.isfinite(self.temperature) or self.temperature < 0:
-            raise ValueError(f"temperature must be a finite number >= 0; got {self.temperature}")
-        if not 0 < self.gamma <= 1:
-            raise ValueError(f"gamma must lie in (0, 1]; got {self.gamma}")
-        if not 0 <= self.eps_mistake <= 1:
-            raise ValueError(f"eps_mistake must lie in [0, 1]; got {self.eps_mistake}")
-        if self.equal_threshold is not None and self.equal_threshold < 0:
-            raise ValueError(f"equal_threshold must be >= 0 or None; got {self.equal_threshold}")
+        check_nonnegative_float(self.temperature, "temperature")
+        check_float(self.gamma, "gamma", low=0.0, high=1.0, low_open=True)
+        check_probability(self.eps_mistake, "eps_mistake")
+        if self.skip_threshold is not None:
+            check_float(self.skip_threshold, "skip_threshold")
+        if self.equal_threshold is not None:
+            check_nonnegative_float(self.equal_threshold, "equal_threshold")
 
     # ------------------------------------------------------------ quantities
     @staticmethod
@@ -117,7 +120,12 @@ class SyntheticTeacher:
         rb = self.returns(rewards_b, mask_b)
         ua = self.utilities(rewards_a, mask_a)
         ub = self.utilities(rewards_b, mask_b)
-        ra, rb, ua, ub = np.broadcast_arrays(ra, rb, ua, ub)
+        try:
+            ra, rb, ua, ub = np.broadcast_arrays(ra, rb, ua, ub)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"segments a and b must hold broadcastable batches of queries (..., L); got rewards of "
+                f"shapes {np.shape(rewards_a)} and {np.shape(rewards_b)}") from None
         skip = (np.maximum(ra, rb) <= self.skip_threshold) if self.skip_threshold is not None \
             else np.zeros(ra.shape, bool)
         equal = (np.abs(ra - rb) < self.equal_threshold) if self.equal_threshold is not None \
@@ -199,17 +207,25 @@ def make_teacher(name: str = "oracle", margin: float | None = None, **overrides)
         rewards; where returns are negative (e.g. Pendulum) the relative skip threshold
         skips nearly every query, so give ``skip_threshold`` explicitly.
     """
-    if name not in TEACHERS:
-        raise ValueError(f"unknown teacher {name!r}; choose from {sorted(TEACHERS)}")
+    if not isinstance(name, str) or name not in TEACHERS:
+        raise InvalidArgumentError(f"unknown teacher {name!r}; choose from {sorted(TEACHERS)}")
     kwargs: dict[str, Any] = dict(TEACHERS[name])
     for eps_key, key in (("eps_skip", "skip_threshold"), ("eps_equal", "equal_threshold")):
         eps = kwargs.pop(eps_key, None)
         if eps is not None and key not in overrides:
             if margin is None:
-                raise ValueError(f"the {name!r} teacher needs margin= (mean true segment return) "
+                raise InvalidArgumentError(f"the {name!r} teacher needs margin= (mean true segment return) "
                                  f"or {key}=")
-            kwargs[key] = eps * abs(float(margin))
+            kwargs[key] = eps * abs(check_float(margin, "margin"))
     kwargs.update(overrides)
+    return _build(kwargs)
+
+
+def _build(kwargs: dict[str, Any]) -> SyntheticTeacher:
+    unknown = sorted(set(kwargs) - set(SyntheticTeacher.__dataclass_fields__))
+    if unknown:
+        raise InvalidArgumentError(f"unknown teacher arguments {unknown}; allowed are "
+                                   f"{sorted(SyntheticTeacher.__dataclass_fields__)}")
     return SyntheticTeacher(**kwargs)
 
 
@@ -225,5 +241,6 @@ def as_teacher(spec: SyntheticTeacher | str | dict | None, default: str = "oracl
     if isinstance(spec, dict):
         spec = dict(spec)
         name = spec.pop("name", None)
-        return make_teacher(name, margin=margin, **spec) if name else SyntheticTeacher(**spec)
-    raise TypeError(f"teacher must be a SyntheticTeacher, a name, a dict or None; got {type(spec).__name__}")
+        return make_teacher(name, margin=margin, **spec) if name else _build(spec)
+    raise InvalidTypeError("teacher must be a SyntheticTeacher, a name, a dict or None; "
+                           f"got {type(spec).__name__}")

@@ -22,6 +22,7 @@ from prefgym.envs import (
     parallel_env,
     register_envs,
 )
+from prefgym.errors import InvalidActionError
 from prefgym.games import make_game, rps
 
 GAMES = {
@@ -184,7 +185,7 @@ def test_bad_actions_raise(action, match):
 
 
 def test_good_action_types_accepted_and_parallel_action_keys_checked():
-    env = MatrixGameEnv(rounds=4)
+    env = MatrixGameEnv(rounds=5)
     env.reset(seed=0)
     for a in (2, np.int32(2), np.int64(2), np.array(2), np.array([2])):
         assert env.step(a)[4]["win_prob"] == 0.5
@@ -192,7 +193,7 @@ def test_good_action_types_accepted_and_parallel_action_keys_checked():
     par.reset(seed=0)
     with pytest.raises(ValueError, match="actions needed for exactly"):
         par.step({"player_0": 0})
-    with pytest.raises(RuntimeError, match="reset"):
+    with pytest.raises(InvalidActionError, match="reset"):
         MatrixGameEnv().step(0)
 
 

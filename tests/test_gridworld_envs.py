@@ -16,6 +16,7 @@ import prefgym
 from prefgym.envs import PARALLEL_ENVS, GridworldEnv, GridworldParallelEnv, make_parallel, register_envs
 from prefgym.envs.gridworld import PLAYER_COLOURS, aec_env
 from prefgym.envs.registration import GRIDWORLD_ENV_KWARGS
+from prefgym.errors import InvalidActionError
 from prefgym.games import cyclic_goals_gridworld, intermediate_preference_gridworld, rps
 from prefgym.games.gridworld import GridLayout, random_gridworld
 from prefgym.games.markov import TabularMarkovGame
@@ -184,7 +185,7 @@ def test_expected_reward_is_the_step_preference_and_infos():
     assert states == [12, 7, 2, 2, 2, 2, 2, 2, 2]  # the last step does not move
     assert info["opponent_state"] == 10  # the opponent walked left onto G; R beats G
     assert reward == pytest.approx(0.9)
-    with pytest.raises(RuntimeError, match="episode is over"):
+    with pytest.raises(InvalidActionError, match="episode is over"):
         env.step(0)
 
     par = GridworldParallelEnv(game=game)
@@ -303,10 +304,10 @@ def test_bad_actions_raise(action, match):
 
 
 def test_step_order_and_action_keys():
-    with pytest.raises(RuntimeError, match="reset"):
+    with pytest.raises(InvalidActionError, match="reset"):
         GridworldEnv().step(0)
     par = GridworldParallelEnv()
-    with pytest.raises(RuntimeError, match="reset"):
+    with pytest.raises(InvalidActionError, match="reset"):
         par.step({"player_0": 0, "player_1": 0})
     par.reset(seed=0)
     with pytest.raises(ValueError, match="actions needed for exactly"):

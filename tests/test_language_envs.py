@@ -27,6 +27,7 @@ from prefgym.envs.dialogue import aec_env as dialogue_aec
 from prefgym.envs.language_registration import LANGUAGE_AEC_ENVS, register_language_envs
 from prefgym.envs.reasoning import ReasoningEnv, ReasoningParallelEnv
 from prefgym.envs.text_game import TEXT_CHARSET, TextObservation
+from prefgym.errors import InvalidActionError
 from prefgym.judges.base import JudgeOutputError, PairwiseJudge
 from prefgym.judges.tasks import ArithmeticStepJudge, DialogueTaskJudge, FinalAnswerJudge
 from prefgym.llm.base import TextGenerator, format_dialogue
@@ -309,7 +310,7 @@ def test_nan_judge_surfaces_from_step_and_leaves_state_unchanged():
 def test_over_long_and_malformed_actions_raise():
     tasks = make_synthetic_dialogue_tasks(3, seed=0)
     env = DialogueEnv(tasks, max_response_length=25)
-    with pytest.raises(RuntimeError, match="reset"):
+    with pytest.raises(InvalidActionError, match="reset"):
         env.step("hi")
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action is 26 characters long, longer than the limit of 25"):
@@ -335,7 +336,7 @@ def test_over_long_and_malformed_actions_raise():
     env.reset(seed=0, options={"task_index": 0})
     for _ in range(tasks[0].horizon):
         env.step("ok")
-    with pytest.raises(RuntimeError, match="episode is over"):
+    with pytest.raises(InvalidActionError, match="episode is over"):
         env.step("more")
 
 

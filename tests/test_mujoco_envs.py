@@ -22,6 +22,7 @@ from prefgym.envs.mujoco import (
     aec_env,
     register_mujoco_envs,
 )
+from prefgym.errors import InvalidActionError
 from prefgym.teachers import SyntheticTeacher
 
 HAS_MUJOCO = importlib.util.find_spec("mujoco") is not None
@@ -116,7 +117,7 @@ def test_players_start_together_and_segments_are_scored_by_true_return(factories
         else:
             assert rew == {"player_0": 0.0, "player_1": 0.0}
     assert trunc["player_0"] and not term["player_0"] and par.agents == []
-    with pytest.raises(RuntimeError, match="reset"):
+    with pytest.raises(InvalidActionError, match="reset"):
         par.step({"player_0": fast(obs["player_0"]), "player_1": slow(obs["player_1"])})
 
 
@@ -205,7 +206,7 @@ def test_opponents_and_validation():
         ControlPreferenceEnv("Pendulum-v1", on_agent_done="later")
     with pytest.raises(ValueError, match="segment_length"):
         ControlPreferenceParallelEnv("Pendulum-v1", segment_length=0)
-    with pytest.raises(RuntimeError, match="reset"):
+    with pytest.raises(InvalidActionError, match="reset"):
         ControlPreferenceEnv("Pendulum-v1").step(np.zeros(1, np.float32))
     par = ControlPreferenceParallelEnv("Pendulum-v1")
     par.reset(seed=0)

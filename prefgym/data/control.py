@@ -48,9 +48,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from prefgym.errors import DatasetError, PrefgymError
+from prefgym.errors import DatasetError, InvalidArgumentError, PrefgymError
 from prefgym.serialization import json_default
 from prefgym.teachers import SyntheticTeacher, as_teacher
+from prefgym.validation import check_int, check_real_array, check_seed
 
 __all__ = [
     "DatasetError",
@@ -144,13 +145,58 @@ class PreferencePairs:
     _ARRAYS = ("obs_a", "act_a", "mask_a", "obs_b", "act_b", "mask_b", "labels", "returns_a", "returns_b")
 
     def __post_init__(self):
-        n = len(self.labels)
         for name in self._ARRAYS:
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"PreferencePairs.{name} has {len(getattr(self, name))} rows, labels {n}")
-        lab = np.asarray(self.labels, dtype=np.float64)
+            value = getattr(self, name)
+            if name.startswith("mask"):
+                arr = np.asarray(value)
+                if arr.dtype != np.bool_ and not (np.issubdtype(arr.dtype, np.number)
+                                                 and np.isin(arr, (0, 1)).all()):
+                    raise DatasetError(f"PreferencePairs.{name} must be a boolean array; "
+                                       f"got dtype {arr.dtype}")
+                arr = arr.astype(bool)
+            else:
+                arr = check_real_array(value, f"PreferencePairs.{name}", DatasetError)
+                if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+                    arr = value  # keep the caller's float dtype (float32 segments stay float32)
+            setattr(self, name, arr)
+        n = len(self.labels) if self.labels.ndim == 1 else -1
+        if n < 0:
+            raise DatasetError(f"PreferencePairs.labels must be 1-D (n,); got shape {self.labels.shape}")
+        for name in self._ARRAYS:
+            arr = getattr(self, name)
+            if arr.ndim == 0 or len(arr) != n:
+                rows = len(arr) if arr.ndim else 0
+                raise DatasetError(f"PreferencePairs.{name} has {rows} rows, labels {n}")
+        for side in ("a", "b"):
+            obs, act, mask = (getattr(self, f"{k}_{side}") for k in ("obs", "act", "mask"))
+            if obs.ndim != 3 or act.ndim != 3 or mask.ndim != 2:
+                raise DatasetError(f"PreferencePairs needs obs_{side} (n, L, obs_dim), act_{side} "
+                                   f"(n, L, act_dim) and mask_{side} (n, L); got shapes {obs.shape}, "
+                                   f"{act.shape}, {mask.shape}")
+            if not (obs.shape[:2] == act.shape[:2] == mask.shape):
+                raise DatasetError(f"segments {side} disagree on (n, L): obs_{side} {obs.shape}, "
+                                   f"act_{side} {act.shape}, mask_{side} {mask.shape}")
+            if n and not mask.any(axis=1).all():
+                i = int(np.flatnonzero(~mask.any(axis=1))[0])
+                raise DatasetError(f"segment {side} of pair {i} has no valid step "
+                                   f"(mask_{side}[{i}] is all False)")
+            for name, arr in ((f"obs_{side}", obs), (f"act_{side}", act)):
+                bad = ~np.isfinite(arr) & mask[..., None]
+                if bad.any():
+                    i, t, d = (int(x) for x in np.argwhere(bad)[0])
+                    raise DatasetError(f"PreferencePairs.{name}[{i}, {t}, {d}] = {arr[i, t, d]} at a valid "
+                                       "step; observations and actions must be finite")
+        if self.obs_a.shape != self.obs_b.shape or self.act_a.shape != self.act_b.shape:
+            raise DatasetError("segments a and b must have the same length and dimensions (n, L, dim); got "
+                               f"obs {self.obs_a.shape} vs {self.obs_b.shape}, act {self.act_a.shape} vs "
+                               f"{self.act_b.shape}")
+        lab = self.labels.astype(np.float64)
         if np.isnan(lab).any() or (lab < 0).any() or (lab > 1).any():
-            raise ValueError("preference labels must lie in [0, 1] (drop skipped queries first)")
+            raise DatasetError("preference labels must lie in [0, 1] (drop skipped queries first)")
+        for name in ("returns_a", "returns_b"):
+            if getattr(self, name).ndim != 1:
+                raise DatasetError(f"PreferencePairs.{name} must be 1-D (n,); got shape "
+                                   f"{getattr(self, name).shape}")
         self.labels = lab
 
     def __len__(self) -> int:
@@ -340,7 +386,12 @@ def collect_episodes(
         Allow a third-party SB3 zip as ``policy`` (see :func:`load_policy`).
     """
     if (n_episodes is None) == (n_steps is None):
-        raise ValueError("give exactly one of n_episodes and n_steps")
+        raise InvalidArgumentError("give exactly one of n_episodes and n_steps")
+    if n_episodes is not None:
+        n_episodes = check_int(n_episodes, "n_episodes", minimum=1)
+    if n_steps is not None:
+        n_steps = check_int(n_steps, "n_steps", minimum=1)
+    seed = check_seed(seed)
     env, owned = _make_env(env, env_kwargs)
     env.action_space.seed(seed)
     act = _as_policy(policy, env, deterministic, trust_remote_code)
@@ -498,11 +549,16 @@ def load_dataset(dataset_id: str, env_id: str | None = None, root: str | Path | 
     minari = _import_minari()
     with minari_root(root) as where, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        hint = {"demos": "prefgym data demos", "checkpoints": "prefgym data rollouts"}.get(kind or "",
+                                                                                      "prefgym data")
         try:
             ds = minari.load_dataset(dataset_id)
-        except (FileNotFoundError, ValueError) as exc:
-            hint = {"demos": "prefgym data demos", "checkpoints": "prefgym data rollouts"}.get(kind or "",
-                                                                                          "prefgym data")
+        except Exception as exc:  # noqa: BLE001 - a damaged dataset can fail in many ways
+            if isinstance(dataset_id, str) and (Path(where) / dataset_id / "data").is_dir() \
+                    and not isinstance(exc, FileNotFoundError):
+                raise _corrupted(dataset_id, where, exc, hint) from exc
+            if not isinstance(exc, FileNotFoundError | ValueError):
+                raise
             raise DatasetError(f"Minari dataset {dataset_id!r} not found under {str(where)!r} "
                                f"(set MINARI_DATASETS_PATH or root=); make it with `{hint}`") from exc
     spec = ds.spec.env_spec
@@ -531,26 +587,41 @@ def load_episodes(
         As :func:`load_dataset`, or if no episode is of the requested tiers.
     """
     ds = load_dataset(dataset_id, env_id=env_id, root=root, kind=kind)
-    with minari_root(root):
-        idx = list(range(ds.total_episodes))
-        metas = list(ds.storage.get_episode_metadata(idx))
-        episodes = []
-        steps = 0
-        for meta, ep in zip(metas, ds.iterate_episodes(idx), strict=True):
-            meta = {k: v for k, v in meta.items() if k not in ("id", "total_steps", "seed", "options")}
-            if tiers is not None and meta.get("tier") not in tiers:
-                continue
-            episodes.append(Episode(np.asarray(ep.observations), np.asarray(ep.actions),
-                                    np.asarray(ep.rewards), bool(ep.terminations[-1]),
-                                    bool(ep.truncations[-1]), meta))
-            steps += len(ep.rewards)
-            if max_steps is not None and steps >= max_steps:
-                break
+    with minari_root(root) as where:
+        try:
+            episodes, metas = _read_episodes(ds, tiers, max_steps)
+        except Exception as exc:  # noqa: BLE001 - damaged episode files fail in many ways
+            raise _corrupted(dataset_id, where, exc, "prefgym data") from exc
     if not episodes:
         have = sorted({m.get("tier") for m in metas if m.get("tier") is not None})
         raise DatasetError(f"Minari dataset {dataset_id!r} has no episodes of tiers {list(tiers or [])}; "
                            f"it has {have}")
     return episodes
+
+
+def _corrupted(dataset_id: str, where, exc: BaseException, hint: str) -> DatasetError:
+    return DatasetError(f"Minari dataset {dataset_id!r} exists under {str(where)!r} but cannot be read: "
+                        f"it is corrupted or incomplete ({type(exc).__name__}: {str(exc)[:120]}); "
+                        f"remake it with `{hint} ... --overwrite`")
+
+
+def _read_episodes(ds, tiers, max_steps) -> tuple[list[Episode], list[dict]]:
+    """The episodes of ``ds`` of ``tiers`` (up to ``max_steps`` steps) and every episode's metadata."""
+    idx = list(range(ds.total_episodes))
+    metas = list(ds.storage.get_episode_metadata(idx))
+    episodes = []
+    steps = 0
+    for meta, ep in zip(metas, ds.iterate_episodes(idx), strict=True):
+        meta = {k: v for k, v in meta.items() if k not in ("id", "total_steps", "seed", "options")}
+        if tiers is not None and meta.get("tier") not in tiers:
+            continue
+        episodes.append(Episode(np.asarray(ep.observations), np.asarray(ep.actions),
+                                np.asarray(ep.rewards), bool(ep.terminations[-1]),
+                                bool(ep.truncations[-1]), meta))
+        steps += len(ep.rewards)
+        if max_steps is not None and steps >= max_steps:
+            break
+    return episodes, metas
 
 
 def dataset_summary(episodes: Sequence[Episode], by: str = "tier") -> dict[str, dict[str, float]]:
@@ -608,7 +679,19 @@ def train_expert(
     ``<out_dir>/expert.json`` (env id, budget, SAC arguments). The run is written into a
     hidden staging folder beside ``out_dir`` and moved into place when it ends, so a
     killed run leaves ``out_dir`` as it was.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``total_timesteps`` or ``n_checkpoints`` is not a positive integer, or
+        there are more checkpoints than timesteps (nothing is written then).
     """
+    total_timesteps = check_int(total_timesteps, "total_timesteps", minimum=1)
+    n_checkpoints = check_int(n_checkpoints, "n_checkpoints", minimum=1)
+    if n_checkpoints > total_timesteps:
+        raise InvalidArgumentError(f"n_checkpoints = {n_checkpoints} exceeds total_timesteps = "
+                                   f"{total_timesteps}; each checkpoint needs at least one step")
+    seed = check_seed(seed)
     import gymnasium
     from stable_baselines3 import SAC
 
@@ -742,6 +825,8 @@ def make_checkpoint_rollouts(
     -------
     The Minari dataset.
     """
+    steps_per_checkpoint = check_int(steps_per_checkpoint, "steps_per_checkpoint", minimum=1)
+    n_tiers = check_int(n_tiers, "n_tiers", minimum=1)
     if isinstance(checkpoints, (str, Path)):
         checkpoints = list_checkpoints(checkpoints, env_id)
     items = [c if isinstance(c, tuple) else (i, c) for i, c in enumerate(checkpoints)]
@@ -800,7 +885,11 @@ def make_demonstrations(
         Allow a third-party SB3 zip as ``policy`` (see :func:`load_policy`).
     """
     if (policy is None) == (source is None):
-        raise ValueError("give exactly one of policy and source")
+        raise InvalidArgumentError("give exactly one of policy and source")
+    if n_steps is not None:
+        n_steps = check_int(n_steps, "n_steps", minimum=1)
+    if n_episodes is not None:
+        n_episodes = check_int(n_episodes, "n_episodes", minimum=1)
     dataset_id = dataset_id or default_dataset_id(env_id, "demos")
     if source is not None:
         episodes = load_episodes(source, env_id=env_id, root=root, tiers=[tier], kind="checkpoints",
@@ -816,6 +905,8 @@ def make_demonstrations(
         for e in episodes:
             e.metadata["return"] = e.ret
         origin = {"policy": str(policy) if isinstance(policy, (str, Path)) else type(policy).__name__}
+    if not episodes:
+        raise DatasetError(f"no demonstration episodes to save for {env_id!r}")
     extra = {**origin, "summary": dataset_summary(episodes, by="_")["all"]}
     return write_dataset(dataset_id, episodes, env_id, root=root, overwrite=overwrite, kind="demos",
                          description=f"prefgym demonstrations on {env_id}", extra_metadata=extra,
@@ -872,7 +963,11 @@ def build_preference_pairs(
         segment from the better checkpoint, by mean return, is preferred).
     """
     if label_by not in ("teacher", "checkpoint"):
-        raise ValueError(f"label_by must be 'teacher' or 'checkpoint'; got {label_by!r}")
+        raise InvalidArgumentError(f"label_by must be 'teacher' or 'checkpoint'; got {label_by!r}")
+    n_pairs = check_int(n_pairs, "n_pairs", minimum=1)
+    if segment_length is not None:
+        segment_length = check_int(segment_length, "segment_length", minimum=1)
+    seed = check_seed(seed)
     if isinstance(source, str):
         episodes = load_episodes(source, env_id=env_id, root=root, tiers=tiers, kind="checkpoints")
         source_name = source
@@ -988,6 +1083,21 @@ def _cmd_preferences(args) -> int:
     return 0
 
 
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` for integers ``>= minimum`` (a bad value is a one-line usage error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
 def add_data_commands(subparsers) -> argparse.ArgumentParser:
     """Add ``data {expert, rollouts, demos, preferences}`` to an argparse subparsers object."""
     data = subparsers.add_parser("data", help="make control datasets: expert, rollouts, demos, preferences")
@@ -995,7 +1105,7 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
 
     def common(p, minari_args: bool = True):
         p.add_argument("--env", required=True, help="Gymnasium id, e.g. Hopper-v5")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=_int_at_least(0), default=0)
         p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
         if minari_args:
             p.add_argument("--root", default=None, help="Minari root (default $MINARI_DATASETS_PATH)")
@@ -1006,8 +1116,8 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("expert", help="train a SAC expert on the true reward, saving checkpoints")
     common(p, minari_args=False)
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty run folder")
-    p.add_argument("--timesteps", type=int, required=True)
-    p.add_argument("--checkpoints", type=int, default=10, help="checkpoints to save; default 10")
+    p.add_argument("--timesteps", type=_int_at_least(1), required=True)
+    p.add_argument("--checkpoints", type=_int_at_least(1), default=10, help="checkpoints to save; default 10")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--sac-kwargs", default=None, metavar="JSON", help="SAC constructor arguments")
     p.set_defaults(func=_cmd_expert)
@@ -1015,7 +1125,7 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("rollouts", help="roll out every checkpoint into a ranked Minari dataset")
     common(p)
     p.add_argument("--expert", required=True, help="expert run folder (from 'prefgym data expert')")
-    p.add_argument("--steps-per-checkpoint", type=int, default=30_000)
+    p.add_argument("--steps-per-checkpoint", type=_int_at_least(1), default=30_000)
     p.add_argument("--dataset-id", default=None, help="default prefgym/<env>/checkpoints-v0")
     p.add_argument("--stochastic", action="store_true", help="sample actions (default: deterministic)")
     p.add_argument("--trust-remote-code", action="store_true", help=trust_help)
@@ -1026,7 +1136,8 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--policy", default=None, help="SB3 SAC zip to roll out")
     p.add_argument("--from-rollouts", default=None, metavar="DATASET_ID", help="copy a tier of this dataset")
     p.add_argument("--tier", default="high")
-    p.add_argument("--steps", type=int, default=10_000, help="demonstration steps; default 10000")
+    p.add_argument("--steps", type=_int_at_least(1), default=10_000,
+                   help="demonstration steps; default 10000")
     p.add_argument("--dataset-id", default=None, help="default prefgym/<env>/demos-v0")
     p.add_argument("--trust-remote-code", action="store_true", help=trust_help)
     p.set_defaults(func=_cmd_demos)
@@ -1035,8 +1146,8 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--rollouts", default=None, metavar="DATASET_ID",
                    help="default prefgym/<env>/checkpoints-v0")
-    p.add_argument("--pairs", type=int, default=20_000)
-    p.add_argument("--segment-length", type=int, default=50, help="0: whole episodes")
+    p.add_argument("--pairs", type=_int_at_least(1), default=20_000)
+    p.add_argument("--segment-length", type=_int_at_least(0), default=50, help="0: whole episodes")
     p.add_argument("--teacher", default="oracle", help="oracle, stochastic, myopic, mistake, skip, equal")
     p.add_argument("--tiers", default="low,medium", help="comma-separated tiers, or 'all'")
     p.add_argument("--label-by", default="teacher", choices=["teacher", "checkpoint"])

@@ -44,8 +44,10 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 
 from prefgym.envs.matrix import REWARD_MODES, check_action
+from prefgym.errors import InvalidActionError
 from prefgym.games.gridworld import LABEL_COLOURS, GridLayout, make_gridworld
 from prefgym.games.markov import TabularMarkovGame
+from prefgym.validation import STEP_AFTER_END, STEP_BEFORE_RESET, check_parallel_actions, check_seed
 
 __all__ = [
     "GridworldEnv",
@@ -307,7 +309,7 @@ class GridworldParallelEnv(ParallelEnv):
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Both players start in one state drawn from ``nu_1``."""
         if seed is not None:
-            self.np_random, self.np_random_seed = seeding.np_random(seed)
+            self.np_random, self.np_random_seed = seeding.np_random(check_seed(seed))
         self.agents = self.possible_agents[:]
         b = self._board
         b.reset(self.np_random)
@@ -316,10 +318,7 @@ class GridworldParallelEnv(ParallelEnv):
 
     def step(self, actions: dict[str, Any]):
         """Score ``r_h`` of both state-action pairs, then move both players; done after ``H`` steps."""
-        if not self.agents:
-            raise RuntimeError("episode is over (or never began); call reset()")
-        if set(actions) != set(self.agents):
-            raise ValueError(f"actions needed for exactly {self.agents}; got {sorted(actions)}")
+        check_parallel_actions(actions, self.agents)
         b = self._board
         a0 = check_action(actions["player_0"], b.A, "player_0 action")
         a1 = check_action(actions["player_1"], b.A, "player_1 action")
@@ -446,7 +445,7 @@ class GridworldEnv(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode from ``s_1 ~ nu_1`` (shared by the opponent); observe ``s_1``."""
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))
         self.episode_index += 1
         if callable(self._opponent):
             self._policy = self._check_opponent(self._opponent(self.episode_index))
@@ -458,9 +457,9 @@ class GridworldEnv(gymnasium.Env):
         """Play ``action`` against the opponent's draw at its own state; observe the new own state."""
         b = self._board
         if b.h is None:
-            raise RuntimeError("call reset() before step()")
+            raise InvalidActionError(STEP_BEFORE_RESET)
         if b.h >= b.H:
-            raise RuntimeError("episode is over; call reset()")
+            raise InvalidActionError(STEP_AFTER_END)
         a = check_action(action, b.A)
         opp = _draw(self._policy[b.k, b.h, b.states[1]], self.np_random)
         p, reward, done = b.step(a, opp, self.reward_mode == "sample", self.np_random)

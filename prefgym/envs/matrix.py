@@ -26,8 +26,17 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 
 from prefgym.envs.rendering import BarPanel, matrix_frame
+from prefgym.errors import InvalidActionError, InvalidPolicyError
 from prefgym.games.matrix import MatrixGame, make_game
 from prefgym.simplex import check_policy
+from prefgym.validation import (
+    STEP_AFTER_END,
+    STEP_BEFORE_RESET,
+    check_discrete_action,
+    check_parallel_actions,
+    check_real_array,
+    check_seed,
+)
 
 __all__ = ["MatrixGameEnv", "MatrixGameParallelEnv", "parallel_env", "aec_env", "REWARD_MODES",
            "RENDER_MODES"]
@@ -63,25 +72,16 @@ def game_from_kwargs(
 
 
 def check_action(action, n: int, name: str = "action") -> int:
-    """Return ``action`` as an ``int`` in ``[0, n)``; raise ValueError otherwise."""
-    arr = np.asarray(action)
-    if arr.dtype.kind not in "iu" or arr.size != 1:
-        raise ValueError(
-            f"invalid {name} {action!r} (type {type(action).__name__}); "
-            f"expected one integer in [0, {n})"
-        )
-    a = int(arr.reshape(-1)[0])
-    if not 0 <= a < n:
-        raise ValueError(f"{name} {a} is out of range; valid actions are integers in [0, {n})")
-    return a
+    """Return ``action`` as an ``int`` in ``[0, n)``; raise InvalidActionError otherwise."""
+    return check_discrete_action(action, n, name)
 
 
 def check_opponent(policy, n: int) -> np.ndarray:
     """Validate an opponent mixture: length ``n``, non-negative, summing to 1."""
-    p = np.asarray(policy, dtype=np.float64)
+    p = check_real_array(policy, "opponent policy", InvalidPolicyError)
     if p.ndim != 1:
-        raise ValueError(f"opponent policy must be a 1-D probability vector of length {n}; "
-                         f"got shape {p.shape}")
+        raise InvalidPolicyError(f"opponent policy must be a 1-D probability vector of length {n}; "
+                                 f"got shape {p.shape}")
     return check_policy(p, n, name="opponent policy")
 
 
@@ -178,7 +178,7 @@ class MatrixGameEnv(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode; the first observation is ``n`` (no previous action)."""
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))
         self._t, self._last = 0, None
         self._counts[:] = 0
         return np.int64(self.n_actions), {}
@@ -186,7 +186,9 @@ class MatrixGameEnv(gymnasium.Env):
     def step(self, action):
         """Play ``action`` against an opponent draw ``b``; observe ``b``."""
         if self._t is None:
-            raise RuntimeError("call reset() before step()")
+            raise InvalidActionError(STEP_BEFORE_RESET)
+        if self._t >= self.rounds:
+            raise InvalidActionError(STEP_AFTER_END)
         a = check_action(action, self.n_actions)
         opp = self._opponent_mixture()
         win_prob = float((self._P @ opp)[a])
@@ -285,7 +287,7 @@ class MatrixGameParallelEnv(ParallelEnv):
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Start an episode; both players observe ``n``."""
         if seed is not None:
-            self.np_random, self.np_random_seed = seeding.np_random(seed)
+            self.np_random, self.np_random_seed = seeding.np_random(check_seed(seed))
         self.agents = self.possible_agents[:]
         self._t, self._last = 0, None
         self._counts[:] = 0
@@ -294,10 +296,7 @@ class MatrixGameParallelEnv(ParallelEnv):
 
     def step(self, actions: dict[str, Any]):
         """Play one simultaneous round; agents leave after ``rounds`` rounds."""
-        if not self.agents:
-            raise RuntimeError("episode is over (or never began); call reset()")
-        if set(actions) != set(self.agents):
-            raise ValueError(f"actions needed for exactly {self.agents}; got {sorted(actions)}")
+        check_parallel_actions(actions, self.agents)
         a0 = check_action(actions["player_0"], self.n_actions, "player_0 action")
         a1 = check_action(actions["player_1"], self.n_actions, "player_1 action")
         p = float(self._P[a0, a1])

@@ -60,7 +60,15 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 
+from prefgym.errors import InvalidActionError
 from prefgym.teachers import SyntheticTeacher, as_teacher
+from prefgym.validation import (
+    STEP_AFTER_END,
+    STEP_BEFORE_RESET,
+    check_action,
+    check_parallel_actions,
+    check_seed,
+)
 
 __all__ = [
     "CONTROL_TASKS",
@@ -188,9 +196,10 @@ class PreferenceFeedback(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArg
 
     # -------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        obs, info = self.env.reset(seed=seed, options=options)
+        obs, info = self.env.reset(seed=check_seed(seed), options=options)
         self._k = 0
         self._last_obs = obs
+        self._ended = False
         return obs, info
 
     def render(self):
@@ -200,7 +209,10 @@ class PreferenceFeedback(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArg
 
     def step(self, action):
         if self._last_obs is None:
-            raise RuntimeError("call reset() before step()")
+            raise InvalidActionError(STEP_BEFORE_RESET)
+        if getattr(self, "_ended", False):
+            raise InvalidActionError(STEP_AFTER_END)
+        check_action(action, self.action_space)
         obs, reward, terminated, truncated, info = self.env.step(action)
         k = self._k
         self._cur_obs[k] = _flatten(self.observation_space, self._last_obs)
@@ -213,6 +225,7 @@ class PreferenceFeedback(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArg
             self._store(self._k)
         if terminated or truncated:
             self._k = 0
+            self._ended = True
         self._last_obs = obs
         return obs, reward, terminated, truncated, info
 
@@ -326,8 +339,9 @@ class LearnedRewardWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorA
         self._last_obs = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        obs, info = self.env.reset(seed=seed, options=options)
+        obs, info = self.env.reset(seed=check_seed(seed), options=options)
         self._last_obs = obs
+        self._ended = False
         return obs, info
 
     def render(self):
@@ -337,8 +351,12 @@ class LearnedRewardWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorA
 
     def step(self, action):
         if self._last_obs is None:
-            raise RuntimeError("call reset() before step()")
+            raise InvalidActionError(STEP_BEFORE_RESET)
+        if getattr(self, "_ended", False):
+            raise InvalidActionError(STEP_AFTER_END)
+        check_action(action, self.action_space)
         obs, true_reward, terminated, truncated, info = self.env.step(action)
+        self._ended = bool(terminated or truncated)
         r = np.asarray(self.reward_fn(np.asarray(self._last_obs)[None], np.asarray(action)[None]))
         info = {**info, "true_reward": float(true_reward)}
         self._last_obs = obs
@@ -421,6 +439,9 @@ class _Duel:
         Returns ``(true rewards, scored, y0, p0, returns, terminated, truncated)``.
         """
         true_r = [0.0, 0.0]
+        for i in range(2):
+            if self.alive[i]:
+                check_action(actions[i], self.action_space, f"player_{i} action")
         for i in range(2):
             if self.alive[i]:
                 obs, r, term, _, _ = self.envs[i].step(actions[i])
@@ -531,7 +552,7 @@ class ControlPreferenceParallelEnv(ParallelEnv):
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Both copies start from the same state."""
         if seed is not None:
-            self.np_random, self.np_random_seed = seeding.np_random(seed)
+            self.np_random, self.np_random_seed = seeding.np_random(check_seed(seed))
         self.agents = self.possible_agents[:]
         o0, o1 = self._duel.reset(self.np_random)
         infos = {a: {"alive": True, "t": 0} for a in self.agents}
@@ -539,10 +560,7 @@ class ControlPreferenceParallelEnv(ParallelEnv):
 
     def step(self, actions: dict[str, Any]):
         """Step both copies; pay the segment preference at scoring steps."""
-        if not self.agents:
-            raise RuntimeError("episode is over (or never began); call reset()")
-        if set(actions) != set(self.agents):
-            raise ValueError(f"actions needed for exactly {self.agents}; got {sorted(actions)}")
+        check_parallel_actions(actions, self.agents)
         d = self._duel
         true_r, scored, y, p, returns, terminated, truncated = d.step(
             (actions["player_0"], actions["player_1"]), self.np_random)
@@ -629,6 +647,7 @@ class ControlPreferenceEnv(gymnasium.Env):
         self._opp_space = None
         self.set_opponent(opponent)
         self._started = False
+        self._ended = False
 
     @property
     def teacher(self) -> SyntheticTeacher:
@@ -654,17 +673,18 @@ class ControlPreferenceEnv(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start both copies from one state; observe the agent's copy."""
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))
         o0, _ = self._duel.reset(self.np_random)
         self._opp_space = copy.deepcopy(self.action_space)
         self._opp_space.seed(int(self.np_random.integers(2**31 - 1)))
         self._started = True
+        self._ended = False
         return o0, {"alive": True, "t": 0}
 
     def step(self, action):
         """Step both copies (the opponent acts at its own observation); reward the segment preference."""
         if not self._started:
-            raise RuntimeError("call reset() before step()")
+            raise InvalidActionError(STEP_AFTER_END if self._ended else STEP_BEFORE_RESET)
         d = self._duel
         opp = self._opponent_action() if d.alive[1] else None
         true_r, scored, y, p, returns, terminated, truncated = d.step((action, opp), self.np_random)
@@ -690,6 +710,7 @@ class ControlPreferenceEnv(gymnasium.Env):
             truncated = False
         if terminated or truncated:
             self._started = False
+            self._ended = True
         return d.obs[0], reward, bool(terminated), bool(truncated), info
 
     def render(self):

@@ -45,8 +45,10 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from prefgym.errors import InvalidActionError
 from prefgym.judges.base import PairwiseJudge
 from prefgym.llm.base import TextGenerator
+from prefgym.validation import check_parallel_actions, check_seed
 
 __all__ = [
     "PLAYERS",
@@ -220,26 +222,26 @@ class TextGameCore(ABC):
 
         Raises
         ------
-        ValueError
+        InvalidActionError
             Not a string, a newline in a single-line utterance, longer than
             ``limit`` (default ``max_response_length``), or (with
             ``unknown_chars="error"``) a character outside the charset.
         """
         limit = self.max_response_length if limit is None else limit
         if not isinstance(text, str):
-            raise ValueError(f"{what} must be a string (an utterance); "
-                             f"got {type(text).__name__} {text!r:.60}")
+            raise InvalidActionError(f"{what} must be a string (an utterance); "
+                                     f"got {type(text).__name__} {text!r:.60}")
         s = text.strip()
         if not multiline and "\n" in s:
-            raise ValueError(f"{what} must be one line (one reasoning step); got {s[:60]!r}")
+            raise InvalidActionError(f"{what} must be one line (one reasoning step); got {s[:60]!r}")
         if len(s) > limit:
-            raise ValueError(f"{what} is {len(s)} characters long, longer than the limit of {limit} "
+            raise InvalidActionError(f"{what} is {len(s)} characters long, longer than the limit of {limit} "
                              f"(max_response_length, the action space's max_length): {s[:40]!r}...")
         bad = next((i for i, c in enumerate(s) if c not in self._chars), None)
         if bad is not None:
             if self.unknown_chars == "error":
-                raise ValueError(f"{what} has the character {s[bad]!r} at position {bad}, outside the "
-                                 "charset; pass unknown_chars='replace' or a wider charset")
+                raise InvalidActionError(f"{what} has the character {s[bad]!r} at position {bad}, outside "
+                                         "the charset; pass unknown_chars='replace' or a wider charset")
             s = "".join(c if c in self._chars else "?" for c in s)
         return s
 
@@ -289,13 +291,14 @@ class TextGameCore(ABC):
 
         Raises
         ------
-        RuntimeError
-            If the episode is over or was never started.
-        ValueError, JudgeOutputError
+        InvalidActionError
+            If the episode is over or was never started, or for a bad utterance.
+        JudgeOutputError
             A bad utterance, or a judge output that is not a probability.
         """
         if self.done or self.task is None:
-            raise RuntimeError("the episode is over (or never began); call reset()")
+            raise InvalidActionError("the episode is over (or never began): step() called after the "
+                                     "episode ended or before reset(); call reset()")
         texts = [None if self.finished[i] else
                  self.clean_text(actions[i], labels[i], multiline=self.multiline_actions)
                  for i in range(2)]
@@ -418,7 +421,7 @@ class TextParallelEnv(ParallelEnv):
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Start an episode on a task; both players observe their (identical) first prompt."""
         if seed is not None:
-            self.np_random, self.np_random_seed = seeding.np_random(seed)
+            self.np_random, self.np_random_seed = seeding.np_random(check_seed(seed))
         obs = self.core.reset(self.np_random, options)
         self.agents = list(PLAYERS)
         return ({a: TextObservation(o) for a, o in zip(PLAYERS, obs, strict=True)},
@@ -426,10 +429,7 @@ class TextParallelEnv(ParallelEnv):
 
     def step(self, actions: dict[str, Any]):
         """Both players' utterances for this turn; both leave when the game ends."""
-        if not self.agents:
-            raise RuntimeError("the episode is over (or never began); call reset()")
-        if set(actions) != set(self.agents):
-            raise ValueError(f"actions needed for exactly {self.agents}; got {sorted(actions)}")
+        check_parallel_actions(actions, self.agents)
         obs, rewards, done, expected = self.core.play([actions[a] for a in PLAYERS], self.np_random)
         infos = {a: {**self.core.info(i), "expected_reward": expected[i]} for i, a in enumerate(PLAYERS)}
         out = (
@@ -498,7 +498,7 @@ class TextSingleAgentEnv(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode on a task (``options`` as :class:`TextParallelEnv`)."""
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))
         obs = self.core.reset(self.np_random, options)
         self._opp_obs = obs[1]
         return TextObservation(obs[0]), self.core.info(0)
@@ -514,7 +514,8 @@ class TextSingleAgentEnv(gymnasium.Env):
     def step(self, action):
         """The agent's utterance for this turn; the opponent answers its own prompt."""
         if self.core.done or self.core.task is None:
-            raise RuntimeError("the episode is over (or never began); call reset()")
+            raise InvalidActionError("the episode is over (or never began): step() called after the "
+                                     "episode ended or before reset(); call reset()")
         if not self.core.finished[0]:  # validate before paying for the opponent's generation
             self.core.clean_text(action, "action", multiline=self.core.multiline_actions)
         labels = ("action", "the opponent's response")

@@ -35,8 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prefgym.errors import InvalidArgumentError
 from prefgym.games.markov import TabularMarkovGame
 from prefgym.games.step_preference import FeatureStepPreference
+from prefgym.validation import check_int, check_probability, check_rng
 
 __all__ = [
     "GridLayout",
@@ -85,8 +87,7 @@ def grid_transitions(layout: GridLayout, moves: np.ndarray, slip: float) -> np.n
 
     With probability ``slip`` the agent takes one of the five moves uniformly.
     """
-    if not 0.0 <= slip <= 1.0:
-        raise ValueError(f"slip must lie in [0, 1]; got {slip}")
+    slip = check_probability(slip, "slip")
     nb = layout.neighbours()  # (S, 5)
     S, A = moves.shape
     f = np.zeros((S, A, S))
@@ -95,6 +96,11 @@ def grid_transitions(layout: GridLayout, moves: np.ndarray, slip: float) -> np.n
     for m in range(len(MOVES)):
         np.add.at(f, (s_idx, slice(None), nb[:, m][:, None]), slip / len(MOVES))
     return f
+
+
+#: largest ``n_states * n_actions`` of :func:`random_gridworld` (its dense preference has
+#: ``(S A)^2`` entries: 128 MiB at the limit)
+MAX_DENSE_PAIRS = 4096
 
 
 def random_gridworld(
@@ -108,11 +114,14 @@ def random_gridworld(
 
     ``n_states`` ~ U{1..100} and ``n_actions`` ~ U{2..10} unless given.
     """
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    S = int(rng.integers(1, 101)) if n_states is None else int(n_states)
-    A = int(rng.integers(2, 11)) if n_actions is None else int(n_actions)
-    if S < 1 or A < 1:
-        raise ValueError(f"need at least one state and one action; got S={S}, A={A}")
+    rng = check_rng(seed)
+    S = int(rng.integers(1, 101)) if n_states is None else check_int(n_states, "n_states", minimum=1)
+    A = int(rng.integers(2, 11)) if n_actions is None else check_int(n_actions, "n_actions", minimum=1)
+    if S * A > MAX_DENSE_PAIRS:
+        raise InvalidArgumentError(
+            f"n_states * n_actions = {S * A} is too big for a dense random step preference of "
+            f"(S A)^2 entries; the limit is {MAX_DENSE_PAIRS} (state-action pairs)")
+    horizon = check_int(horizon, "horizon", minimum=1)
     layout = GridLayout.near_square(S)
     moves = rng.integers(0, len(MOVES), size=(S, A))
     f = grid_transitions(layout, moves, slip)
@@ -138,7 +147,7 @@ LABEL_COLOURS = {
 
 def _check_int(name: str, value, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+        raise InvalidArgumentError(f"{name} must be an integer >= {low}; got {value!r}")
     return int(value)
 
 
@@ -146,7 +155,8 @@ def _check_strength(name: str, value, high: float, positive: bool = False) -> fl
     ok = isinstance(value, int | float | np.number) and not isinstance(value, bool) and np.isfinite(value)
     if not ok or not (0.0 < value if positive else 0.0 <= value) or value > high:
         bound = "(0, " if positive else "[0, "
-        raise ValueError(f"{name} must lie in {bound}{high}] so that r stays in [0, 1]; got {value!r}")
+        raise InvalidArgumentError(f"{name} must lie in {bound}{high}] so that r stays in [0, 1]; "
+                                   f"got {value!r}")
     return float(value)
 
 
@@ -154,9 +164,9 @@ def _check_cell(name: str, cell, width: int, height: int) -> tuple[int, int]:
     try:
         r, c = (int(x) for x in cell)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (row, col) pair; got {cell!r}") from None
+        raise InvalidArgumentError(f"{name} must be a (row, col) pair; got {cell!r}") from None
     if not (0 <= r < height and 0 <= c < width):
-        raise ValueError(f"{name} {(r, c)} lies outside the {height} x {width} grid")
+        raise InvalidArgumentError(f"{name} {(r, c)} lies outside the {height} x {width} grid")
     return r, c
 
 
@@ -231,10 +241,12 @@ def cyclic_goals_gridworld(
     cycle = _check_strength("cycle", cycle, 0.5, positive=True)
     goal_bonus = _check_strength("goal_bonus", goal_bonus, 0.5)
     if goals is None and (width < 3 or height < 3):
-        raise ValueError(f"the default start and goals need a grid of at least 3 x 3; got {height} x {width}")
+        raise InvalidArgumentError("the default start and goals need a grid of at least 3 x 3; "
+                                   f"got {height} x {width}")
     if isinstance(start, str):
         if start not in ("centre", "center", "corner"):
-            raise ValueError(f"start must be 'centre', 'corner' or a (row, col) cell; got {start!r}")
+            raise InvalidArgumentError("start must be 'centre', 'corner' or a (row, col) cell; "
+                                       f"got {start!r}")
         s_rc = (height // 2, width // 2) if start in ("centre", "center") else (0, 0)
     else:
         s_rc = _check_cell("start", start, width, height)
@@ -246,16 +258,16 @@ def cyclic_goals_gridworld(
         else:
             d = min(r0, c0, width - 1 - c0)
             if d < 1:
-                raise ValueError(f"start {s_rc} leaves no room for the default goals; pass goals=")
+                raise InvalidArgumentError(f"start {s_rc} leaves no room for the default goals; pass goals=")
             goals = {"R": (r0 - d, c0), "G": (r0, c0 - d), "B": (r0, c0 + d)}
     if not isinstance(goals, dict) or set(goals) != {"R", "G", "B"}:
-        raise ValueError(f"goals must be a dict with keys 'R', 'G', 'B'; got {goals!r}")
+        raise InvalidArgumentError(f"goals must be a dict with keys 'R', 'G', 'B'; got {goals!r}")
     g_rc = {k: _check_cell(f"goal {k}", v, width, height) for k, v in goals.items()}
     if len(set(g_rc.values()) | {s_rc}) != 4:
-        raise ValueError(f"the start {s_rc} and the goals {g_rc} must be four different cells")
+        raise InvalidArgumentError(f"the start {s_rc} and the goals {g_rc} must be four different cells")
     far = max(abs(r - s_rc[0]) + abs(c - s_rc[1]) for r, c in g_rc.values())
     if horizon <= far:
-        raise ValueError(f"horizon {horizon} is too short: a goal lies {far} moves from the start; "
+        raise InvalidArgumentError(f"horizon {horizon} is too short: a goal lies {far} moves from the start; "
                          f"need horizon >= {far + 1}")
 
     layout = GridLayout(width * height, width)
@@ -335,12 +347,12 @@ def intermediate_preference_gridworld(
     length = _check_int("length", length, 3)
     horizon = length + 2 if horizon is None else _check_int("horizon", horizon, 1)
     if horizon < length + 2:
-        raise ValueError(f"horizon {horizon} is too short: the end cell is {length + 1} moves from the "
-                         f"start; need horizon >= {length + 2}")
+        raise InvalidArgumentError(f"horizon {horizon} is too short: the end cell is {length + 1} moves "
+                                   f"from the start; need horizon >= {length + 2}")
     step_strength = _check_strength("step_strength", step_strength, 0.25)
     terminal_strength = _check_strength("terminal_strength", terminal_strength, 0.5)
     if not isinstance(terminal_only, bool | np.bool_):
-        raise ValueError(f"terminal_only must be a bool; got {terminal_only!r}")
+        raise InvalidArgumentError(f"terminal_only must be a bool; got {terminal_only!r}")
 
     layout = GridLayout(3 * length, length)
     S, A = layout.n_cells, len(MOVES)
@@ -380,6 +392,7 @@ def make_gridworld(name: str, **kwargs) -> TabularMarkovGame:
     """Build the gridworld of :data:`GRIDWORLD_GENERATORS` called ``name`` (``"..._gridworld"`` too)."""
     key = name.removesuffix("_gridworld") if isinstance(name, str) else name
     key = "intermediate" if key == "intermediate_preference" else key
-    if key not in GRIDWORLD_GENERATORS:
-        raise ValueError(f"unknown gridworld generator {name!r}; choose from {sorted(GRIDWORLD_GENERATORS)}")
+    if not isinstance(key, str) or key not in GRIDWORLD_GENERATORS:
+        raise InvalidArgumentError(f"unknown gridworld generator {name!r}; "
+                                   f"choose from {sorted(GRIDWORLD_GENERATORS)}")
     return GRIDWORLD_GENERATORS[key](**kwargs)

@@ -23,10 +23,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from prefgym.errors import InvalidArgumentError, InvalidGameError, InvalidPolicyError, InvalidTypeError
 from prefgym.games.matrix import MatrixGame
 from prefgym.games.step_preference import DenseStepPreference, StepPreference
+from prefgym.validation import check_finite_array, check_int, check_real_array
 
 __all__ = ["TabularMarkovGame"]
+
+#: largest policy ``(K, H, S, A)`` a game may need (512 MiB of float64)
+MAX_POLICY_ENTRIES = 2**26
 
 
 class TabularMarkovGame:
@@ -52,35 +57,38 @@ class TabularMarkovGame:
     def __init__(self, transitions, preference, initial_distribution, horizon: int,
                  layout=None, atol: float = 1e-8):
         self.layout = layout
-        if int(horizon) != horizon or horizon < 1:
-            raise ValueError(f"horizon must be an integer >= 1; got {horizon}")
-        self.horizon = H = int(horizon)
+        self.horizon = H = check_int(horizon, "horizon", minimum=1)
         pref = preference if isinstance(preference, StepPreference) else DenseStepPreference(preference, atol)
         pref.check_horizon(H)
         self.preference = pref
         S, A = pref.n_states, pref.n_actions
-        f = np.asarray(transitions, dtype=np.float64)
+        f = check_finite_array(transitions, "transitions", InvalidGameError)
         f = f[None] if f.ndim == 3 else f
         if f.ndim != 4 or f.shape[1:] != (S, A, S):
-            raise ValueError(
+            raise InvalidGameError(
                 f"transitions must have shape (S, A, S) = ({S}, {A}, {S}) or (H-1, S, A, S); "
                 f"got {np.shape(transitions)}"
             )
         if f.shape[0] not in (1, H - 1, H):
-            raise ValueError(f"transitions have {f.shape[0]} steps; the game needs 1 or H-1 = {H - 1}")
+            raise InvalidGameError(f"transitions have {f.shape[0]} steps; the game needs 1 or H-1 = {H - 1}")
         if np.isnan(f).any() or (f < -atol).any():
             i = tuple(int(x) for x in np.argwhere(np.isnan(f) | (f < -atol))[0])
-            raise ValueError(f"transition f[h, s, a, s'] = f{i} = {f[i]} is negative or NaN")
+            raise InvalidGameError(f"transition f[h, s, a, s'] = f{i} = {f[i]} is negative or NaN")
         rows = np.abs(f.sum(axis=-1) - 1.0) > atol
         if rows.any():
             h, s, a = (int(x) for x in np.argwhere(rows)[0])
-            raise ValueError(
+            raise InvalidGameError(
                 f"transition row f[{h}, {s}, {a}, :] sums to {f[h, s, a].sum():.6g}, not 1"
             )
         self.transitions = np.clip(f[: max(H - 1, 1)], 0.0, None)
-        nu = np.asarray(initial_distribution, dtype=np.float64)
-        if nu.shape != (S,) or np.isnan(nu).any() or (nu < 0).any() or abs(nu.sum() - 1) > atol:
-            raise ValueError(f"initial_distribution must be {S} non-negative numbers summing to 1; got {nu}")
+        nu = check_real_array(initial_distribution, "initial_distribution", InvalidGameError)
+        if nu.shape != (S,) or not np.isfinite(nu).all() or (nu < 0).any() or abs(nu.sum() - 1) > atol:
+            raise InvalidGameError(f"initial_distribution must be {S} non-negative numbers summing to 1; "
+                                   f"got {nu}")
+        entries = len(np.flatnonzero(nu > 0)) * H * S * A
+        if entries > MAX_POLICY_ENTRIES:
+            raise InvalidGameError(f"a policy of this game has (K, H, S, A) = {entries} entries "
+                                   f"(horizon={H}); the limit is {MAX_POLICY_ENTRIES} (2**26, 512 MiB)")
         self.initial_distribution = nu
         self.initial_states = np.flatnonzero(nu > 0)
         self.initial_weights = nu[self.initial_states]
@@ -120,18 +128,19 @@ class TabularMarkovGame:
 
     def check_policy(self, policy, name: str = "policy", atol: float = 1e-6) -> np.ndarray:
         """Validate and broadcast a policy ``(H, S, A)`` / ``(..., K, H, S, A)``."""
-        pi = np.asarray(policy, dtype=np.float64)
+        pi = check_real_array(policy, name, InvalidPolicyError)
         if pi.ndim == 3 and pi.shape == self.policy_shape[1:]:
             pi = np.broadcast_to(pi, self.policy_shape)
         if pi.shape[-4:] != self.policy_shape:
-            raise ValueError(f"{name} must have shape (H, S, A) or (K, H, S, A) = {self.policy_shape}; "
-                             f"got {np.shape(policy)}")
-        if np.isnan(pi).any() or (pi < -atol).any():
-            raise ValueError(f"{name} has negative or NaN probabilities")
+            raise InvalidPolicyError(f"{name} must have shape (H, S, A) or (K, H, S, A) = "
+                                     f"{self.policy_shape}; got {np.shape(policy)}")
+        if not np.isfinite(pi).all() or (pi < -atol).any():
+            raise InvalidPolicyError(f"{name} has negative or NaN (or inf) probabilities; each row must be a "
+                                     "probability vector")
         sums = pi.sum(axis=-1)
         if (np.abs(sums - 1) > atol).any():
             idx = tuple(int(i) for i in np.argwhere(np.abs(sums - 1) > atol)[0])
-            raise ValueError(f"{name}[k, h, s] = {name}{idx} sums to {sums[idx]:.6g}, not 1")
+            raise InvalidPolicyError(f"{name}[k, h, s] = {name}{idx} sums to {sums[idx]:.6g}, not 1")
         return pi
 
     # --------------------------------------------------------- occupancies
@@ -224,10 +233,17 @@ class TabularMarkovGame:
         of each trajectory, so two calls can produce the pairs of 001's game.
         """
         pi = self.check_policy(policy)
+        n = check_int(n, "n", minimum=0)
+        if not isinstance(rng, np.random.Generator):
+            raise InvalidTypeError(f"rng must be a numpy Generator; got {type(rng).__name__}")
         if starts is None:
             k = rng.choice(self.n_initial, size=n, p=self.initial_weights)
         else:
             k = np.asarray(starts)
+            if k.shape != (n,) or not np.issubdtype(k.dtype, np.integer) or (k < 0).any() \
+                    or (k >= self.n_initial).any():
+                raise InvalidArgumentError(f"starts must be {n} integers in [0, {self.n_initial}); "
+                                           f"got {np.asarray(starts)!r:.80}")
         states = np.empty((n, self.horizon), dtype=np.int64)
         actions = np.empty((n, self.horizon), dtype=np.int64)
         s = self.initial_states[k]

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from prefgym.errors import InvalidGameError
+from prefgym.validation import check_finite_array, check_real_array
+
 __all__ = ["StepPreference", "DenseStepPreference", "FeatureStepPreference"]
 
 ATOL = 1e-8
@@ -52,30 +55,34 @@ class DenseStepPreference(StepPreference):
 
     Raises
     ------
-    ValueError
+    InvalidGameError
         For a bad shape, NaN, values outside ``[0, 1]`` or a pair with
         ``r(s,a,s',a') + r(s',a',s,a) != 1``; the message names the entry.
     """
 
     def __init__(self, tensor, atol: float = ATOL):
-        r = np.asarray(tensor, dtype=np.float64)
+        r = check_real_array(tensor, "step preference", InvalidGameError)
         if r.ndim == 4:
             r = r[None]
         if r.ndim != 5 or r.shape[1:3] != r.shape[3:5]:
-            raise ValueError(
+            raise InvalidGameError(
                 "step preference must have shape (S, A, S, A) or (H, S, A, S, A); "
                 f"got {np.asarray(tensor).shape}"
             )
-        if np.isnan(r).any():
-            raise ValueError(f"step preference has NaN at r[h, s, a, s', a'] = r{_first(np.isnan(r))}")
+        if not np.isfinite(r).all():
+            raise InvalidGameError(f"step preference has NaN or inf at r[h, s, a, s', a'] = "
+                                   f"r{_first(~np.isfinite(r))}; entries must be finite in [0, 1]")
+        if r.size == 0:
+            raise InvalidGameError("step preference needs at least one state and action; "
+                                   f"got shape {r.shape}")
         bad = (r < -atol) | (r > 1 + atol)
         if bad.any():
             i = _first(bad)
-            raise ValueError(f"step preference r{i} = {r[i]:.6g} lies outside [0, 1]")
+            raise InvalidGameError(f"step preference r{i} = {r[i]:.6g} lies outside [0, 1]")
         asym = np.abs(r + r.transpose(0, 3, 4, 1, 2) - 1.0) > atol
         if asym.any():
             h, s, a, s2, a2 = _first(asym)
-            raise ValueError(
+            raise InvalidGameError(
                 f"step preference is not antisymmetric: r[{h}, {s}, {a}, {s2}, {a2}] + "
                 f"r[{h}, {s2}, {a2}, {s}, {a}] = {r[h, s, a, s2, a2] + r[h, s2, a2, s, a]:.6g} != 1"
             )
@@ -87,7 +94,8 @@ class DenseStepPreference(StepPreference):
 
     def check_horizon(self, horizon: int) -> None:
         if self.tensor.shape[0] not in (1, horizon):
-            raise ValueError(f"step preference has {self.tensor.shape[0]} steps; the game has {horizon}")
+            raise InvalidGameError(f"step preference has {self.tensor.shape[0]} steps; "
+                                   f"the game has {horizon}")
 
     def apply(self, d: np.ndarray) -> np.ndarray:
         flat = d.reshape(*d.shape[:-2], -1)  # (..., H, SA)
@@ -115,17 +123,17 @@ class FeatureStepPreference(StepPreference):
 
     Raises
     ------
-    ValueError
+    InvalidGameError
         If ``Omega`` is not skew-symmetric or some ``r`` leaves ``[0, 1]``.
     """
 
     def __init__(self, features, skew, atol: float = ATOL):
-        phi = np.asarray(features, dtype=np.float64)
-        om = np.asarray(skew, dtype=np.float64)
+        phi = check_finite_array(features, "features", InvalidGameError)
+        om = check_finite_array(skew, "skew", InvalidGameError)
         phi = phi[None] if phi.ndim == 3 else phi
         om = om[None] if om.ndim == 2 else om
         if phi.ndim != 4 or om.ndim != 3 or om.shape[1:] != (phi.shape[3], phi.shape[3]):
-            raise ValueError(
+            raise InvalidGameError(
                 f"features (S, A, k) / (H, S, A, k) and skew (k, k) / (H, k, k) must agree; "
                 f"got {np.shape(features)} and {np.shape(skew)}"
             )
@@ -133,7 +141,7 @@ class FeatureStepPreference(StepPreference):
         if asym.any():
             h, i, j = _first(asym)
             total = om[h, i, j] + om[h, j, i]
-            raise ValueError(f"skew[{h}][{i}, {j}] + skew[{h}][{j}, {i}] = {total:.6g} != 0")
+            raise InvalidGameError(f"skew[{h}][{i}, {j}] + skew[{h}][{j}, {i}] = {total:.6g} != 0")
         self.features, self.skew = phi, 0.5 * (om - om.transpose(0, 2, 1))
         self.n_states, self.n_actions = phi.shape[1], phi.shape[2]
         # the extreme values of phi^T Omega phi' over all pairs, per step, in O((SA)^2 k) once
@@ -144,7 +152,7 @@ class FeatureStepPreference(StepPreference):
             vals = f @ self.skew[min(h, self.skew.shape[0] - 1)] @ f.T
             if np.abs(vals).max() > 0.5 + atol:
                 i = np.unravel_index(np.abs(vals).argmax(), vals.shape)
-                raise ValueError(
+                raise InvalidGameError(
                     f"step {h}: 1/2 + phi^T Omega phi' = {0.5 + vals[i]:.6g} leaves [0, 1] at "
                     f"(s, a) = {divmod(int(i[0]), self.n_actions)}, "
                     f"(s', a') = {divmod(int(i[1]), self.n_actions)}"
@@ -153,7 +161,7 @@ class FeatureStepPreference(StepPreference):
     def check_horizon(self, horizon: int) -> None:
         for name, arr in (("features", self.features), ("skew", self.skew)):
             if arr.shape[0] not in (1, horizon):
-                raise ValueError(f"{name} have {arr.shape[0]} steps; the game has {horizon}")
+                raise InvalidGameError(f"{name} have {arr.shape[0]} steps; the game has {horizon}")
 
     def apply(self, d: np.ndarray) -> np.ndarray:
         # E_{d'} phi(s',a') per step, then phi(s,a)^T Omega (that mean): O(H S A k)

@@ -23,6 +23,22 @@ class JudgeOutputError(InvalidArgumentError):
     """A judge returned something that is not a probability."""
 
 
+def _as_probabilities(raw, judge: str) -> np.ndarray:
+    """The judge's raw output as a flat float64 array, or a JudgeOutputError saying what it returned."""
+    if hasattr(raw, "detach"):  # a torch tensor
+        raw = raw.detach().cpu().numpy()
+    try:
+        arr = np.asarray(raw)
+    except (ValueError, TypeError):
+        raise JudgeOutputError(f"{judge} returned {type(raw).__name__} {raw!r:.80}, not an array of "
+                               "probabilities") from None
+    if arr.dtype.kind not in "biuf":
+        sample = arr.reshape(-1)[:1].tolist()
+        raise JudgeOutputError(f"{judge} returned values of dtype {arr.dtype} (e.g. {sample!r:.60}); a "
+                               "judge must return real probabilities in [0, 1], not strings or objects")
+    return arr.astype(np.float64).reshape(-1)
+
+
 class PairwiseJudge(ABC):
     """``P(a beats b | context)`` for batches of text triples.
 
@@ -43,23 +59,24 @@ class PairwiseJudge(ABC):
 
         Raises
         ------
-        ValueError
+        InvalidArgumentError
             If the batch lengths differ or an entry is not a string.
         JudgeOutputError
-            If the judge returns NaN or a value outside ``[0, 1]`` (naming the pair).
+            If the judge returns something that is not a real number (strings, None,
+            complex), NaN, or a value outside ``[0, 1]`` (naming the pair).
         """
         a, b = list(responses_a), list(responses_b)
         ctx = [contexts] * len(a) if isinstance(contexts, str) else list(contexts)
         if not (len(ctx) == len(a) == len(b)):
-            raise ValueError(f"contexts, responses_a and responses_b must have equal lengths; "
+            raise InvalidArgumentError(f"contexts, responses_a and responses_b must have equal lengths; "
                              f"got {len(ctx)}, {len(a)}, {len(b)}")
         for name, seq in (("contexts", ctx), ("responses_a", a), ("responses_b", b)):
             bad = next((i for i, x in enumerate(seq) if not isinstance(x, str)), None)
             if bad is not None:
-                raise ValueError(f"{name}[{bad}] must be a string; got {type(seq[bad]).__name__}")
+                raise InvalidArgumentError(f"{name}[{bad}] must be a string; got {type(seq[bad]).__name__}")
         if not a:
             return np.zeros(0)
-        p = np.asarray(self._prob(ctx, a, b), dtype=np.float64).reshape(-1)
+        p = _as_probabilities(self._prob(ctx, a, b), type(self).__name__)
         if p.shape != (len(a),):
             raise JudgeOutputError(f"{type(self).__name__} returned {p.shape[0]} scores for {len(a)} pairs")
         bad = np.flatnonzero(~np.isfinite(p) | (p < 0) | (p > 1))

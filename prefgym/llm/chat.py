@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from prefgym.errors import InvalidArgumentError
+from prefgym.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["Messages", "Prompt", "chat_formatter", "check_prompt", "dialogue_messages", "has_chat_template",
            "is_messages", "prompt_text", "render_prompt"]
@@ -37,12 +37,17 @@ def check_prompt(x: Any, where: str = "prompt") -> Prompt:
 
     Raises
     ------
+    InvalidTypeError
+        Neither a string nor a list/tuple (naming ``where`` and the type found).
     InvalidArgumentError
-        Not a string nor a list of ``{"role", "content"}`` dicts with known roles and string
+        A list that is not of ``{"role", "content"}`` dicts with known roles and string
         contents (naming ``where``, the message index and what is allowed).
     """
     if isinstance(x, str):
         return x
+    if not isinstance(x, list | tuple):
+        raise InvalidTypeError(f"{where} must be a string or a non-empty list of {{'role', 'content'}} "
+                               f"dicts; got {type(x).__name__}")
     if not is_messages(x):
         raise InvalidArgumentError(f"{where} must be a string or a non-empty list of {{'role', 'content'}} "
                                    f"dicts; got {type(x).__name__}")

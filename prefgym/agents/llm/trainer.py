@@ -61,7 +61,7 @@ import sys
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -100,9 +100,18 @@ from prefgym.agents.llm.sources import (
     _batch_to,
     leave_one_out_weights,
 )
-from prefgym.errors import AgentLoadError, PrefgymError
+from prefgym.errors import AgentLoadError, InvalidArgumentError, InvalidTypeError, PrefgymError
 from prefgym.fileio import atomic_write, atomic_write_text, contained_path, staged_output_dir
+from prefgym.judges.base import PairwiseJudge
 from prefgym.serialization import json_default
+from prefgym.validation import (
+    check_float,
+    check_int,
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+)
 
 __all__ = [  # the sources and model helpers are re-exported: they were defined here before
     "ResponseSource",
@@ -275,22 +284,59 @@ class SelfPlayTrainer(BaseAgent):
         verbose: int = 0,
         **algorithm_kwargs,
     ):
+        seed = check_seed(seed)
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
+        verbose = check_int(verbose, "verbose", minimum=0)
         super().__init__(seed=int(seed), verbose=verbose)
         self.algorithm = self._make_algorithm(algorithm, algorithm_kwargs)
-        if isinstance(prompts, str):
-            raise TypeError("prompts must be a sequence of strings; wrap a single prompt in a list")
+        if isinstance(prompts, str) or not isinstance(prompts, Iterable):
+            hint = " (wrap a single prompt in a list)" if isinstance(prompts, str) else ""
+            raise InvalidTypeError(f"prompts must be a non-empty sequence of strings; got "
+                                   f"{type(prompts).__name__}{hint}")
         self.prompts = list(prompts)
         if not self.prompts:
-            raise ValueError("prompts must be a non-empty sequence of strings or chat conversations")
+            raise InvalidArgumentError("prompts must be a non-empty sequence of strings or chat "
+                                       "conversations; got an empty one")
         if any(not isinstance(p, str) for p in self.prompts):  # chat messages (judges see prompt_text)
             from prefgym.llm.chat import check_prompt
 
             if source is not None:
-                raise ValueError("prompts must be strings with a custom source; chat conversations work "
-                                 "with the default sources (sampled replies or a menu)")
+                raise InvalidArgumentError("prompts must be strings with a custom source; chat conversations "
+                                           "work with the default sources (sampled replies or a menu)")
             self.prompts = [check_prompt(p, f"prompts[{i}]") for i, p in enumerate(self.prompts)]
+        num_samples = check_positive_int(num_samples, "num_samples")
+        steps_per_iteration = check_positive_int(steps_per_iteration, "steps_per_iteration")
+        learning_rate = check_positive_float(learning_rate, "learning_rate")
+        weight_decay = check_nonnegative_float(weight_decay, "weight_decay")
+        adam_eps = check_positive_float(adam_eps, "adam_eps")
+        if not isinstance(adam_betas, tuple | list) or len(adam_betas) != 2:
+            raise InvalidArgumentError(f"adam_betas must be a pair (beta1, beta2); got {adam_betas!r:.60}")
+        adam_betas = tuple(check_float(b, f"adam_betas[{i}]", low=0.0, high=1.0, high_open=True)
+                           for i, b in enumerate(adam_betas))
+        if max_grad_norm is not None:
+            max_grad_norm = check_positive_float(max_grad_norm, "max_grad_norm")
+        warmup_steps = check_int(warmup_steps, "warmup_steps", minimum=0)
+        if schedule_iterations is not None:
+            schedule_iterations = check_positive_int(schedule_iterations, "schedule_iterations")
+        if logp_batch_size is not None:
+            logp_batch_size = check_positive_int(logp_batch_size, "logp_batch_size")
+        if save_every is not None:
+            save_every = check_positive_int(save_every, "save_every")
+        keep_checkpoints = check_int(keep_checkpoints, "keep_checkpoints", minimum=0)
+        eval_every = check_int(eval_every, "eval_every", minimum=0)
+        if prompts_per_iteration is not None:
+            prompts_per_iteration = check_int(prompts_per_iteration, "prompts_per_iteration", minimum=1)
+        if step_kl_tol is not None:
+            step_kl_tol = check_nonnegative_float(step_kl_tol, "step_kl_tol")
+        if max_steps_per_iteration is not None:
+            max_steps_per_iteration = check_positive_int(max_steps_per_iteration, "max_steps_per_iteration")
+        if source is None and judge is None:
+            raise InvalidArgumentError("judge is required: a prefgym.judges.PairwiseJudge that scores "
+                                       "P(a beats b | context)")
+        if source is None and not isinstance(judge, PairwiseJudge):
+            raise InvalidTypeError("judge must be a prefgym.judges.PairwiseJudge (P(a beats b | context)); "
+                                   f"got {type(judge).__name__}")
         self.policy, self.judge = policy, judge
         self.is_menu = isinstance(policy, MenuPolicy)
         self.lm = policy.policy if self.is_menu else policy
@@ -907,6 +953,11 @@ class SelfPlayTrainer(BaseAgent):
         try:
             return klass(policy, judge, list(prompts) if prompts is not None else cfg["prompts"],
                          resume_from=folder, **hparams, **algo_kw)
+        except AgentLoadError:
+            raise
+        except (InvalidArgumentError, InvalidTypeError) as exc:  # a saved argument the constructor refuses
+            raise AgentLoadError(f"{folder}: cannot rebuild {klass.__name__} from its saved hyper-parameters "
+                                 f"({type(exc).__name__}: {exc})") from None
         except PrefgymError:
             raise
         except (TypeError, ValueError) as exc:

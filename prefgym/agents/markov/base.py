@@ -22,9 +22,11 @@ import numpy as np
 from prefgym.agents.base import BaseAgent, as_vec_env, is_env
 from prefgym.agents.markov.estimators import ESTIMATORS, exact_q, sampled_q
 from prefgym.agents.rules import log_normalize, optimistic_payoff
+from prefgym.errors import InvalidArgumentError, InvalidGameError, InvalidPolicyError, InvalidTypeError
 from prefgym.games.markov import TabularMarkovGame
 from prefgym.games.matrix import MatrixGame
 from prefgym.games.step_preference import DenseStepPreference, FeatureStepPreference
+from prefgym.validation import check_choice, check_int, check_positive_float, check_positive_int, check_seed
 
 __all__ = ["MarkovAgent", "resolve_markov_game", "stage_learning_rates", "exploitability_from_payoff"]
 
@@ -35,7 +37,8 @@ def resolve_markov_game(game_or_env) -> TabularMarkovGame:
         return game_or_env
     if isinstance(game_or_env, MatrixGame):
         if game_or_env.batch_shape:
-            raise ValueError(f"Markov agents take one game; got a batch of shape {game_or_env.batch_shape}")
+            raise InvalidGameError("Markov agents take one game; got a batch of shape "
+                                   f"{game_or_env.batch_shape}")
         return TabularMarkovGame.from_matrix_game(game_or_env)
     if isinstance(game_or_env, str):
         import gymnasium as gym
@@ -46,12 +49,12 @@ def resolve_markov_game(game_or_env) -> TabularMarkovGame:
         game = getattr(env.unwrapped, "game", None)
         env.close()
         if not isinstance(game, TabularMarkovGame | MatrixGame):
-            raise ValueError(f"environment {game_or_env!r} does not expose a tabular game")
+            raise InvalidArgumentError(f"environment {game_or_env!r} does not expose a tabular game")
         return resolve_markov_game(game)
     game = getattr(getattr(game_or_env, "unwrapped", game_or_env), "game", None)
     if isinstance(game, TabularMarkovGame | MatrixGame):
         return resolve_markov_game(game)
-    raise TypeError("expected a TabularMarkovGame, a MatrixGame, a prefgym env or an env id; "
+    raise InvalidTypeError("expected a TabularMarkovGame, a MatrixGame, a prefgym env or an env id; "
                     f"got {type(game_or_env).__name__}")
 
 
@@ -129,29 +132,28 @@ class MarkovAgent(BaseAgent):
         seed: int | None = None,
         verbose: int = 0,
     ):
+        seed = check_seed(seed)
+        verbose = check_int(verbose, "verbose", minimum=0)
         super().__init__(seed=seed, verbose=verbose)
         self._env = game if is_env(game) else None
         self.game = resolve_markov_game(game)
-        self.learning_rate = self._positive("learning_rate", learning_rate)
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}; got {estimator!r}")
+        self.learning_rate = check_positive_float(learning_rate, "learning_rate")
+        check_choice(estimator, "estimator", ESTIMATORS)
         if estimator == "sampled" and self._uses_soft_q():
             raise ValueError(f"{type(self).__name__} with these settings needs the soft Q of 001 Thm 10, "
                              "which has no Monte Carlo estimate; use estimator='exact' (or, for OMPO, "
                              "form='policy', 001 Alg. 2)")
-        if int(n_samples) != n_samples or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples}")
-        self.estimator, self.n_samples = estimator, int(n_samples)
+        self.estimator, self.n_samples = estimator, check_positive_int(n_samples, "n_samples")
         shape = self.game.policy_shape
         if init_policy is None:
             init = np.full(shape, 1.0 / self.game.n_actions)
         else:
             if np.shape(init_policy) not in (shape, shape[1:]):
-                raise ValueError(f"init_policy must have shape (H, S, A) = {shape[1:]} or (K, H, S, A) = "
-                                 f"{shape}; got {np.shape(init_policy)}")
+                raise InvalidPolicyError(f"init_policy must have shape (H, S, A) = {shape[1:]} or "
+                                         f"(K, H, S, A) = {shape}; got {np.shape(init_policy)}")
             init = np.broadcast_to(self.game.check_policy(init_policy, "init_policy"), shape)
             if (init <= 0).any():
-                raise ValueError("init_policy must have full support (softmax policies are interior)")
+                raise InvalidPolicyError("init_policy must have full support (softmax policies are interior)")
         self.init_policy = np.array(init)
         with np.errstate(divide="ignore"):
             self.logits, self._policy = log_normalize(np.log(self.init_policy))

@@ -6,6 +6,8 @@ import numpy as np
 
 from prefgym.agents.markov.base import MarkovAgent
 from prefgym.agents.rules import log_normalize, magnetic_step
+from prefgym.errors import InvalidPolicyError
+from prefgym.validation import check_positive_float, check_positive_int
 
 __all__ = ["MarkovMMD", "MagneticMPO"]
 
@@ -44,24 +46,19 @@ class MarkovMMD(MarkovAgent):
         **kwargs,
     ):
         super().__init__(game, learning_rate, **kwargs)
-        if not (np.isfinite(alpha) and alpha > 0):
-            raise ValueError(f"alpha must be > 0; got {alpha}")
-        if magnet_refresh_every is not None and (int(magnet_refresh_every) != magnet_refresh_every
-                                                 or magnet_refresh_every < 1):
-            raise ValueError(f"magnet_refresh_every must be a positive integer or None; got "
-                             f"{magnet_refresh_every}")
-        self.alpha = float(alpha)
-        self.magnet_refresh_every = None if magnet_refresh_every is None else int(magnet_refresh_every)
+        self.alpha = check_positive_float(alpha, "alpha")
+        self.magnet_refresh_every = None if magnet_refresh_every is None else \
+            check_positive_int(magnet_refresh_every, "magnet_refresh_every")
         if magnet is None:
             self.magnet_logits = self.logits.copy()
         else:
             shape = self.game.policy_shape
             if np.shape(magnet) not in (shape, shape[1:]):
-                raise ValueError(f"magnet must have shape (H, S, A) = {shape[1:]} or (K, H, S, A) = {shape}; "
-                                 f"got {np.shape(magnet)}")
+                raise InvalidPolicyError(f"magnet must have shape (H, S, A) = {shape[1:]} or "
+                                         f"(K, H, S, A) = {shape}; got {np.shape(magnet)}")
             m = np.broadcast_to(self.game.check_policy(magnet, "magnet"), shape)
             if (m <= 0).any():
-                raise ValueError("magnet must have full support")
+                raise InvalidPolicyError("magnet must have full support")
             self.magnet_logits = log_normalize(np.log(m))[0]
 
     @property

@@ -7,6 +7,7 @@ import numpy as np
 from prefgym.agents.markov.base import MarkovAgent, stage_learning_rates
 from prefgym.agents.markov.estimators import exact_q
 from prefgym.agents.rules import mirror_step, optimistic_payoff
+from prefgym.validation import check_choice
 
 __all__ = ["OMPO", "MarkovMD"]
 
@@ -44,8 +45,7 @@ class OMPO(MarkovAgent):
     _hparam_names = ("form",)
 
     def __init__(self, game, learning_rate: float = 0.5, form: str = "occupancy", **kwargs):
-        if form not in FORMS:
-            raise ValueError(f"form must be one of {FORMS}; got {form!r}")
+        check_choice(form, "form", FORMS)
         self.form = form
         super().__init__(game, learning_rate, **kwargs)
         self._betas = stage_learning_rates(self.learning_rate, self.game.horizon)

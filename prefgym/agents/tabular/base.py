@@ -17,8 +17,10 @@ import numpy as np
 
 from prefgym.agents.base import BaseAgent, as_vec_env, is_env
 from prefgym.agents.rules import log_normalize
+from prefgym.errors import InvalidArgumentError, InvalidPolicyError, InvalidTypeError
 from prefgym.games.matrix import MatrixGame
 from prefgym.preferences import PreferenceModel
+from prefgym.validation import check_int, check_positive_float, check_seed
 
 __all__ = ["TabularAgent", "resolve_game"]
 
@@ -36,14 +38,14 @@ def resolve_game(game_or_env) -> MatrixGame:
         game = getattr(env.unwrapped, "game", None)
         env.close()
         if game is None:
-            raise ValueError(f"environment {game_or_env!r} does not expose a matrix game")
+            raise InvalidArgumentError(f"environment {game_or_env!r} does not expose a matrix game")
         return game
     if isinstance(game_or_env, np.ndarray | list | tuple) or isinstance(game_or_env, PreferenceModel):
         return MatrixGame(game_or_env)
     game = getattr(getattr(game_or_env, "unwrapped", game_or_env), "game", None)
     if isinstance(game, MatrixGame):
         return game
-    raise TypeError(
+    raise InvalidTypeError(
         "expected a MatrixGame, a preference matrix, a PreferenceModel, a prefgym env or an env "
         f"id; got {type(game_or_env).__name__}"
     )
@@ -79,21 +81,23 @@ class TabularAgent(BaseAgent):
         seed: int | None = None,
         verbose: int = 0,
     ):
+        seed = check_seed(seed)
+        verbose = check_int(verbose, "verbose", minimum=0)
         super().__init__(seed=seed, verbose=verbose)
         self._env = game if is_env(game) else None
         self.game = resolve_game(game)
-        self.learning_rate = self._positive("learning_rate", learning_rate)
+        self.learning_rate = check_positive_float(learning_rate, "learning_rate")
         shape = (*self.game.batch_shape, self.game.n_actions)
         if init_policy is None:
             init = np.full(shape, 1.0 / self.game.n_actions)
         else:
             init = np.broadcast_to(self.game.check_policy(init_policy, "init_policy"), shape)
             if (init <= 0).any():
-                raise ValueError("init_policy must have full support (softmax policies are interior)")
+                raise InvalidPolicyError("init_policy must have full support (softmax policies are interior)")
         self.init_policy = np.array(init)
         with np.errstate(divide="ignore"):
             self.logits, self._policy = log_normalize(np.log(self.init_policy))
-        self._payoff = self.game.payoff_vector(self._policy)
+        self._payoff = self.game._payoff_vector(self._policy)
         self._sum_policy = self._policy.copy()
         self._sum_payoff = self._payoff.copy()
         self._count = 1
@@ -160,7 +164,7 @@ class TabularAgent(BaseAgent):
 
     def _iterate(self, index: int) -> None:
         self.logits, self._policy = log_normalize(self._update())
-        self._payoff = self.game.payoff_vector(self._policy)
+        self._payoff = self.game._payoff_vector(self._policy)
         self._sum_policy += self._policy
         self._sum_payoff += self._payoff
         self._count += 1
@@ -207,6 +211,7 @@ class TabularAgent(BaseAgent):
         state = {
             "game_preference": self.game.preference,
             "logits": self.logits,
+            "policy": self._policy,
             "sum_policy": self._sum_policy,
             "sum_payoff": self._sum_payoff,
             "count": np.array(self._count),
@@ -217,7 +222,12 @@ class TabularAgent(BaseAgent):
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.logits, self._policy = log_normalize(state["logits"])
-        self._payoff = self.game.payoff_vector(self._policy)
+        saved = state.get("policy")
+        if saved is not None and saved.shape == self._policy.shape \
+                and np.allclose(saved, self._policy, rtol=0.0, atol=1e-12):
+            # the saved pair, bit for bit: re-normalising the logits can move the last ulp
+            self.logits, self._policy = state["logits"].copy(), saved.copy()
+        self._payoff = self.game._payoff_vector(self._policy)
         self._sum_policy = state["sum_policy"].copy()
         self._sum_payoff = state["sum_payoff"].copy()
         self._count = int(state["count"])

@@ -6,6 +6,7 @@ import numpy as np
 
 from prefgym.agents.rules import log_normalize, magnetic_step, regression_fit
 from prefgym.agents.tabular.base import TabularAgent
+from prefgym.validation import check_positive_float, check_positive_int
 
 __all__ = ["MMD", "MPO"]
 
@@ -49,14 +50,13 @@ class MMD(TabularAgent):
         **kwargs,
     ):
         super().__init__(game, learning_rate, **kwargs)
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0; got {alpha}")
-        if magnet_refresh_every is not None and magnet_refresh_every < 1:
-            raise ValueError(f"magnet_refresh_every must be >= 1 or None; got {magnet_refresh_every}")
-        self.alpha = float(alpha)
-        self.magnet = None if magnet is None else np.asarray(magnet, float)
+        self.alpha = check_positive_float(alpha, "alpha")
+        if magnet_refresh_every is not None:
+            magnet_refresh_every = check_positive_int(magnet_refresh_every, "magnet_refresh_every")
+        self.magnet = None if magnet is None else self.game._strategy(magnet, "magnet")
         self.magnet_refresh_every = magnet_refresh_every
-        self.inner_steps, self.inner_lr = inner_steps, float(inner_lr)
+        self.inner_steps = None if inner_steps is None else check_positive_int(inner_steps, "inner_steps")
+        self.inner_lr = check_positive_float(inner_lr, "inner_lr")
         if self.magnet is None:
             self.magnet_logits = self.logits.copy()
         else:

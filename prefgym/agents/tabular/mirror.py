@@ -6,6 +6,7 @@ import numpy as np
 
 from prefgym.agents.rules import log_normalize, mirror_step, optimistic_step, regression_fit
 from prefgym.agents.tabular.base import TabularAgent
+from prefgym.validation import check_nonnegative_float, check_positive_float, check_positive_int
 
 __all__ = ["MWU", "OMWU", "ONPO"]
 
@@ -73,7 +74,9 @@ class ONPO(TabularAgent):
         **kwargs,
     ):
         super().__init__(game, learning_rate, **kwargs)
-        self.inner_steps, self.inner_lr, self.inner_tol = inner_steps, float(inner_lr), inner_tol
+        self.inner_steps = None if inner_steps is None else check_positive_int(inner_steps, "inner_steps")
+        self.inner_lr = check_positive_float(inner_lr, "inner_lr")
+        self.inner_tol = check_nonnegative_float(inner_tol, "inner_tol")
         self.hat_logits = self.logits.copy()
 
     def _prox(self, start: np.ndarray, target: np.ndarray) -> np.ndarray:

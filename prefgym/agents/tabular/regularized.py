@@ -6,6 +6,8 @@ import numpy as np
 
 from prefgym.agents.rules import geometric_mixture, log_normalize, regularized_step
 from prefgym.agents.tabular.base import TabularAgent
+from prefgym.errors import InvalidArgumentError
+from prefgym.validation import check_nonnegative_float, check_probability
 
 __all__ = ["NashMD", "EGPO"]
 
@@ -16,12 +18,11 @@ class _Regularized(TabularAgent):
     def __init__(self, game, learning_rate: float = 0.1, tau: float = 0.01,
                  reference: np.ndarray | None = None, **kwargs):
         super().__init__(game, learning_rate, **kwargs)
-        if not tau >= 0:
-            raise ValueError(f"tau must be >= 0; got {tau}")
-        if learning_rate * tau > 1:
-            raise ValueError(f"learning_rate * tau must be <= 1; got {learning_rate * tau:g}")
-        self.tau = float(tau)
-        self.reference = None if reference is None else np.asarray(reference, float)
+        tau = check_nonnegative_float(tau, "tau")
+        if self.learning_rate * tau > 1:
+            raise InvalidArgumentError(f"learning_rate * tau must be <= 1; got {self.learning_rate * tau:g}")
+        self.tau = tau
+        self.reference = None if reference is None else self.game._strategy(reference, "reference")
         ref = self.init_policy if reference is None else self.game.check_policy(reference, "reference")
         with np.errstate(divide="ignore"):
             self.ref_logits = log_normalize(np.log(np.broadcast_to(ref, self.logits.shape)))[0]
@@ -45,12 +46,12 @@ class NashMD(_Regularized):
     def __init__(self, game, learning_rate: float = 0.1, tau: float = 0.01,
                  mixture: float | None = None, **kwargs):
         super().__init__(game, learning_rate, tau=tau, **kwargs)
-        self.mixture = mixture
+        self.mixture = None if mixture is None else check_probability(mixture, "mixture")
 
     def _update(self) -> np.ndarray:
         beta = self.learning_rate * self.tau if self.mixture is None else self.mixture
         mix = log_normalize(geometric_mixture(self.logits, self.ref_logits, beta))[1]
-        g_mix = self.game.payoff_vector(mix)
+        g_mix = self.game._payoff_vector(mix)
         return regularized_step(self.logits, g_mix, self.learning_rate, self.tau, self.ref_logits)
 
 
@@ -66,4 +67,4 @@ class EGPO(_Regularized):
     def _update(self) -> np.ndarray:
         lr, tau = self.learning_rate, self.tau
         half = log_normalize(regularized_step(self.logits, self._payoff, lr, tau, self.ref_logits))[1]
-        return regularized_step(self.logits, self.game.payoff_vector(half), lr, tau, self.ref_logits)
+        return regularized_step(self.logits, self.game._payoff_vector(half), lr, tau, self.ref_logits)

@@ -6,6 +6,7 @@ import numpy as np
 
 from prefgym.agents.rules import kl_gradient, spo_gradient
 from prefgym.agents.tabular.base import TabularAgent
+from prefgym.validation import check_float, check_nonnegative_float
 
 __all__ = ["SPO"]
 
@@ -38,10 +39,10 @@ class SPO(TabularAgent):
     def __init__(self, game, learning_rate: float = 1.0, alpha: float = 1.0, beta: float = 0.0,
                  gamma: float = 0.0, reference: np.ndarray | None = None, **kwargs):
         super().__init__(game, learning_rate, **kwargs)
-        if alpha < 0 or beta < 0:
-            raise ValueError(f"alpha and beta must be >= 0; got alpha={alpha}, beta={beta}")
-        self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
-        self.reference = None if reference is None else np.asarray(reference, float)
+        self.alpha = check_nonnegative_float(alpha, "alpha")
+        self.beta = check_nonnegative_float(beta, "beta")
+        self.gamma = check_float(gamma, "gamma")
+        self.reference = None if reference is None else self.game._strategy(reference, "reference")
         ref = self.init_policy if reference is None else self.game.check_policy(reference, "reference")
         self.ref_logits = np.log(np.broadcast_to(ref, self.logits.shape))
         n = self.game.n_actions

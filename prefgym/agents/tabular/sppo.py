@@ -6,6 +6,7 @@ import numpy as np
 
 from prefgym.agents.rules import mirror_step, regression_fit
 from prefgym.agents.tabular.base import TabularAgent
+from prefgym.validation import check_nonnegative_float, check_positive_float, check_positive_int
 
 __all__ = ["SPPO"]
 
@@ -26,7 +27,9 @@ class SPPO(TabularAgent):
     def __init__(self, game, learning_rate: float = 0.1, inner_steps: int | None = 10,
                  inner_lr: float = 1.0, inner_tol: float = 1e-10, **kwargs):
         super().__init__(game, learning_rate, **kwargs)
-        self.inner_steps, self.inner_lr, self.inner_tol = inner_steps, float(inner_lr), inner_tol
+        self.inner_steps = None if inner_steps is None else check_positive_int(inner_steps, "inner_steps")
+        self.inner_lr = check_positive_float(inner_lr, "inner_lr")
+        self.inner_tol = check_nonnegative_float(inner_tol, "inner_tol")
 
     def _update(self) -> np.ndarray:
         target = mirror_step(self.logits, self._payoff, self.learning_rate)
