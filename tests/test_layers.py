@@ -24,7 +24,7 @@ PACKAGE = ROOT / "prefgym"
 #: Entries are top-level modules or packages of ``prefgym`` ("" is the package's ``__init__``).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundations", ("errors", "fileio", "optional", "serialization", "simplex", "logger", "hyperparams",
-                     "sb3_files")),
+                     "sb3_files", "validation")),
     ("preferences", ("preferences", "teachers")),
     ("games", ("games",)),
     ("language", ("llm", "data", "judges")),
