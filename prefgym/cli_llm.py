@@ -116,6 +116,97 @@ def _llm_run_config(path: Path) -> dict[str, Any] | None:
     return cfg if cfg.get("kind") == "llm" else None
 
 
+def _resumed_arguments(resume: str | Path, **given) -> dict[str, Any]:
+    """The arguments of the run in folder ``resume`` (agent, task, model, params, the free-text
+    settings, device, iterations); each ``given`` one that is not None must match the run's."""
+    run = Path(resume)
+    saved = _llm_run_config(run)
+    if saved is None:
+        raise CLIError(f"--resume {resume}: not a run folder of `prefgym train --agent ...-llm` "
+                       "(no config.json of kind 'llm')")
+    for name in ("agent", "task", "model"):
+        canon = {"agent": lambda g: get_llm_agent(g)[0],
+                 "task": lambda g: TEXT_TASK if g == TEXT_TASK else _task_name(g)}.get(name, str)
+        if given[name] is not None and canon(given[name]) != saved[name]:
+            raise CLIError(f"--resume {resume}: the run has {name} {saved[name]!r}, not {given[name]!r} "
+                           "(leave it out to reuse the run's)")
+    old = saved["params"]
+    changed = sorted(k for k, v in (given["params"] or {}).items() if k not in old or old[k] != v)
+    if changed:
+        key = changed[0]
+        had = f"{key}={old[key]!r}" if key in old else f"the default {key}"
+        raise CLIError(f"--resume {resume}: cannot change {key} (the run has {had}); leave it out to "
+                       "reuse the run's")
+    text_saved = saved.get("text") or {}
+    for name in ("prompts", "judge", "max_new_tokens", "limit"):
+        value = given[name]
+        want = str(Path(value).resolve()) if name == "prompts" and value is not None else value
+        if value is not None and text_saved.get(name) != want:
+            raise CLIError(f"--resume {resume}: the run has {name} {text_saved.get(name)!r}, not "
+                           f"{value!r} (leave it out to reuse the run's)")
+    out = {"agent": saved["agent"], "task": saved["task"], "model": saved["model"], "params": saved["params"],
+           "device": saved.get("device"), "iterations": int(saved["iterations"]),
+           "prompts": given["prompts"], "judge": given["judge"], "max_new_tokens": given["max_new_tokens"],
+           "limit": given["limit"]}
+    if saved["task"] == TEXT_TASK:
+        out.update(prompts=text_saved["prompts"], judge=text_saved["judge"],
+                   max_new_tokens=text_saved.get("max_new_tokens"), limit=text_saved.get("limit"))
+    return out
+
+
+def _task_spec(text: bool, task: str | None, judge: str | None, limit: int | None):
+    """The built-in task's spec, or None for free-text training (``--prompts``)."""
+    from prefgym.llm_tasks import get_task
+
+    if not text and (judge is not None or limit is not None):
+        raise CLIError("--judge / --limit apply to free-text training on a prompt dataset (--prompts FILE)")
+    if text:
+        if task is not None and task != TEXT_TASK:
+            raise CLIError(f"--prompts trains on free text from a prompt dataset; leave out --task {task}")
+        return None
+    try:
+        return get_task(task or "menu")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _checked_params(params: dict[str, Any] | None, lora: bool) -> dict[str, Any]:
+    """A copy of ``params`` without keys the command sets, with the default LoRA if ``lora``."""
+    params = dict(params or {})
+    reserved = sorted(set(params) & set(LLM_RESERVED_PARAMS))
+    if reserved:
+        raise CLIError(f"--param {reserved[0]} is set by the command itself; use --out / --resume")
+    if lora and "lora" not in params:
+        params["lora"] = dict(DEFAULT_LORA)
+    return params
+
+
+def _llm_run_dir(out: str | Path | None, name: str, spec_name: str, new_run: bool, overwrite: bool) -> Path:
+    """The run folder (default ``runs/<agent>-<task>-<timestamp>``); a new run gets it ready:
+    a folder holding a run is refused without ``overwrite``, and emptied in one step with it."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = Path(out) if out is not None else Path("runs") / f"{name}-{spec_name}-{stamp}"
+    if new_run and (out_dir / "latest").exists() and not overwrite:
+        raise CLIError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, pick another "
+                       "--out or pass --overwrite")
+    if new_run:
+        from prefgym.fileio import empty_dir, prepare_output_dir
+
+        prepare_output_dir(out_dir, overwrite=overwrite)
+        if overwrite:
+            empty_dir(out_dir)  # the old run goes in one step: never a mix of old and new files
+    return out_dir
+
+
+def _text_judge(lm, records, judge: str, max_new_tokens: int | None):
+    """Free-text policy settings on ``lm`` (reply cap, prompt windows checked) and the judge."""
+    from prefgym.judges.registry import judge_from_spec
+
+    _set_max_new_tokens(lm, max_new_tokens)
+    _check_prompt_windows(lm, [r.prompt for r in records])
+    return judge_from_spec(judge, records)
+
+
 def train_llm(
     agent: str | None = "omwu-llm",
     task: str | None = "menu",
@@ -188,66 +279,26 @@ def train_llm(
         that does not fit the run.
     """
     from prefgym import __version__
-    from prefgym.llm_tasks import build_task, get_task
+    from prefgym.llm_tasks import build_task
 
     if resume is not None:
-        run = Path(resume)
-        saved = _llm_run_config(run)
-        if saved is None:
-            raise CLIError(f"--resume {resume}: not a run folder of `prefgym train --agent ...-llm` "
-                           "(no config.json of kind 'llm')")
-        for name, given in (("agent", agent), ("task", task), ("model", model)):
-            canon = {"agent": lambda g: get_llm_agent(g)[0],
-                     "task": lambda g: TEXT_TASK if g == TEXT_TASK else _task_name(g)}.get(name, str)
-            if given is not None and canon(given) != saved[name]:
-                raise CLIError(f"--resume {resume}: the run has {name} {saved[name]!r}, not {given!r} "
-                               "(leave it out to reuse the run's)")
-        old = saved["params"]
-        changed = sorted(k for k, v in (params or {}).items() if k not in old or old[k] != v)
-        if changed:
-            key = changed[0]
-            had = f"{key}={old[key]!r}" if key in old else f"the default {key}"
-            raise CLIError(f"--resume {resume}: cannot change {key} (the run has {had}); leave it out to "
-                           "reuse the run's")
-        agent, task, model, params = saved["agent"], saved["task"], saved["model"], saved["params"]
-        text_saved = saved.get("text") or {}
-        for name, given in (("prompts", prompts), ("judge", judge), ("max_new_tokens", max_new_tokens),
-                            ("limit", limit)):
-            want = str(Path(given).resolve()) if name == "prompts" and given is not None else given
-            if given is not None and text_saved.get(name) != want:
-                raise CLIError(f"--resume {resume}: the run has {name} {text_saved.get(name)!r}, not "
-                               f"{given!r} (leave it out to reuse the run's)")
-        if task == TEXT_TASK:
-            prompts, judge = text_saved["prompts"], text_saved["judge"]
-            max_new_tokens, limit = text_saved.get("max_new_tokens"), text_saved.get("limit")
+        r = _resumed_arguments(resume, agent=agent, task=task, model=model, params=params, prompts=prompts,
+                               judge=judge, max_new_tokens=max_new_tokens, limit=limit)
+        agent, task, model, params = r["agent"], r["task"], r["model"], r["params"]
+        prompts, judge, max_new_tokens, limit = r["prompts"], r["judge"], r["max_new_tokens"], r["limit"]
         lora = False  # the saved params hold it
-        device = saved.get("device") if device is None else device
-        out = run
+        device = r["device"] if device is None else device
+        out = Path(resume)
         if iterations is None:
-            iterations = int(saved["iterations"])
+            iterations = r["iterations"]
     name, cls = get_llm_agent(agent or "omwu-llm")
     text = prompts is not None
-    if not text and (judge is not None or limit is not None):
-        raise CLIError("--judge / --limit apply to free-text training on a prompt dataset (--prompts FILE)")
-    if text:
-        if task is not None and task != TEXT_TASK:
-            raise CLIError(f"--prompts trains on free text from a prompt dataset; leave out --task {task}")
-        spec = None
-    else:
-        try:
-            spec = get_task(task or "menu")
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
+    spec = _task_spec(text, task, judge, limit)
     if iterations is None:
         iterations = TEXT_ITERATIONS if spec is None else spec.iterations
     if int(iterations) != iterations or iterations < 1:
         raise CLIError(f"--iterations must be a positive integer; got {iterations}")
-    params = dict(params or {})
-    reserved = sorted(set(params) & set(LLM_RESERVED_PARAMS))
-    if reserved:
-        raise CLIError(f"--param {reserved[0]} is set by the command itself; use --out / --resume")
-    if lora and "lora" not in params:
-        params["lora"] = dict(DEFAULT_LORA)
+    params = _checked_params(params, lora)
     records = None
     if text:
         from prefgym.data.prompts import load_prompt_dataset
@@ -259,17 +310,7 @@ def train_llm(
     else:
         trainer_kw = {**spec.trainer_defaults, **params}
         spec_name = spec.name
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = Path(out) if out is not None else Path("runs") / f"{name}-{spec_name}-{stamp}"
-    if resume is None and (out_dir / "latest").exists() and not overwrite:
-        raise CLIError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, pick another "
-                       "--out or pass --overwrite")
-    if resume is None:
-        from prefgym.fileio import empty_dir, prepare_output_dir
-
-        prepare_output_dir(out_dir, overwrite=overwrite)
-        if overwrite:
-            empty_dir(out_dir)  # the old run goes in one step: never a mix of old and new files
+    out_dir = _llm_run_dir(out, name, spec_name, new_run=resume is None, overwrite=overwrite)
 
     import torch
 
@@ -282,11 +323,7 @@ def train_llm(
         text_info: dict[str, Any] | None = None
         if text:
             judge = judge or "exact-answer"
-            _set_max_new_tokens(lm, max_new_tokens)
-            _check_prompt_windows(lm, [r.prompt for r in records])
-            from prefgym.judges.registry import judge_from_spec
-
-            judge_obj = judge_from_spec(judge, records)
+            judge_obj = _text_judge(lm, records, judge, max_new_tokens)
             text_info = {"prompts": str(Path(prompts).resolve()), "judge": judge, "limit": limit,
                          "max_new_tokens": max_new_tokens, "num_prompts": len(records)}
         try:

@@ -208,6 +208,71 @@ def _policy_kwargs(value: Any, where: str) -> dict:
     return out
 
 
+def _check_algo_keys(hp: dict, cls, algo: str, where: str) -> None:
+    """Every key is one of ``cls``'s constructor arguments (checked against its default's type)
+    or a prefgym key; ``policy_kwargs`` is resolved."""
+    params = {k: v for k, v in inspect.signature(cls.__init__).parameters.items() if k not in RESERVED}
+    allowed = sorted(set(params) | set(PREFGYM_KEYS))
+    for key in list(hp):
+        if key in PREFGYM_KEYS:
+            continue
+        if key not in params:
+            raise HyperparamError(f"{where}: unknown hyper-parameter {key!r} for {algo}; allowed: "
+                                  + ", ".join(allowed))
+        default = params[key].default
+        hp[key] = _check_type(key, hp[key], None if default is inspect.Parameter.empty else default, where)
+    if "policy_kwargs" in hp and hp["policy_kwargs"] is not None:
+        hp["policy_kwargs"] = _policy_kwargs(hp["policy_kwargs"], where)
+
+
+def _set_run_keys(hp: dict, algo: str, where: str) -> None:
+    """Defaults and checks of the run keys: ``n_timesteps``, ``policy`` / ``n_envs`` (not for
+    aihf), the ``*_every`` intervals and ``env_kwargs``."""
+    hp.setdefault("n_timesteps", 10_000)
+    _check_int_key(hp, "n_timesteps", where)
+    if algo != "aihf":
+        hp.setdefault("policy", "MlpPolicy")
+        hp.setdefault("n_envs", 1)
+        _check_int_key(hp, "n_envs", where)
+        if not isinstance(hp["policy"], str):
+            raise HyperparamError(f"{where}: policy must be an SB3 policy name; "
+                                  f"got {_type_name(hp['policy'])}")
+    else:
+        for key in ("policy", "n_envs", "selfplay", "exploitability_every"):
+            if key in hp:
+                raise HyperparamError(f"{where}: {key!r} does not apply to aihf "
+                                      "(it trains SAC on the base task)")
+    for key in ("checkpoint_every", "exploitability_every"):
+        if key in hp:
+            _check_int_key(hp, key, where)
+    hp.setdefault("env_kwargs", {})
+    if not isinstance(hp["env_kwargs"], dict):
+        raise HyperparamError(f"{where}: env_kwargs must be a mapping; got {_type_name(hp['env_kwargs'])}")
+
+
+def _checked_selfplay(sp, where: str):
+    """The ``selfplay`` entry: False, or a mapping (True is ``{}``) of known keys and types."""
+    if sp is True:
+        sp = {}
+    if sp is False:
+        return sp
+    if not isinstance(sp, dict):
+        raise HyperparamError(f"{where}: selfplay must be false or a mapping of {sorted(SELFPLAY_KEYS)}; "
+                              f"got {_type_name(sp)}")
+    for key, value in sp.items():
+        if key not in SELFPLAY_KEYS:
+            raise HyperparamError(f"{where}: unknown selfplay key {key!r}; "
+                                  f"allowed: {sorted(SELFPLAY_KEYS)}")
+        want = SELFPLAY_KEYS[key]
+        if want is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise HyperparamError(f"{where}: selfplay.{key} must be an integer >= 1; "
+                                  f"got {_type_name(value)}")
+        if want is not int and not isinstance(value, want):
+            raise HyperparamError(f"{where}: selfplay.{key} must be {want.__name__}; "
+                                  f"got {_type_name(value)}")
+    return sp
+
+
 def load_hyperparams(algo: str, env_id: str, overrides: dict | None = None,
                      conf_file: str | Path | None = None) -> dict[str, Any]:
     """The checked hyper-parameters of ``(algo, env_id)``: the YAML entry with ``overrides`` on top.
@@ -229,59 +294,12 @@ def load_hyperparams(algo: str, env_id: str, overrides: dict | None = None,
         raise HyperparamError(f"{source}: the entry of {env_id!r} must be a mapping; got {_type_name(entry)}")
     hp = _merge(entry, overrides or {})
     where = f"{source} [{env_id}] with --hyperparams" if overrides else f"{source} [{env_id}]"
-    params = {k: v for k, v in inspect.signature(cls.__init__).parameters.items() if k not in RESERVED}
-    allowed = sorted(set(params) | set(PREFGYM_KEYS))
-    for key in list(hp):
-        if key in PREFGYM_KEYS:
-            continue
-        if key not in params:
-            raise HyperparamError(f"{where}: unknown hyper-parameter {key!r} for {algo}; allowed: "
-                                  + ", ".join(allowed))
-        default = params[key].default
-        hp[key] = _check_type(key, hp[key], None if default is inspect.Parameter.empty else default, where)
-    if "policy_kwargs" in hp and hp["policy_kwargs"] is not None:
-        hp["policy_kwargs"] = _policy_kwargs(hp["policy_kwargs"], where)
-    hp.setdefault("n_timesteps", 10_000)
-    _check_int_key(hp, "n_timesteps", where)
-    if algo != "aihf":
-        hp.setdefault("policy", "MlpPolicy")
-        hp.setdefault("n_envs", 1)
-        _check_int_key(hp, "n_envs", where)
-        if not isinstance(hp["policy"], str):
-            raise HyperparamError(f"{where}: policy must be an SB3 policy name; "
-                                  f"got {_type_name(hp['policy'])}")
-    else:
-        for key in ("policy", "n_envs", "selfplay", "exploitability_every"):
-            if key in hp:
-                raise HyperparamError(f"{where}: {key!r} does not apply to aihf "
-                                      "(it trains SAC on the base task)")
-    for key in ("checkpoint_every", "exploitability_every"):
-        if key in hp:
-            _check_int_key(hp, key, where)
-    hp.setdefault("env_kwargs", {})
-    if not isinstance(hp["env_kwargs"], dict):
-        raise HyperparamError(f"{where}: env_kwargs must be a mapping; got {_type_name(hp['env_kwargs'])}")
-    sp = hp.get("selfplay", algo != "aihf" and {})
-    if sp is True:
-        sp = {}
-    if sp is not False:
-        if not isinstance(sp, dict):
-            raise HyperparamError(f"{where}: selfplay must be false or a mapping of {sorted(SELFPLAY_KEYS)}; "
-                                  f"got {_type_name(sp)}")
-        for key, value in sp.items():
-            if key not in SELFPLAY_KEYS:
-                raise HyperparamError(f"{where}: unknown selfplay key {key!r}; "
-                                      f"allowed: {sorted(SELFPLAY_KEYS)}")
-            want = SELFPLAY_KEYS[key]
-            if want is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise HyperparamError(f"{where}: selfplay.{key} must be an integer >= 1; "
-                                      f"got {_type_name(value)}")
-            if want is not int and not isinstance(value, want):
-                raise HyperparamError(f"{where}: selfplay.{key} must be {want.__name__}; "
-                                      f"got {_type_name(value)}")
-        if algo != "aihf":
-            hp["selfplay"] = {"snapshot_every": 10_000, "pool_size": 5, "sampling": "uniform",
-                              "observe_step": False, **sp}
+    _check_algo_keys(hp, cls, algo, where)
+    _set_run_keys(hp, algo, where)
+    sp = _checked_selfplay(hp.get("selfplay", algo != "aihf" and {}), where)
+    if sp is not False and algo != "aihf":
+        hp["selfplay"] = {"snapshot_every": 10_000, "pool_size": 5, "sampling": "uniform",
+                          "observe_step": False, **sp}
     if "callback" in hp:
         names = hp["callback"] if isinstance(hp["callback"], list) else [hp["callback"]]
         if not all(isinstance(n, str) and "." in n for n in names):

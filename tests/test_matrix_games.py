@@ -89,3 +89,39 @@ def test_generators_by_name_and_errors():
         MatrixGame(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="last dimension 3"):
         rps().check_policy(np.ones(4) / 4)
+
+
+def test_symmetric_gap_shortcut_equals_the_two_sided_gap():
+    game = random_skew_symmetric(7, seed=3, batch=4)
+    pi = np.random.default_rng(1).dirichlet(np.ones(7), size=4)
+    two_sided = game.exploitability(pi) + game.exploitability(pi.copy())
+    np.testing.assert_array_equal(game.duality_gap(pi), two_sided)  # rho omitted
+    np.testing.assert_array_equal(game.duality_gap(pi, pi), two_sided)  # the same array
+    np.testing.assert_array_equal(game.duality_gap(pi, pi.copy()), two_sided)  # an equal copy
+
+
+def test_numpy_logsumexp_matches_scipy():
+    from scipy.special import logsumexp
+
+    from prefgym.simplex import logsumexp_last
+
+    x = np.random.default_rng(0).normal(scale=300.0, size=(5, 9))  # large: needs the shift
+    np.testing.assert_allclose(logsumexp_last(x), logsumexp(x, axis=-1), rtol=1e-13, atol=0)
+    x[0, :3] = -np.inf
+    x[1, :] = -np.inf
+    np.testing.assert_allclose(logsumexp_last(x), logsumexp(x, axis=-1), rtol=1e-13, atol=0)
+    assert logsumexp_last(x)[1] == -np.inf
+
+
+def test_regularized_gap_matches_the_closed_form_with_scipy():
+    from scipy.special import logsumexp
+
+    from prefgym.simplex import kl
+
+    game = random_skew_symmetric(6, seed=2)
+    pi = np.random.default_rng(4).dirichlet(np.ones(6))
+    ref = np.random.default_rng(5).dirichlet(np.ones(6))
+    tau = 0.05
+    g = game.payoff_vector(pi)
+    want = 2 * tau * (logsumexp(np.log(ref) + g / tau) + kl(pi, ref))  # 002 Sec. 3.2
+    np.testing.assert_allclose(game.regularized_duality_gap(pi, tau, ref), want, rtol=1e-12)

@@ -342,7 +342,7 @@ def test_aihf_load_errors(tmp_path, aihf_file, damage, match):
             members["sac.safetensors"] = members["sac.safetensors"][:100]
         else:
             tensors = st_load(members["reward.safetensors"])
-            key = next(k for k in tensors if k.startswith("reward_net."))
+            key = next(k for k in tensors if k.startswith("reward_net.") and tensors[k].shape[-1] > 1)
             tensors[key] = tensors[key][..., :1].contiguous()
             members["reward.safetensors"] = st_save(tensors)
         members["agent.json"] = json.dumps(meta).encode()

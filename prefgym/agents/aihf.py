@@ -800,40 +800,9 @@ class AIHF(BaseAgent):
         UnsafeFileError
             A file holding a pickled SB3 zip, without ``trust_remote_code=True``.
         """
-        from safetensors.torch import load as st_load
-
-        from prefgym.sb3_files import check_format, load_sb3_state, optimizer_from_flat
-
-        path = Path(path)
-        if not path.exists() and path.with_suffix(path.suffix + ".zip").exists():
-            path = path.with_suffix(path.suffix + ".zip")
+        path, members, meta, version = _read_aihf_file(Path(path), cls.__name__)
         where = str(path)
-        if not path.is_file():
-            raise AgentLoadError(f"no saved AIHF agent at {where}")
-        try:
-            with zipfile.ZipFile(path) as zf:
-                members = {n: zf.read(n) for n in zf.namelist() if n in _AIHF_MEMBERS}
-        except Exception as exc:  # noqa: BLE001 - a damaged zip raises many types (BadZipFile, zlib, ...)
-            raise AgentLoadError(f"{where} is not a readable AIHF file (empty, truncated or corrupted: "
-                                 f"{type(exc).__name__}: {exc})") from None
-        if "agent.json" not in members:
-            raise AgentLoadError(f"{where} is not an AIHF agent file (no agent.json)")
-        try:
-            meta = json.loads(members["agent.json"])
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AgentLoadError(f"{where}: agent.json is not valid JSON ({exc})") from None
-        version = check_format(meta, AIHF_FORMAT, AIHF_FORMAT_VERSION, where)
-        for key, kind in (("class", str), ("hparams", dict), ("num_iterations", int), ("rng", dict)):
-            if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
-                raise AgentLoadError(f"{where}: agent.json field {key!r} must be a {kind.__name__}; "
-                                     f"got {meta.get(key)!r:.80}")
-        if meta["class"] != cls.__name__:
-            raise AgentLoadError(f"{where} holds a {meta['class']} agent, not a {cls.__name__}")
         legacy = version < 2
-        needed = ("sac.zip", "reward.pt") if legacy else ("sac.safetensors", "reward.safetensors")
-        missing = [m for m in needed if m not in members]
-        if missing:
-            raise AgentLoadError(f"{where} is incomplete: no {missing[0]}")
         if legacy and not trust_remote_code:
             raise UnsafeFileError(
                 f"{where} was written by an older prefgym: its SAC is an SB3 zip whose pickled "
@@ -851,26 +820,7 @@ class AIHF(BaseAgent):
         except (TypeError, ValueError, KeyError, gymnasium.error.Error) as exc:
             raise AgentLoadError(f"{where}: cannot rebuild AIHF from its saved hyper-parameters "
                                  f"({type(exc).__name__}: {exc})") from None
-        if legacy:  # the caller trusts the file
-            agent.sac = SAC.load(io.BytesIO(members["sac.zip"]), env=agent.sac.get_env(), device=agent.device,
-                                 custom_objects={"replay_buffer_class": RewardRelabelingReplayBuffer})
-            agent._attach_reward()
-            saved = torch.load(io.BytesIO(members["reward.pt"]), map_location=agent.device, weights_only=True)
-        else:
-            try:
-                sac_tensors = st_load(members["sac.safetensors"])
-                reward_tensors = st_load(members["reward.safetensors"])
-            except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-                raise AgentLoadError(f"{where}: weights are corrupted ({type(exc).__name__}: "
-                                     f"{exc})") from None
-            load_sb3_state(agent.sac, sac_tensors, meta.get("sac_state") or {}, where)
-            try:
-                saved = {"reward_net": {k[len("reward_net."):]: v for k, v in reward_tensors.items()
-                                        if k.startswith("reward_net.")},
-                         "optimizer": optimizer_from_flat("optimizer", reward_tensors,
-                                                          meta["reward_optimizer"])}
-            except (KeyError, TypeError, ValueError) as exc:
-                raise AgentLoadError(f"{where}: reward optimizer state is malformed ({exc})") from None
+        saved = _load_sac_and_reward_state(agent, members, meta, where, legacy)
         try:
             agent.reward_net.load_state_dict(saved["reward_net"])
             agent.reward_optimizer.load_state_dict(saved["optimizer"])
@@ -905,6 +855,70 @@ def _shared_temperature(temperature, sac_kwargs) -> float:
 
 AIHF_FORMAT, AIHF_FORMAT_VERSION = "prefgym.aihf", 2
 _AIHF_MEMBERS = ("agent.json", "sac.zip", "reward.pt", "sac.safetensors", "reward.safetensors")
+
+
+def _read_aihf_file(path: Path, class_name: str) -> tuple[Path, dict[str, bytes], dict, int]:
+    """The file's path (``.zip`` added if only that exists), its members, its checked
+    ``agent.json`` and format version; every member the version needs is present."""
+    from prefgym.sb3_files import check_format
+
+    if not path.exists() and path.with_suffix(path.suffix + ".zip").exists():
+        path = path.with_suffix(path.suffix + ".zip")
+    where = str(path)
+    if not path.is_file():
+        raise AgentLoadError(f"no saved AIHF agent at {where}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {n: zf.read(n) for n in zf.namelist() if n in _AIHF_MEMBERS}
+    except Exception as exc:  # noqa: BLE001 - a damaged zip raises many types (BadZipFile, zlib, ...)
+        raise AgentLoadError(f"{where} is not a readable AIHF file (empty, truncated or corrupted: "
+                             f"{type(exc).__name__}: {exc})") from None
+    if "agent.json" not in members:
+        raise AgentLoadError(f"{where} is not an AIHF agent file (no agent.json)")
+    try:
+        meta = json.loads(members["agent.json"])
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AgentLoadError(f"{where}: agent.json is not valid JSON ({exc})") from None
+    version = check_format(meta, AIHF_FORMAT, AIHF_FORMAT_VERSION, where)
+    for key, kind in (("class", str), ("hparams", dict), ("num_iterations", int), ("rng", dict)):
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise AgentLoadError(f"{where}: agent.json field {key!r} must be a {kind.__name__}; "
+                                 f"got {meta.get(key)!r:.80}")
+    if meta["class"] != class_name:
+        raise AgentLoadError(f"{where} holds a {meta['class']} agent, not a {class_name}")
+    needed = ("sac.zip", "reward.pt") if version < 2 else ("sac.safetensors", "reward.safetensors")
+    missing = [m for m in needed if m not in members]
+    if missing:
+        raise AgentLoadError(f"{where} is incomplete: no {missing[0]}")
+    return path, members, meta, version
+
+
+def _load_sac_and_reward_state(agent: AIHF, members: dict[str, bytes], meta: dict, where: str,
+                               legacy: bool) -> dict:
+    """Load the SAC weights into ``agent``; return the reward net's and optimiser's saved state.
+    A legacy file (an SB3 zip and a torch file) is read only when the caller trusts it."""
+    from safetensors.torch import load as st_load
+
+    from prefgym.sb3_files import load_sb3_state, optimizer_from_flat
+
+    if legacy:  # the caller trusts the file
+        agent.sac = SAC.load(io.BytesIO(members["sac.zip"]), env=agent.sac.get_env(), device=agent.device,
+                             custom_objects={"replay_buffer_class": RewardRelabelingReplayBuffer})
+        agent._attach_reward()
+        return torch.load(io.BytesIO(members["reward.pt"]), map_location=agent.device, weights_only=True)
+    try:
+        sac_tensors = st_load(members["sac.safetensors"])
+        reward_tensors = st_load(members["reward.safetensors"])
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise AgentLoadError(f"{where}: weights are corrupted ({type(exc).__name__}: "
+                             f"{exc})") from None
+    load_sb3_state(agent.sac, sac_tensors, meta.get("sac_state") or {}, where)
+    try:
+        return {"reward_net": {k[len("reward_net."):]: v for k, v in reward_tensors.items()
+                               if k.startswith("reward_net.")},
+                "optimizer": optimizer_from_flat("optimizer", reward_tensors, meta["reward_optimizer"])}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AgentLoadError(f"{where}: reward optimizer state is malformed ({exc})") from None
 
 
 def _env_id(env) -> str | None:

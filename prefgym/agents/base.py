@@ -246,6 +246,14 @@ class BaseAgent(ABC):
         """The training environment as an SB3 VecEnv (None if the agent has none)."""
         return None
 
+    def _cached_vec_env(self, make_default_env):
+        """The env the agent was built from (``self._env``), else ``make_default_env()``, wrapped
+        once by :func:`as_vec_env` and kept for later calls."""
+        if getattr(self, "_vec_env", None) is None:
+            env = self._env if self._env is not None else make_default_env()
+            self._vec_env = as_vec_env(env)
+        return self._vec_env
+
     def get_vec_normalize_env(self):
         """None: prefgym agents do not normalise observations (SB3 callbacks ask)."""
         return None
@@ -313,6 +321,27 @@ class BaseAgent(ABC):
         """Return ``(action, state)`` as in SB3."""
 
     # ---------------------------------------------------------- subclassing
+    # ------------------------------------------ per-update curves of last / average iterate
+    def _start_curve_buffers(self, shape: tuple[int, ...]) -> None:
+        """Buffers for one :meth:`learn` call's per-update (last, average) values."""
+        self._buf_last, self._buf_avg = np.empty(shape), np.empty(shape)
+        self._buf_n = 0
+
+    def _curves_so_far(self, last: np.ndarray, avg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The stored curves ``last`` and ``avg`` with those of a :meth:`learn` call in progress."""
+        n = getattr(self, "_buf_n", 0)
+        if not n:
+            return last, avg
+        return np.concatenate([last, self._buf_last[:n]]), np.concatenate([avg, self._buf_avg[:n]])
+
+    def _flush_curve_buffers(self, last: np.ndarray, avg: np.ndarray,
+                             done: int) -> tuple[np.ndarray, np.ndarray]:
+        """``last`` and ``avg`` extended by the call's ``done`` updates; the buffers are dropped."""
+        out = np.concatenate([last, self._buf_last[:done]]), np.concatenate([avg, self._buf_avg[:done]])
+        del self._buf_last, self._buf_avg
+        self._buf_n = 0
+        return out
+
     @abstractmethod
     def _setup_learn(self, total_iterations: int) -> None:
         """Allocate per-call buffers."""

@@ -145,6 +145,25 @@ class PreferencePairs:
     _ARRAYS = ("obs_a", "act_a", "mask_a", "obs_b", "act_b", "mask_b", "labels", "returns_a", "returns_b")
 
     def __post_init__(self):
+        self._coerce_arrays()
+        n = self._check_rows()
+        for side in ("a", "b"):
+            self._check_segments(side, n)
+        if self.obs_a.shape != self.obs_b.shape or self.act_a.shape != self.act_b.shape:
+            raise DatasetError("segments a and b must have the same length and dimensions (n, L, dim); got "
+                               f"obs {self.obs_a.shape} vs {self.obs_b.shape}, act {self.act_a.shape} vs "
+                               f"{self.act_b.shape}")
+        lab = self.labels.astype(np.float64)
+        if np.isnan(lab).any() or (lab < 0).any() or (lab > 1).any():
+            raise DatasetError("preference labels must lie in [0, 1] (drop skipped queries first)")
+        for name in ("returns_a", "returns_b"):
+            if getattr(self, name).ndim != 1:
+                raise DatasetError(f"PreferencePairs.{name} must be 1-D (n,); got shape "
+                                   f"{getattr(self, name).shape}")
+        self.labels = lab
+
+    def _coerce_arrays(self) -> None:
+        """Masks to bool, the other fields to real arrays (a float array keeps its dtype)."""
         for name in self._ARRAYS:
             value = getattr(self, name)
             if name.startswith("mask"):
@@ -159,6 +178,9 @@ class PreferencePairs:
                 if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
                     arr = value  # keep the caller's float dtype (float32 segments stay float32)
             setattr(self, name, arr)
+
+    def _check_rows(self) -> int:
+        """The number of pairs ``n``: labels are 1-D and every field has ``n`` rows."""
         n = len(self.labels) if self.labels.ndim == 1 else -1
         if n < 0:
             raise DatasetError(f"PreferencePairs.labels must be 1-D (n,); got shape {self.labels.shape}")
@@ -167,37 +189,28 @@ class PreferencePairs:
             if arr.ndim == 0 or len(arr) != n:
                 rows = len(arr) if arr.ndim else 0
                 raise DatasetError(f"PreferencePairs.{name} has {rows} rows, labels {n}")
-        for side in ("a", "b"):
-            obs, act, mask = (getattr(self, f"{k}_{side}") for k in ("obs", "act", "mask"))
-            if obs.ndim != 3 or act.ndim != 3 or mask.ndim != 2:
-                raise DatasetError(f"PreferencePairs needs obs_{side} (n, L, obs_dim), act_{side} "
-                                   f"(n, L, act_dim) and mask_{side} (n, L); got shapes {obs.shape}, "
-                                   f"{act.shape}, {mask.shape}")
-            if not (obs.shape[:2] == act.shape[:2] == mask.shape):
-                raise DatasetError(f"segments {side} disagree on (n, L): obs_{side} {obs.shape}, "
-                                   f"act_{side} {act.shape}, mask_{side} {mask.shape}")
-            if n and not mask.any(axis=1).all():
-                i = int(np.flatnonzero(~mask.any(axis=1))[0])
-                raise DatasetError(f"segment {side} of pair {i} has no valid step "
-                                   f"(mask_{side}[{i}] is all False)")
-            for name, arr in ((f"obs_{side}", obs), (f"act_{side}", act)):
-                bad = ~np.isfinite(arr) & mask[..., None]
-                if bad.any():
-                    i, t, d = (int(x) for x in np.argwhere(bad)[0])
-                    raise DatasetError(f"PreferencePairs.{name}[{i}, {t}, {d}] = {arr[i, t, d]} at a valid "
-                                       "step; observations and actions must be finite")
-        if self.obs_a.shape != self.obs_b.shape or self.act_a.shape != self.act_b.shape:
-            raise DatasetError("segments a and b must have the same length and dimensions (n, L, dim); got "
-                               f"obs {self.obs_a.shape} vs {self.obs_b.shape}, act {self.act_a.shape} vs "
-                               f"{self.act_b.shape}")
-        lab = self.labels.astype(np.float64)
-        if np.isnan(lab).any() or (lab < 0).any() or (lab > 1).any():
-            raise DatasetError("preference labels must lie in [0, 1] (drop skipped queries first)")
-        for name in ("returns_a", "returns_b"):
-            if getattr(self, name).ndim != 1:
-                raise DatasetError(f"PreferencePairs.{name} must be 1-D (n,); got shape "
-                                   f"{getattr(self, name).shape}")
-        self.labels = lab
+        return n
+
+    def _check_segments(self, side: str, n: int) -> None:
+        """Segment ``side``'s shapes agree, each has a valid step, and valid steps are finite."""
+        obs, act, mask = (getattr(self, f"{k}_{side}") for k in ("obs", "act", "mask"))
+        if obs.ndim != 3 or act.ndim != 3 or mask.ndim != 2:
+            raise DatasetError(f"PreferencePairs needs obs_{side} (n, L, obs_dim), act_{side} "
+                               f"(n, L, act_dim) and mask_{side} (n, L); got shapes {obs.shape}, "
+                               f"{act.shape}, {mask.shape}")
+        if not (obs.shape[:2] == act.shape[:2] == mask.shape):
+            raise DatasetError(f"segments {side} disagree on (n, L): obs_{side} {obs.shape}, "
+                               f"act_{side} {act.shape}, mask_{side} {mask.shape}")
+        if n and not mask.any(axis=1).all():
+            i = int(np.flatnonzero(~mask.any(axis=1))[0])
+            raise DatasetError(f"segment {side} of pair {i} has no valid step "
+                               f"(mask_{side}[{i}] is all False)")
+        for name, arr in ((f"obs_{side}", obs), (f"act_{side}", act)):
+            bad = ~np.isfinite(arr) & mask[..., None]
+            if bad.any():
+                i, t, d = (int(x) for x in np.argwhere(bad)[0])
+                raise DatasetError(f"PreferencePairs.{name}[{i}, {t}, {d}] = {arr[i, t, d]} at a valid "
+                                   "step; observations and actions must be finite")
 
     def __len__(self) -> int:
         return len(self.labels)

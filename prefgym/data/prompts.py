@@ -98,6 +98,41 @@ def _answer_of(value: Any) -> str | None:
     return text or None
 
 
+def _resolve_columns(path: Path, columns: list[str], prompt_column: str | None,
+                     answer_column: str | None) -> tuple[str, str | None]:
+    """The prompt column (given, else the first of prompt / messages / question) and the answer
+    column (given, else ``answer`` if present); a named column must exist."""
+    if prompt_column is None:
+        prompt_column = next((c for c in ("prompt", "messages", "question") if c in columns), None)
+        if prompt_column is None:
+            raise DatasetError(f"{path}: no prompt column (looked for 'prompt', 'messages', 'question'); "
+                               f"columns found: {columns}; set the prompt column name")
+    elif prompt_column not in columns:
+        raise DatasetError(f"{path}: no prompt column {prompt_column!r}; columns found: {columns}")
+    if answer_column is None:
+        answer_column = "answer" if "answer" in columns else None
+    elif answer_column not in columns:
+        raise DatasetError(f"{path}: no answer column {answer_column!r}; columns found: {columns}")
+    return prompt_column, answer_column
+
+
+def _split_reference_reply(raw, answer: str | None, where: str):
+    """A chat record ending in the assistant's message: the prompt without it, and that message
+    as the answer when there is no answer yet. Other records pass through unchanged."""
+    from prefgym.llm.chat import is_messages
+
+    if not is_messages(raw):
+        return raw, answer
+    msgs = list(raw)
+    if msgs[-1].get("role") == "assistant":  # a chat record with its reference reply
+        last = msgs.pop()
+        if answer is None:
+            answer = _answer_of(last.get("content"))
+        if not msgs:
+            raise DatasetError(f"{where}: the conversation holds only an assistant message")
+    return msgs, answer
+
+
 def load_prompt_dataset(
     source: str | os.PathLike,
     prompt_column: str | None = None,
@@ -132,24 +167,14 @@ def load_prompt_dataset(
         Missing file, unreadable file, no prompt column (the message names the columns found),
         a set ``answer_column`` that is absent, a malformed record, or an empty dataset.
     """
-    from prefgym.llm.chat import check_prompt, is_messages
+    from prefgym.llm.chat import check_prompt
 
     path = Path(source).expanduser()
     if not path.exists():
         raise DatasetError(f"no such prompt dataset: {path}")
     ds = _read_dataset(path, split)
     columns = list(ds.column_names)
-    if prompt_column is None:
-        prompt_column = next((c for c in ("prompt", "messages", "question") if c in columns), None)
-        if prompt_column is None:
-            raise DatasetError(f"{path}: no prompt column (looked for 'prompt', 'messages', 'question'); "
-                               f"columns found: {columns}; set the prompt column name")
-    elif prompt_column not in columns:
-        raise DatasetError(f"{path}: no prompt column {prompt_column!r}; columns found: {columns}")
-    if answer_column is None:
-        answer_column = "answer" if "answer" in columns else None
-    elif answer_column not in columns:
-        raise DatasetError(f"{path}: no answer column {answer_column!r}; columns found: {columns}")
+    prompt_column, answer_column = _resolve_columns(path, columns, prompt_column, answer_column)
     if limit is not None and int(limit) < 1:
         raise DatasetError(f"limit must be a positive number of records; got {limit}")
     records: list[PromptRecord] = []
@@ -157,17 +182,8 @@ def load_prompt_dataset(
         if limit is not None and i >= int(limit):
             break
         where = f"{path} record {i + 1}"
-        raw = row[prompt_column]
         answer = _answer_of(row[answer_column]) if answer_column is not None else None
-        if is_messages(raw):
-            msgs = list(raw)
-            if msgs[-1].get("role") == "assistant":  # a chat record with its reference reply
-                last = msgs.pop()
-                if answer is None:
-                    answer = _answer_of(last.get("content"))
-                if not msgs:
-                    raise DatasetError(f"{where}: the conversation holds only an assistant message")
-            raw = msgs
+        raw, answer = _split_reference_reply(row[prompt_column], answer, where)
         try:
             prompt = check_prompt(raw, f"{where}: {prompt_column}")
         except ValueError as exc:

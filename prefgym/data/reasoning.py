@@ -135,6 +135,76 @@ def parse_number(text: str) -> Fraction | None:
     return -value if m.group(1) == "-" else value
 
 
+def _tokenize_arithmetic(expr: str) -> list[str | Fraction]:
+    """Numbers (as exact fractions) and the operator / parenthesis characters of ``expr``."""
+    tokens: list[str | Fraction] = []
+    pos, n = 0, len(expr)
+    while pos < n:
+        m = _TOKEN.match(expr, pos)
+        if m is None or m.end() == pos:
+            if expr[pos:].strip() == "":
+                break
+            raise ValueError(f"unexpected character {expr[pos:].strip()[0]!r} in {expr!r}")
+        tokens.append(Fraction(m.group(1).replace(",", "")) if m.group(1) else m.group(2))
+        pos = m.end()
+    if not tokens:
+        raise ValueError("empty expression")
+    return tokens
+
+
+class _ArithmeticParser:
+    """Recursive descent over the tokens: expression = term (+|- term)*, term = factor (*|/ factor)*,
+    factor = (+|-) factor | '(' expression ')' | number. Records the number literals it reads."""
+
+    def __init__(self, expr: str, tokens: list[str | Fraction]):
+        self.expr, self.tokens, self.i = expr, tokens, 0
+        self.literals: list[Fraction] = []
+
+    def peek(self) -> str | Fraction | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def expression(self, depth: int) -> Fraction:
+        value = self.term(depth)
+        while self.peek() in ("+", "-"):
+            op = self.tokens[self.i]
+            self.i += 1
+            rhs = self.term(depth)
+            value = value + rhs if op == "+" else value - rhs
+        return value
+
+    def term(self, depth: int) -> Fraction:
+        value = self.factor(depth)
+        while self.peek() in ("*", "/"):
+            op = self.tokens[self.i]
+            self.i += 1
+            rhs = self.factor(depth)
+            if op == "/" and rhs == 0:
+                raise ValueError(f"division by zero in {self.expr!r}")
+            value = value * rhs if op == "*" else value / rhs
+        return value
+
+    def factor(self, depth: int) -> Fraction:
+        if depth > _MAX_DEPTH:
+            raise ValueError(f"expression nested too deeply: {self.expr[:40]!r}")
+        tok = self.peek()
+        if tok in ("+", "-"):
+            self.i += 1
+            value = self.factor(depth + 1)
+            return -value if tok == "-" else value
+        if tok == "(":
+            self.i += 1
+            value = self.expression(depth + 1)
+            if self.peek() != ")":
+                raise ValueError(f"missing ')' in {self.expr!r}")
+            self.i += 1
+            return value
+        if isinstance(tok, Fraction):
+            self.i += 1
+            self.literals.append(tok)
+            return tok
+        raise ValueError(f"expected a number or '(' in {self.expr!r}")
+
+
 def evaluate_arithmetic(expr: str) -> tuple[Fraction, list[Fraction]]:
     """Exactly evaluate ``+ - * /`` arithmetic with parentheses and unary signs.
 
@@ -151,72 +221,11 @@ def evaluate_arithmetic(expr: str) -> tuple[Fraction, list[Fraction]]:
         On any other character, a syntax error, division by zero or nesting
         deeper than 40.
     """
-    tokens: list[str | Fraction] = []
-    pos, n = 0, len(expr)
-    while pos < n:
-        m = _TOKEN.match(expr, pos)
-        if m is None or m.end() == pos:
-            if expr[pos:].strip() == "":
-                break
-            raise ValueError(f"unexpected character {expr[pos:].strip()[0]!r} in {expr!r}")
-        tokens.append(Fraction(m.group(1).replace(",", "")) if m.group(1) else m.group(2))
-        pos = m.end()
-    if not tokens:
-        raise ValueError("empty expression")
-    literals: list[Fraction] = []
-    i = 0
-
-    def peek() -> str | Fraction | None:
-        return tokens[i] if i < len(tokens) else None
-
-    def expression(depth: int) -> Fraction:
-        nonlocal i
-        value = term(depth)
-        while peek() in ("+", "-"):
-            op = tokens[i]
-            i += 1
-            rhs = term(depth)
-            value = value + rhs if op == "+" else value - rhs
-        return value
-
-    def term(depth: int) -> Fraction:
-        nonlocal i
-        value = factor(depth)
-        while peek() in ("*", "/"):
-            op = tokens[i]
-            i += 1
-            rhs = factor(depth)
-            if op == "/" and rhs == 0:
-                raise ValueError(f"division by zero in {expr!r}")
-            value = value * rhs if op == "*" else value / rhs
-        return value
-
-    def factor(depth: int) -> Fraction:
-        nonlocal i
-        if depth > _MAX_DEPTH:
-            raise ValueError(f"expression nested too deeply: {expr[:40]!r}")
-        tok = peek()
-        if tok in ("+", "-"):
-            i += 1
-            value = factor(depth + 1)
-            return -value if tok == "-" else value
-        if tok == "(":
-            i += 1
-            value = expression(depth + 1)
-            if peek() != ")":
-                raise ValueError(f"missing ')' in {expr!r}")
-            i += 1
-            return value
-        if isinstance(tok, Fraction):
-            i += 1
-            literals.append(tok)
-            return tok
-        raise ValueError(f"expected a number or '(' in {expr!r}")
-
-    value = expression(0)
-    if i != len(tokens):
-        raise ValueError(f"unexpected {tokens[i]!r} in {expr!r}")
-    return value, literals
+    parser = _ArithmeticParser(expr, _tokenize_arithmetic(expr))
+    value = parser.expression(0)
+    if parser.i != len(parser.tokens):
+        raise ValueError(f"unexpected {parser.tokens[parser.i]!r} in {expr!r}")
+    return value, parser.literals
 
 
 def parse_equation(line: str) -> tuple[Fraction, list[Fraction], Fraction] | None:

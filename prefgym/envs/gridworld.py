@@ -39,11 +39,10 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 
 from prefgym.envs.matrix import REWARD_MODES, check_action
+from prefgym.envs.two_player import TwoPlayerParallelEnv
 from prefgym.errors import InvalidActionError
 from prefgym.games.gridworld import LABEL_COLOURS, GridLayout, make_gridworld
 from prefgym.games.markov import TabularMarkovGame
@@ -247,7 +246,7 @@ class _Board:
 
 
 # ------------------------------------------------------------------ PettingZoo
-class GridworldParallelEnv(ParallelEnv):
+class GridworldParallelEnv(TwoPlayerParallelEnv):
     """Both players of a Markov preference game, each in its own copy (PettingZoo parallel API).
 
     Parameters
@@ -289,27 +288,16 @@ class GridworldParallelEnv(ParallelEnv):
         self.reward_mode, self.render_mode = reward_mode, render_mode
         self._board = _Board(self.game)
         S, A = self.game.n_states, self.game.n_actions
-        self.possible_agents = ["player_0", "player_1"]
-        self.agents: list[str] = []
-        self.observation_spaces = {a: spaces.Discrete(S) for a in self.possible_agents}
-        self.action_spaces = {a: spaces.Discrete(A) for a in self.possible_agents}
-        self.np_random, self.np_random_seed = seeding.np_random()
+        self._init_players(spaces.Discrete(S), spaces.Discrete(A))
 
     @property
     def horizon(self) -> int:
         """The game's ``H``: every episode lasts exactly ``H`` steps."""
         return self.game.horizon
 
-    def observation_space(self, agent: str) -> spaces.Discrete:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Discrete:
-        return self.action_spaces[agent]
-
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Both players start in one state drawn from ``nu_1``."""
-        if seed is not None:
-            self.np_random, self.np_random_seed = seeding.np_random(check_seed(seed))
+        self._reseed(seed)
         self.agents = self.possible_agents[:]
         b = self._board
         b.reset(self.np_random)

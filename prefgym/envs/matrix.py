@@ -21,11 +21,10 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 
 from prefgym.envs.rendering import BarPanel, matrix_frame
+from prefgym.envs.two_player import TwoPlayerParallelEnv
 from prefgym.errors import InvalidActionError, InvalidPolicyError
 from prefgym.games.matrix import MatrixGame, make_game
 from prefgym.simplex import check_policy
@@ -235,7 +234,7 @@ class MatrixGameEnv(gymnasium.Env):
             None if a is None else (a, b), header, players=("agent", "opponent"))
 
 
-class MatrixGameParallelEnv(ParallelEnv):
+class MatrixGameParallelEnv(TwoPlayerParallelEnv):
     """Two-player self-play version of a preference game (PettingZoo parallel API).
 
     ``"player_0"`` and ``"player_1"`` act simultaneously; ``player_0`` earns
@@ -263,12 +262,8 @@ class MatrixGameParallelEnv(ParallelEnv):
         self.game = game_from_kwargs(game, matrix, generator, generator_kwargs)
         self.n_actions = n = self.game.n_actions
         self.reward_mode, self.rounds, self.render_mode = reward_mode, int(rounds), render_mode
-        self.possible_agents = ["player_0", "player_1"]
-        self.agents: list[str] = []
-        self.observation_spaces = {a: spaces.Discrete(n + 1) for a in self.possible_agents}
-        self.action_spaces = {a: spaces.Discrete(n) for a in self.possible_agents}
+        self._init_players(spaces.Discrete(n + 1), spaces.Discrete(n))
         self._P = self.game.preference
-        self.np_random, self.np_random_seed = seeding.np_random()
         self._t = 0
         self._last: tuple[int, int, float, float] | None = None
         self._counts = np.zeros((2, n), dtype=np.int64)  # both players' actions this episode
@@ -278,16 +273,9 @@ class MatrixGameParallelEnv(ParallelEnv):
         """The most rounds an episode lasts (``rounds``)."""
         return self.rounds
 
-    def observation_space(self, agent: str) -> spaces.Discrete:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Discrete:
-        return self.action_spaces[agent]
-
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Start an episode; both players observe ``n``."""
-        if seed is not None:
-            self.np_random, self.np_random_seed = seeding.np_random(check_seed(seed))
+        self._reseed(seed)
         self.agents = self.possible_agents[:]
         self._t, self._last = 0, None
         self._counts[:] = 0

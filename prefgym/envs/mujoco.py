@@ -56,10 +56,10 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 
+from prefgym.envs.two_player import TwoPlayerParallelEnv
 from prefgym.errors import InvalidActionError
 from prefgym.teachers import SyntheticTeacher, as_teacher
 from prefgym.validation import (
@@ -133,7 +133,33 @@ def _check_positive_int(value, name: str) -> int:
 
 
 # ------------------------------------------------------------------ feedback wrapper
-class PreferenceFeedback(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
+class _GuardedWrapper(gymnasium.Wrapper):
+    """A wrapper that remembers the last observation and refuses a step before reset,
+    after the episode ended, or with an action outside the action space."""
+
+    _last_obs: Any = None
+    _ended: bool = False
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=check_seed(seed), options=options)
+        self._last_obs = obs
+        self._ended = False
+        return obs, info
+
+    def render(self):
+        """The wrapped env's frame; a MuJoCo env gets a headless OpenGL backend first if needed."""
+        _ensure_gl_for(self.env)
+        return self.env.render()
+
+    def _check_step(self, action) -> None:
+        if self._last_obs is None:
+            raise InvalidActionError(STEP_BEFORE_RESET)
+        if self._ended:
+            raise InvalidActionError(STEP_AFTER_END)
+        check_action(action, self.action_space)
+
+
+class PreferenceFeedback(_GuardedWrapper, gymnasium.utils.RecordConstructorArgs):
     """Record segments of ``segment_length`` steps and answer pairwise queries about them.
 
     Parameters
@@ -196,23 +222,11 @@ class PreferenceFeedback(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArg
 
     # -------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        obs, info = self.env.reset(seed=check_seed(seed), options=options)
         self._k = 0
-        self._last_obs = obs
-        self._ended = False
-        return obs, info
-
-    def render(self):
-        """The wrapped env's frame; a MuJoCo env gets a headless OpenGL backend first if needed."""
-        _ensure_gl_for(self.env)
-        return self.env.render()
+        return super().reset(seed=seed, options=options)
 
     def step(self, action):
-        if self._last_obs is None:
-            raise InvalidActionError(STEP_BEFORE_RESET)
-        if getattr(self, "_ended", False):
-            raise InvalidActionError(STEP_AFTER_END)
-        check_action(action, self.action_space)
+        self._check_step(action)
         obs, reward, terminated, truncated, info = self.env.step(action)
         k = self._k
         self._cur_obs[k] = _flatten(self.observation_space, self._last_obs)
@@ -310,7 +324,7 @@ class PreferenceFeedback(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArg
 
 
 # ------------------------------------------------------------------ learned reward
-class LearnedRewardWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
+class LearnedRewardWrapper(_GuardedWrapper, gymnasium.utils.RecordConstructorArgs):
     """Replace the task reward by a learned ``R(s, a)``; the task reward goes to ``info["true_reward"]``.
 
     Parameters
@@ -338,23 +352,9 @@ class LearnedRewardWrapper(gymnasium.Wrapper, gymnasium.utils.RecordConstructorA
         self.reward_fn = fn
         self._last_obs = None
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        obs, info = self.env.reset(seed=check_seed(seed), options=options)
-        self._last_obs = obs
-        self._ended = False
-        return obs, info
-
-    def render(self):
-        """The wrapped env's frame; a MuJoCo env gets a headless OpenGL backend first if needed."""
-        _ensure_gl_for(self.env)
-        return self.env.render()
 
     def step(self, action):
-        if self._last_obs is None:
-            raise InvalidActionError(STEP_BEFORE_RESET)
-        if getattr(self, "_ended", False):
-            raise InvalidActionError(STEP_AFTER_END)
-        check_action(action, self.action_space)
+        self._check_step(action)
         obs, true_reward, terminated, truncated, info = self.env.step(action)
         self._ended = bool(terminated or truncated)
         r = np.asarray(self.reward_fn(np.asarray(self._last_obs)[None], np.asarray(action)[None]))
@@ -484,7 +484,7 @@ def _info(duel: _Duel, i: int, true_r, scored, p, returns) -> dict[str, Any]:
     return info
 
 
-class ControlPreferenceParallelEnv(ParallelEnv):
+class ControlPreferenceParallelEnv(TwoPlayerParallelEnv):
     """Two players, each in its own copy of a control task, scored by segment preference.
 
     Parameters
@@ -529,11 +529,7 @@ class ControlPreferenceParallelEnv(ParallelEnv):
         self.render_mode = render_mode
         self._duel = _Duel(base_env_id, base_env_kwargs, horizon, segment_length, teacher, reward_mode,
                            render_mode)
-        self.possible_agents = ["player_0", "player_1"]
-        self.agents: list[str] = []
-        self.observation_spaces = dict.fromkeys(self.possible_agents, self._duel.observation_space)
-        self.action_spaces = dict.fromkeys(self.possible_agents, self._duel.action_space)
-        self.np_random, self.np_random_seed = seeding.np_random()
+        self._init_players(self._duel.observation_space, self._duel.action_space)
 
     @property
     def teacher(self) -> SyntheticTeacher:
@@ -543,16 +539,9 @@ class ControlPreferenceParallelEnv(ParallelEnv):
     def horizon(self) -> int:
         return self._duel.horizon
 
-    def observation_space(self, agent: str) -> spaces.Space:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Space:
-        return self.action_spaces[agent]
-
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Both copies start from the same state."""
-        if seed is not None:
-            self.np_random, self.np_random_seed = seeding.np_random(check_seed(seed))
+        self._reseed(seed)
         self.agents = self.possible_agents[:]
         o0, o1 = self._duel.reset(self.np_random)
         infos = {a: {"alive": True, "t": 0} for a in self.agents}

@@ -42,9 +42,8 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
 
+from prefgym.envs.two_player import PLAYERS, TwoPlayerParallelEnv
 from prefgym.errors import InvalidActionError
 from prefgym.judges.base import PairwiseJudge
 from prefgym.llm.base import TextGenerator
@@ -69,7 +68,6 @@ TEXT_CHARSET = "".join(chr(c) for c in range(32, 127)) + "\n"
 PREFERENCES = ("intermediate", "terminal", "average")
 REWARD_MODES = ("expected", "sample")
 UNKNOWN_CHARS = ("error", "replace")
-PLAYERS = ("player_0", "player_1")
 
 
 class TextObservation(str):
@@ -379,7 +377,7 @@ def _check_render_mode(render_mode: str | None, modes: Sequence[str]) -> None:
         raise ValueError(f"render_mode must be None or one of {tuple(modes)}; got {render_mode!r}")
 
 
-class TextParallelEnv(ParallelEnv):
+class TextParallelEnv(TwoPlayerParallelEnv):
     """PettingZoo parallel face of a :class:`TextGameCore` (self-play by ``player_0`` and ``player_1``).
 
     Both players act every turn; a player that has finished (a reasoning
@@ -397,31 +395,17 @@ class TextParallelEnv(ParallelEnv):
     def __init__(self, core: TextGameCore, action_charset: str, render_mode: str | None = None):
         _check_render_mode(render_mode, self.metadata["render_modes"])
         self.core, self.render_mode = core, render_mode
-        self.possible_agents = list(PLAYERS)
-        self.agents: list[str] = []
-        self.observation_spaces = {
-            a: spaces.Text(core.context_window, min_length=0, charset=core.charset) for a in PLAYERS
-        }
-        self.action_spaces = {
-            a: spaces.Text(core.max_response_length, min_length=0, charset=action_charset) for a in PLAYERS
-        }
-        self.np_random, self.np_random_seed = seeding.np_random()
+        self._init_players(spaces.Text(core.context_window, min_length=0, charset=core.charset),
+                           spaces.Text(core.max_response_length, min_length=0, charset=action_charset))
 
     @property
     def horizon(self) -> int:
         """The most turns an episode lasts (over all tasks)."""
         return self.core.max_horizon
 
-    def observation_space(self, agent: str) -> spaces.Text:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Text:
-        return self.action_spaces[agent]
-
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Start an episode on a task; both players observe their (identical) first prompt."""
-        if seed is not None:
-            self.np_random, self.np_random_seed = seeding.np_random(check_seed(seed))
+        self._reseed(seed)
         obs = self.core.reset(self.np_random, options)
         self.agents = list(PLAYERS)
         return ({a: TextObservation(o) for a, o in zip(PLAYERS, obs, strict=True)},

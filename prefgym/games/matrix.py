@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import expit, logsumexp
+from scipy.special import expit
 
 from prefgym.errors import InvalidArgumentError, InvalidGameError, InvalidTypeError, SolverLimitError
 from prefgym.preferences import (
@@ -29,7 +29,7 @@ from prefgym.preferences import (
     TabularPreference,
     validate_preference_matrix,
 )
-from prefgym.simplex import check_policy, kl
+from prefgym.simplex import check_policy, kl, logsumexp_last
 from prefgym.validation import (
     check_int,
     check_positive_float,
@@ -172,7 +172,8 @@ class MatrixGame:
         ``max_{pi'} pi'^T A rho - min_{rho'} pi^T A rho'``; for the symmetric
         profile this is ``2 max_a (A pi)(a)`` (002, Sec. 2).
         """
-        rho = pi if rho is None else rho
+        if rho is None or rho is pi:  # A^T = -A: min_rho' pi^T A rho' = -max_a (A pi)(a), one mat-vec
+            return 2.0 * self.exploitability(pi)
         return self.exploitability(rho) + self.exploitability(pi)
 
     def regularized_duality_gap(
@@ -189,7 +190,7 @@ class MatrixGame:
             self._strategy(reference, "reference")
         pi = self._strategy(pi, "pi")
         g = self._payoff_vector(pi)
-        return 2.0 * tau * (logsumexp(np.log(ref) + g / tau, axis=-1) + kl(pi, ref))
+        return 2.0 * tau * (logsumexp_last(np.log(ref) + g / tau) + kl(pi, ref))
 
     # ----------------------------------------------------------------- solver
     def nash_equilibrium(self, time_limit: float | None = DEFAULT_TIME_LIMIT) -> np.ndarray:

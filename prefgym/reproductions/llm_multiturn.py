@@ -224,28 +224,38 @@ def _summarise(runs, base, cfg, train, held) -> dict:
     }
 
 
-def _write_outputs(out_dir: Path, runs, T: int) -> list[str]:
-    path = out_dir / "llm_multiturn_win_rates.csv"
+def _write_win_rate_outputs(out_dir: Path, stem: str, runs: dict, keys: tuple[str, ...],
+                            arm_styles: dict[str, tuple[str, str]], title: str) -> list[str]:
+    """``<stem>_win_rates.csv`` (one row per arm, model seed and iteration: ``keys`` and the time)
+    and ``<stem>_win_rate.png`` (train and held-out win rate per arm; ``arm_styles[arm]`` is its
+    label and colour). Returns both paths."""
+    path = out_dir / f"{stem}_win_rates.csv"
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["algorithm", "model_seed", "iteration", "train_win_rate", "heldout_win_rate",
-                    "train_correct", "heldout_correct", "time_s"])
-        for algo, by_seed in runs.items():
+        w.writerow(["algorithm", "model_seed", "iteration", *keys, "time_s"])
+        for arm, by_seed in runs.items():
             for seed, rows in by_seed.items():
                 for r in rows:
-                    w.writerow([algo, seed, r["iteration"], f"{r['train_win_rate']:.6f}",
-                                f"{r['heldout_win_rate']:.6f}", f"{r['train_correct']:.6f}",
-                                f"{r['heldout_correct']:.6f}", f"{r['time_s']:.3f}"])
+                    w.writerow([arm, seed, r["iteration"], *(f"{r[k]:.6f}" for k in keys),
+                                f"{r['time_s']:.3f}"])
     curves, styles = {}, {}
-    for algo, color in zip(ALGOS, ("tab:blue", "tab:orange"), strict=True):
+    for arm, (name, color) in arm_styles.items():
         for key, ls in (("train_win_rate", "-"), ("heldout_win_rate", "--")):
-            lab = f"{algo.upper()} ({key.split('_')[0]} tasks)"
-            curves[lab] = _curve(runs[algo], key)
+            lab = f"{name} ({key.split('_')[0]} tasks)"
+            curves[lab] = _curve(runs[arm], key)
             styles[lab] = {"color": color, "linestyle": ls}
-    fig = plot_curves(curves, out_dir / "llm_multiturn_win_rate.png", styles=styles, logy=False, floor=None,
+    fig = plot_curves(curves, out_dir / f"{stem}_win_rate.png", styles=styles, logy=False, floor=None,
                       xlabel="iteration + 1 (1 = base model)", ylabel="exact win rate vs the base model",
-                      title="3-turn dialogues on a tiny GPT-2: win rate over the base model")
+                      title=title)
     return [str(path), str(fig)]
+
+
+def _write_outputs(out_dir: Path, runs, T: int) -> list[str]:
+    keys = ("train_win_rate", "heldout_win_rate", "train_correct", "heldout_correct")
+    colors = ("tab:blue", "tab:orange")
+    arm_styles = {algo: (algo.upper(), color) for algo, color in zip(ALGOS, colors, strict=True)}
+    return _write_win_rate_outputs(out_dir, "llm_multiturn", runs, keys, arm_styles,
+                                   "3-turn dialogues on a tiny GPT-2: win rate over the base model")
 
 
 REPRODUCTION = Reproduction(

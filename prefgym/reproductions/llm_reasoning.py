@@ -62,14 +62,12 @@ tests and the quick variant were run with these arms.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from prefgym.plotting import plot_curves
 from prefgym.reproductions.analysis import verdict
-from prefgym.reproductions.llm_multiturn import BETA, MODEL, OPTIM, _curve, _train_arms
+from prefgym.reproductions.llm_multiturn import BETA, MODEL, OPTIM, _train_arms, _write_win_rate_outputs
 from prefgym.reproductions.registry import Reproduction
 
 __all__ = ["REPRODUCTION", "run", "reasoning_tasks", "SETTINGS", "ARMS"]
@@ -192,27 +190,11 @@ def _summarise(runs, base, cfg, train, held) -> dict:
 
 
 def _write_outputs(out_dir: Path, runs) -> list[str]:
-    path = out_dir / "llm_reasoning_win_rates.csv"
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["algorithm", "model_seed", "iteration", *KEYS, "time_s"])
-        for algo, by_seed in runs.items():
-            for seed, rows in by_seed.items():
-                for r in rows:
-                    w.writerow([algo, seed, r["iteration"], *(f"{r[k]:.6f}" for k in KEYS),
-                                f"{r['time_s']:.3f}"])
-    curves, styles = {}, {}
     colors = ("tab:blue", "tab:orange", "tab:green", "tab:red")
-    for arm, color in zip(ARMS, colors, strict=True):
-        algo, q = ARMS[arm]
-        for key, ls in (("train_win_rate", "-"), ("heldout_win_rate", "--")):
-            lab = f"{algo.upper()}{', terminal Q' if q == 'terminal' else ''} ({key.split('_')[0]} tasks)"
-            curves[lab] = _curve(runs[arm], key)
-            styles[lab] = {"color": color, "linestyle": ls}
-    fig = plot_curves(curves, out_dir / "llm_reasoning_win_rate.png", styles=styles, logy=False, floor=None,
-                      xlabel="iteration + 1 (1 = base model)", ylabel="exact win rate vs the base model",
-                      title="3-step arithmetic on a tiny GPT-2: win rate over the base model")
-    return [str(path), str(fig)]
+    arm_styles = {arm: (f"{algo.upper()}{', terminal Q' if q == 'terminal' else ''}", color)
+                  for (arm, (algo, q)), color in zip(ARMS.items(), colors, strict=True)}
+    return _write_win_rate_outputs(out_dir, "llm_reasoning", runs, KEYS, arm_styles,
+                                   "3-step arithmetic on a tiny GPT-2: win rate over the base model")
 
 
 REPRODUCTION = Reproduction(

@@ -138,6 +138,48 @@ STATE_FILE, CONFIG_FILE, LATEST_FILE = "trainer_state.pt", "trainer.json", "late
 TRAINER_FORMAT, TRAINER_FORMAT_VERSION = "prefgym.selfplay_trainer", 1
 
 
+def _unless_none(check: Callable, value, name: str, **kwargs):
+    """``check(value, name, **kwargs)``, or None for None."""
+    return None if value is None else check(value, name, **kwargs)
+
+
+def _checked_prompts(prompts, source) -> list:
+    """A non-empty list of prompt strings, or of checked chat conversations (default sources only)."""
+    if isinstance(prompts, str) or not isinstance(prompts, Iterable):
+        hint = " (wrap a single prompt in a list)" if isinstance(prompts, str) else ""
+        raise InvalidTypeError(f"prompts must be a non-empty sequence of strings; got "
+                               f"{type(prompts).__name__}{hint}")
+    prompts = list(prompts)
+    if not prompts:
+        raise InvalidArgumentError("prompts must be a non-empty sequence of strings or chat "
+                                   "conversations; got an empty one")
+    if any(not isinstance(p, str) for p in prompts):  # chat messages (judges see prompt_text)
+        from prefgym.llm.chat import check_prompt
+
+        if source is not None:
+            raise InvalidArgumentError("prompts must be strings with a custom source; chat conversations "
+                                       "work with the default sources (sampled replies or a menu)")
+        prompts = [check_prompt(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+    return prompts
+
+
+def _checked_adam_betas(adam_betas) -> tuple[float, float]:
+    if not isinstance(adam_betas, tuple | list) or len(adam_betas) != 2:
+        raise InvalidArgumentError(f"adam_betas must be a pair (beta1, beta2); got {adam_betas!r:.60}")
+    return tuple(check_float(b, f"adam_betas[{i}]", low=0.0, high=1.0, high_open=True)
+                 for i, b in enumerate(adam_betas))
+
+
+def _check_judge(judge, source) -> None:
+    """Without a custom source, the judge must be a :class:`PairwiseJudge`."""
+    if source is None and judge is None:
+        raise InvalidArgumentError("judge is required: a prefgym.judges.PairwiseJudge that scores "
+                                   "P(a beats b | context)")
+    if source is None and not isinstance(judge, PairwiseJudge):
+        raise InvalidTypeError("judge must be a prefgym.judges.PairwiseJudge (P(a beats b | context)); "
+                               f"got {type(judge).__name__}")
+
+
 def _lr_lambda(kind: str, warmup: int, total: int | None) -> Callable[[int], float]:
     if kind not in ("constant", "linear", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant', 'linear' or 'cosine'; got {kind!r}")
@@ -290,53 +332,26 @@ class SelfPlayTrainer(BaseAgent):
         verbose = check_int(verbose, "verbose", minimum=0)
         super().__init__(seed=int(seed), verbose=verbose)
         self.algorithm = self._make_algorithm(algorithm, algorithm_kwargs)
-        if isinstance(prompts, str) or not isinstance(prompts, Iterable):
-            hint = " (wrap a single prompt in a list)" if isinstance(prompts, str) else ""
-            raise InvalidTypeError(f"prompts must be a non-empty sequence of strings; got "
-                                   f"{type(prompts).__name__}{hint}")
-        self.prompts = list(prompts)
-        if not self.prompts:
-            raise InvalidArgumentError("prompts must be a non-empty sequence of strings or chat "
-                                       "conversations; got an empty one")
-        if any(not isinstance(p, str) for p in self.prompts):  # chat messages (judges see prompt_text)
-            from prefgym.llm.chat import check_prompt
-
-            if source is not None:
-                raise InvalidArgumentError("prompts must be strings with a custom source; chat conversations "
-                                           "work with the default sources (sampled replies or a menu)")
-            self.prompts = [check_prompt(p, f"prompts[{i}]") for i, p in enumerate(self.prompts)]
+        self.prompts = _checked_prompts(prompts, source)
         num_samples = check_positive_int(num_samples, "num_samples")
         steps_per_iteration = check_positive_int(steps_per_iteration, "steps_per_iteration")
         learning_rate = check_positive_float(learning_rate, "learning_rate")
         weight_decay = check_nonnegative_float(weight_decay, "weight_decay")
         adam_eps = check_positive_float(adam_eps, "adam_eps")
-        if not isinstance(adam_betas, tuple | list) or len(adam_betas) != 2:
-            raise InvalidArgumentError(f"adam_betas must be a pair (beta1, beta2); got {adam_betas!r:.60}")
-        adam_betas = tuple(check_float(b, f"adam_betas[{i}]", low=0.0, high=1.0, high_open=True)
-                           for i, b in enumerate(adam_betas))
-        if max_grad_norm is not None:
-            max_grad_norm = check_positive_float(max_grad_norm, "max_grad_norm")
+        adam_betas = _checked_adam_betas(adam_betas)
+        max_grad_norm = _unless_none(check_positive_float, max_grad_norm, "max_grad_norm")
         warmup_steps = check_int(warmup_steps, "warmup_steps", minimum=0)
-        if schedule_iterations is not None:
-            schedule_iterations = check_positive_int(schedule_iterations, "schedule_iterations")
-        if logp_batch_size is not None:
-            logp_batch_size = check_positive_int(logp_batch_size, "logp_batch_size")
-        if save_every is not None:
-            save_every = check_positive_int(save_every, "save_every")
+        schedule_iterations = _unless_none(check_positive_int, schedule_iterations, "schedule_iterations")
+        logp_batch_size = _unless_none(check_positive_int, logp_batch_size, "logp_batch_size")
+        save_every = _unless_none(check_positive_int, save_every, "save_every")
         keep_checkpoints = check_int(keep_checkpoints, "keep_checkpoints", minimum=0)
         eval_every = check_int(eval_every, "eval_every", minimum=0)
-        if prompts_per_iteration is not None:
-            prompts_per_iteration = check_int(prompts_per_iteration, "prompts_per_iteration", minimum=1)
-        if step_kl_tol is not None:
-            step_kl_tol = check_nonnegative_float(step_kl_tol, "step_kl_tol")
-        if max_steps_per_iteration is not None:
-            max_steps_per_iteration = check_positive_int(max_steps_per_iteration, "max_steps_per_iteration")
-        if source is None and judge is None:
-            raise InvalidArgumentError("judge is required: a prefgym.judges.PairwiseJudge that scores "
-                                       "P(a beats b | context)")
-        if source is None and not isinstance(judge, PairwiseJudge):
-            raise InvalidTypeError("judge must be a prefgym.judges.PairwiseJudge (P(a beats b | context)); "
-                                   f"got {type(judge).__name__}")
+        prompts_per_iteration = _unless_none(check_int, prompts_per_iteration, "prompts_per_iteration",
+                                             minimum=1)
+        step_kl_tol = _unless_none(check_nonnegative_float, step_kl_tol, "step_kl_tol")
+        max_steps_per_iteration = _unless_none(check_positive_int, max_steps_per_iteration,
+                                               "max_steps_per_iteration")
+        _check_judge(judge, source)
         self.policy, self.judge = policy, judge
         self.is_menu = isinstance(policy, MenuPolicy)
         self.lm = policy.policy if self.is_menu else policy
@@ -347,6 +362,52 @@ class SelfPlayTrainer(BaseAgent):
             raise ValueError("exact= applies to MenuPolicy only (an LMPolicy's responses are sampled)")
         self.exact = (True if exact is None else bool(exact)) if self.is_menu else False
         self.num_samples = int(num_samples)
+        self._set_iteration_schedule(prompts_per_iteration, steps_per_iteration, step_kl_tol,
+                                     max_steps_per_iteration)
+        self.learning_rate, self.optimizer_name = float(learning_rate), str(optimizer).lower()
+        self.weight_decay, self.adam_eps = float(weight_decay), float(adam_eps)
+        self.adam_betas = tuple(adam_betas)
+        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        self.lr_schedule, self.warmup_steps = lr_schedule, int(warmup_steps)
+        self.schedule_iterations = schedule_iterations
+        self.logp_batch_size = logp_batch_size
+        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.save_every = None if save_every is None else int(save_every)
+        self.keep_checkpoints = max(1, int(keep_checkpoints))
+        self.evaluator, self.eval_every = evaluator, max(1, int(eval_every))
+        self.tensorboard = bool(tensorboard)
+        self.history: list[dict[str, float]] = []
+        self.initial_metrics: dict[str, float] = {}
+
+        self.accelerator = self._make_accelerator(accelerator)
+        self.rank = self.accelerator.process_index if self.accelerator is not None else 0
+        self.world_size = self.accelerator.num_processes if self.accelerator is not None else 1
+        self.is_main_process = self.rank == 0
+
+        self.lora = None if lora is None else dict(lora)
+        if self.lora is not None:
+            self._apply_lora()
+        self.lm.model.eval()  # dropout off; LMPolicy.generate restores the mode it finds
+        self.source: ResponseSource = self._make_source(source, logp_batch_size)
+        self._snapshots: dict[str, Any] = {}
+        for name in self.algorithm.snapshots:
+            frozen = copy.deepcopy(self.lm.model).requires_grad_(False).eval()
+            self._snapshots[name] = policy_view(self.lm, frozen)
+        self.params = [p for p in self.lm.model.parameters() if p.requires_grad]
+        self.optimizer = self._make_optimizer()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(lr_schedule, self.warmup_steps,
+                                       None if schedule_iterations is None
+                                       else int(schedule_iterations) * self.steps_per_iteration))
+        self.resumed_from: Path | None = None
+        if resume_from is not None:
+            self._restore(Path(resume_from))
+
+    # ------------------------------------------------------------------ construction
+    def _set_iteration_schedule(self, prompts_per_iteration: int | None, steps_per_iteration: int,
+                                step_kl_tol: float | None, max_steps_per_iteration: int | None) -> None:
+        """Prompts and optimiser steps per iteration; ``step_kl_tol`` (an exact menu only) ends an
+        iteration's steps early, at most ``max_steps_per_iteration`` of them."""
         if prompts_per_iteration is not None and not 1 <= int(prompts_per_iteration) <= len(self.prompts):
             raise ValueError(f"prompts_per_iteration must be in [1, {len(self.prompts)}]; "
                              f"got {prompts_per_iteration}")
@@ -369,56 +430,24 @@ class SelfPlayTrainer(BaseAgent):
             if self.max_steps_per_iteration < self.steps_per_iteration:
                 raise ValueError(f"max_steps_per_iteration ({max_steps_per_iteration}) < steps_per_iteration "
                                  f"({steps_per_iteration})")
-        self.learning_rate, self.optimizer_name = float(learning_rate), str(optimizer).lower()
-        self.weight_decay, self.adam_eps = float(weight_decay), float(adam_eps)
-        self.adam_betas = tuple(adam_betas)
-        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
-        self.lr_schedule, self.warmup_steps = lr_schedule, int(warmup_steps)
-        self.schedule_iterations = schedule_iterations
-        self.logp_batch_size = logp_batch_size
-        self.output_dir = None if output_dir is None else Path(output_dir)
-        self.save_every = None if save_every is None else int(save_every)
-        self.keep_checkpoints = max(1, int(keep_checkpoints))
-        self.evaluator, self.eval_every = evaluator, max(1, int(eval_every))
-        self.tensorboard = bool(tensorboard)
-        self.history: list[dict[str, float]] = []
-        self.initial_metrics: dict[str, float] = {}
 
-        self.accelerator = self._make_accelerator(accelerator)
-        self.rank = self.accelerator.process_index if self.accelerator is not None else 0
-        self.world_size = self.accelerator.num_processes if self.accelerator is not None else 1
-        self.is_main_process = self.rank == 0
+    def _apply_lora(self) -> None:
+        """Wrap the model in LoRA adapters, initialised from ``seed`` alike on every process."""
+        init = np.random.SeedSequence([int(self.seed), zlib.crc32(b"lora_init")]).generate_state(1)[0]
+        with torch.random.fork_rng(devices=[self.lm.device] if self.lm.device.type == "cuda" else []):
+            torch.manual_seed(int(init))
+            self.lm.model = apply_lora(self.lm.model, self.lora)
 
-        self.lora = None if lora is None else dict(lora)
-        if self.lora is not None:  # adapters initialised from ``seed`` alike on every process
-            init = np.random.SeedSequence([int(self.seed), zlib.crc32(b"lora_init")]).generate_state(1)[0]
-            with torch.random.fork_rng(devices=[self.lm.device] if self.lm.device.type == "cuda" else []):
-                torch.manual_seed(int(init))
-                self.lm.model = apply_lora(self.lm.model, self.lora)
-        self.lm.model.eval()  # dropout off; LMPolicy.generate restores the mode it finds
+    def _make_source(self, source, logp_batch_size: int | None) -> ResponseSource:
+        """The given source, else a menu's (exact or sampled) or sampled replies of the policy."""
         if source is not None:  # e.g. a per-state multi-turn source (prefgym.agents.llm.multiturn)
             if not isinstance(source, ResponseSource):
                 raise TypeError(f"source must be a ResponseSource; got {type(source).__name__}")
-            self.source: ResponseSource = source
-        elif self.is_menu:
-            self.source = MenuResponses(policy, judge, exact=self.exact, num_samples=self.num_samples)
-        else:
-            self.source = SampledResponses(policy, judge, self.num_samples, batch_size=logp_batch_size)
-        self._snapshots: dict[str, Any] = {}
-        for name in self.algorithm.snapshots:
-            frozen = copy.deepcopy(self.lm.model).requires_grad_(False).eval()
-            self._snapshots[name] = policy_view(self.lm, frozen)
-        self.params = [p for p in self.lm.model.parameters() if p.requires_grad]
-        self.optimizer = self._make_optimizer()
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _lr_lambda(lr_schedule, self.warmup_steps,
-                                       None if schedule_iterations is None
-                                       else int(schedule_iterations) * self.steps_per_iteration))
-        self.resumed_from: Path | None = None
-        if resume_from is not None:
-            self._restore(Path(resume_from))
+            return source
+        if self.is_menu:
+            return MenuResponses(self.policy, self.judge, exact=self.exact, num_samples=self.num_samples)
+        return SampledResponses(self.policy, self.judge, self.num_samples, batch_size=logp_batch_size)
 
-    # ------------------------------------------------------------------ construction
     def _make_algorithm(self, algorithm, kwargs) -> SelfPlayAlgorithm:
         cls = type(self).algorithm_class
         if cls is not None:

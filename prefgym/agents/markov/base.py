@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from prefgym.agents.base import BaseAgent, as_vec_env, is_env
+from prefgym.agents.base import BaseAgent, is_env
 from prefgym.agents.markov.estimators import ESTIMATORS, exact_q, sampled_q
 from prefgym.agents.rules import log_normalize, optimistic_payoff
 from prefgym.errors import InvalidArgumentError, InvalidGameError, InvalidPolicyError, InvalidTypeError
@@ -220,11 +220,7 @@ class MarkovAgent(BaseAgent):
 
     def _expl_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Exploitabilities so far, those of a :meth:`learn` call in progress included."""
-        n = getattr(self, "_buf_n", 0)
-        if not n:
-            return self._expl, self._avg_expl_hist
-        return (np.concatenate([self._expl, self._buf_last[:n]]),
-                np.concatenate([self._avg_expl_hist, self._buf_avg[:n]]))
+        return self._curves_so_far(self._expl, self._avg_expl_hist)
 
     def exploitability(self, which: str = "last") -> float:
         """Exploitability of the ``"last"`` or ``"average"`` iterate (001 Sec. 4.1)."""
@@ -280,8 +276,7 @@ class MarkovAgent(BaseAgent):
 
     # ------------------------------------------------------- training loop
     def _setup_learn(self, total_iterations: int) -> None:
-        self._buf_last, self._buf_avg = np.empty(total_iterations), np.empty(total_iterations)
-        self._buf_n = 0
+        self._start_curve_buffers((total_iterations,))
 
     def _iterate(self, index: int) -> None:
         new = self._update()
@@ -305,20 +300,15 @@ class MarkovAgent(BaseAgent):
     def get_env(self):
         """The env the agent was built from, else a :class:`~prefgym.envs.gridworld.GridworldEnv`
         of its game, as an SB3 ``DummyVecEnv`` when SB3 is installed."""
-        if getattr(self, "_vec_env", None) is None:
-            env = self._env
-            if env is None:
-                from prefgym.envs.gridworld import GridworldEnv
+        def default_env():
+            from prefgym.envs.gridworld import GridworldEnv
 
-                env = GridworldEnv(game=self.game)
-            self._vec_env = as_vec_env(env)
-        return self._vec_env
+            return GridworldEnv(game=self.game)
+
+        return self._cached_vec_env(default_env)
 
     def _finish_learn(self, done: int) -> None:
-        self._expl = np.concatenate([self._expl, self._buf_last[:done]])
-        self._avg_expl_hist = np.concatenate([self._avg_expl_hist, self._buf_avg[:done]])
-        del self._buf_last, self._buf_avg
-        self._buf_n = 0
+        self._expl, self._avg_expl_hist = self._flush_curve_buffers(self._expl, self._avg_expl_hist, done)
 
     # --------------------------------------------------------- persistence
     def _get_hparams(self) -> dict[str, Any]:

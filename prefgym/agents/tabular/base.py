@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from prefgym.agents.base import BaseAgent, as_vec_env, is_env
+from prefgym.agents.base import BaseAgent, is_env
 from prefgym.agents.rules import log_normalize
 from prefgym.errors import InvalidArgumentError, InvalidPolicyError, InvalidTypeError
 from prefgym.games.matrix import MatrixGame
@@ -128,11 +128,7 @@ class TabularAgent(BaseAgent):
 
     def _gap_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """The gaps so far, those of a :meth:`learn` call in progress included (e.g. for checkpoints)."""
-        n = getattr(self, "_buf_n", 0)
-        if not n:
-            return self._last_gap, self._average_gap
-        return (np.concatenate([self._last_gap, self._buf_last[:n]]),
-                np.concatenate([self._average_gap, self._buf_avg[:n]]))
+        return self._curves_so_far(self._last_gap, self._average_gap)
 
     def current_gap(self, which: str = "last") -> np.ndarray:
         """Duality gap ``2 max_a (A pi)(a)`` of the last or the average iterate."""
@@ -158,9 +154,7 @@ class TabularAgent(BaseAgent):
 
     # ------------------------------------------------------- training loop
     def _setup_learn(self, total_iterations: int) -> None:
-        shape = (total_iterations, *self.game.batch_shape)
-        self._buf_last, self._buf_avg = np.empty(shape), np.empty(shape)
-        self._buf_n = 0
+        self._start_curve_buffers((total_iterations, *self.game.batch_shape))
 
     def _iterate(self, index: int) -> None:
         self.logits, self._policy = log_normalize(self._update())
@@ -186,20 +180,15 @@ class TabularAgent(BaseAgent):
         of its game, as an SB3 ``DummyVecEnv`` when SB3 is installed (None for a batch of games)."""
         if self.game.batch_shape:
             return None
-        if getattr(self, "_vec_env", None) is None:
-            env = self._env
-            if env is None:
-                from prefgym.envs.matrix import MatrixGameEnv
+        def default_env():
+            from prefgym.envs.matrix import MatrixGameEnv
 
-                env = MatrixGameEnv(game=self.game)
-            self._vec_env = as_vec_env(env)
-        return self._vec_env
+            return MatrixGameEnv(game=self.game)
+
+        return self._cached_vec_env(default_env)
 
     def _finish_learn(self, done: int) -> None:
-        self._last_gap = np.concatenate([self._last_gap, self._buf_last[:done]])
-        self._average_gap = np.concatenate([self._average_gap, self._buf_avg[:done]])
-        del self._buf_last, self._buf_avg
-        self._buf_n = 0
+        self._last_gap, self._average_gap = self._flush_curve_buffers(self._last_gap, self._average_gap, done)
 
     # --------------------------------------------------------- persistence
     def _get_hparams(self) -> dict[str, Any]:

@@ -108,10 +108,9 @@ def omwu_loss(
     eta: float,
     prev_win_rate: Tensor | None = None,
     base_logp: Tensor | None = None,
-    logp_other: Tensor | None = None,
-    win_rate_other: Tensor | None = None,
-    prev_win_rate_other: Tensor | None = None,
-    base_logp_other: Tensor | None = None,
+    # the y' ~ mu side of the paired layout
+    logp_other: Tensor | None = None, win_rate_other: Tensor | None = None,
+    prev_win_rate_other: Tensor | None = None, base_logp_other: Tensor | None = None,
     weights: Tensor | None = None,
 ) -> LossOutput:
     """OMWU as a generalised IPO loss (002 Sec. 5.2).
