@@ -636,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "not the paper's claims")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--budget", default=None, help="budget of reproductions that take one (aihf-mujoco: "
-                   "quick | small | paper)")
+                   "quick | small | paper; lm-arithmetic: cpu | gpu)")
     p.add_argument("--env", default=None, help="environment of reproductions that take one (aihf-mujoco)")
     p.add_argument("--executor", default=None, choices=("process", "ray"),
                    help="where sweeps' runs go (aihf-mujoco): local process pool (default) or Ray tasks")

@@ -75,6 +75,10 @@ register("llm-reasoning", "prefgym.reproductions.llm_reasoning",
          "earlier steps: OMPO and MPO (001 Algs. 2 and 4, one-step Q, and with a terminal preference as "
          "001 G.2) raise the exact final-answer win rate over the base model; per-iteration win rates "
          "for 3 iterations (001 Tables 2-3 shape)", "llm", _LLM)
+register("lm-arithmetic", "prefgym.reproductions.lm_arithmetic",
+         "SmolLM2-135M-Instruct + LoRA on arithmetic word problems, exact-answer judge: OMPO, MPO, OMWU, SPO "
+         "and iterative DPO vs the base model (greedy held-out accuracy, win rate, KL), and one OMPO arm "
+         "judged by SmolLM2 itself", "llm", ("torch", "transformers", "gguf", "peft"))
 
 
 class _Registry(Mapping):

@@ -244,6 +244,15 @@ class SelfPlayAlgorithm:
     def prepare(self, trainer, batch: SelfPlayBatch, iteration: int) -> None:
         """Add algorithm-specific data to ``batch.extra`` (called once, before the optimiser steps)."""
 
+    def scored_responses(self, batch: SelfPlayBatch) -> Tensor | None:
+        """(B, K) bool mask of the responses whose current log-probs :meth:`loss` reads, or ``None`` (all).
+
+        The trainer scores (teacher-forces) only these at each optimiser step; the other
+        entries of ``logp`` hold their iteration-start values ``old_logp`` as constants.
+        Called once per iteration, after :meth:`prepare`.
+        """
+        return None
+
     def loss(self, trainer, batch: SelfPlayBatch, logp: Tensor, iteration: int) -> LossOutput:
         """The loss on the current (B, K) log-probs ``logp`` (with grad)."""
         raise NotImplementedError
@@ -759,6 +768,23 @@ class _BestWorst(SelfPlayAlgorithm):
         batch.extra.update(best=best, worst=worst, pair_valid=valid,
                            ref_chosen=ref[rows, best], ref_rejected=ref[rows, worst])
 
+    def scored_responses(self, batch):
+        """The chosen and rejected response of each untied group: the only ones the loss reads.
+
+        When every group is tied the loss is ``0 * logp.sum()``; the first group's pair is
+        still scored so that the step keeps a graph (its gradients are zero either way).
+        """
+        e = batch.extra
+        valid = e["pair_valid"] > 0
+        if not bool(valid.any()):
+            valid = torch.zeros_like(valid)
+            valid[0] = True
+        mask = torch.zeros(batch.shape, dtype=torch.bool, device=valid.device)
+        rows = torch.arange(mask.shape[0], device=valid.device)
+        mask[rows, e["best"].to(valid.device)] = valid
+        mask[rows, e["worst"].to(valid.device)] |= valid
+        return mask
+
     def _pair(self, batch, logp):
         rows = torch.arange(logp.shape[0])
         e = batch.extra
@@ -837,6 +863,10 @@ class SLiCHFAlgorithm(_BestWorst):
 
     def needs_reference(self) -> bool:
         return self.lam > 0 or super().needs_reference()
+
+    def scored_responses(self, batch):
+        """The pairs only while ``lam == 0``; the regulariser reads every response of the group."""
+        return None if self.lam > 0 else super().scored_responses(batch)
 
     def loss(self, trainer, batch, logp, iteration):
         chosen, rejected, _, _, valid = self._pair(batch, logp)
@@ -992,6 +1022,9 @@ class AIHFAlgorithm(_BestWorst):
                                              reference=self.reference == "initial")
             e["aihf_old_logp"] = (e["aihf_ref_logp"] if self.reference == "previous"
                                   else self._score(trainer, prompts, responses, requires_grad=False))
+
+    def scored_responses(self, batch):
+        return None  # scores every response (its losses keep the whole group in the graph)
 
     def _split(self, batch, x: Tensor) -> dict[str, Tensor]:
         out, start = {}, 0

@@ -62,8 +62,14 @@ class ResponseSource(ABC):
         """Responses to ``prompts`` from the current policy, judged."""
 
     @abstractmethod
-    def logp(self, batch: SelfPlayBatch, requires_grad: bool = False, policy=None) -> Tensor:
-        """(B, K) sequence log-probs of the batch's responses under the policy (or ``policy``)."""
+    def logp(self, batch: SelfPlayBatch, requires_grad: bool = False, policy=None,
+             mask: Tensor | None = None) -> Tensor:
+        """(B, K) sequence log-probs of the batch's responses under the policy (or ``policy``).
+
+        ``mask`` (B, K) bool, when given, names the responses to score; a source that
+        scores per response skips the others, whose entries hold ``batch.old_logp`` as
+        constants (a menu source scores the whole menu in one pass and ignores it).
+        """
 
     @abstractmethod
     def win_rates_against(self, batch: SelfPlayBatch, opponent, seed: int,
@@ -132,7 +138,19 @@ class SampledResponses(ResponseSource):
                                        batch_size=self.batch_size)
         return torch.stack([lp.sum() for lp in lps]).reshape(B, K)
 
-    def logp(self, batch, requires_grad=False, policy=None):
+    def _masked_sums(self, batch, policy, requires_grad, mask: Tensor) -> Tensor:
+        """:meth:`_sums` on the responses in ``mask`` only; ``old_logp`` (constants) elsewhere."""
+        flat = mask.reshape(-1).cpu()
+        rows_p, rows_r = self._rows(batch)
+        keep = flat.nonzero().flatten().tolist()
+        lps = policy.sequence_logprobs([rows_p[i] for i in keep], [rows_r[i] for i in keep],
+                                       requires_grad=requires_grad, batch_size=self.batch_size)
+        scored = torch.stack([lp.sum() for lp in lps])
+        out = batch.old_logp.detach().to(device=scored.device, dtype=scored.dtype).reshape(-1).clone()
+        out[flat.to(scored.device)] = scored
+        return out.reshape(batch.shape)
+
+    def logp(self, batch, requires_grad=False, policy=None, mask=None):
         """(B, K) sequence log-probs; fused with the sequential KLs an algorithm asked for (see below).
 
         When ``batch.extra["sequential_kl_targets"]`` names frozen models (``{name: policy
@@ -144,7 +162,10 @@ class SampledResponses(ResponseSource):
         """
         targets = batch.extra.get("sequential_kl_targets") if requires_grad and policy is None else None
         if not targets:
-            return self._sums(batch, self.policy if policy is None else policy, requires_grad)
+            scorer = self.policy if policy is None else policy
+            if mask is not None:
+                return self._masked_sums(batch, scorer, requires_grad, mask)
+            return self._sums(batch, scorer, requires_grad)
         B, K = batch.shape
         rows_p, rows_r = self._rows(batch)
         kl, lps = self.policy.sequential_kl(rows_p, rows_r, list(targets.values()), requires_grad=True,
@@ -245,7 +266,7 @@ class MenuResponses(ResponseSource):
         batch.extra.update(menu_logp=lp, menu_win_matrix=full_w)
         return batch
 
-    def logp(self, batch, requires_grad=False, policy=None):
+    def logp(self, batch, requires_grad=False, policy=None, mask=None):
         lp = self.menu.log_probs(batch.prompts, requires_grad=requires_grad, policy=policy)
         return lp.gather(-1, batch.menu_index.to(lp.device))
 

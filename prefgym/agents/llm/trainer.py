@@ -371,6 +371,8 @@ class SelfPlayTrainer(BaseAgent):
         self.lr_schedule, self.warmup_steps = lr_schedule, int(warmup_steps)
         self.schedule_iterations = schedule_iterations
         self.logp_batch_size = logp_batch_size
+        #: responses teacher-forced with grad by the optimiser steps so far (only those the loss reads)
+        self.scored_sequences = 0
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.save_every = None if save_every is None else int(save_every)
         self.keep_checkpoints = max(1, int(keep_checkpoints))
@@ -551,13 +553,16 @@ class SelfPlayTrainer(BaseAgent):
             batch = self.source.collect(self._select_prompts(t), seed=self.iteration_seed(t, "sample"))
             self.algorithm.prepare(self, batch, t)
             _batch_to(batch, self.device)
+            scored = self.algorithm.scored_responses(batch)  # None: the loss reads every response
+            per_step = int(scored.sum()) if scored is not None else batch.old_logp.numel()
             losses, grad_norm, out = [], float("nan"), None
             target = self._exact_target(batch) if self.step_kl_tol is not None else None
             cap = self.steps_per_iteration if target is None else (
                 self.max_steps_per_iteration or 16 * self.steps_per_iteration)
             for k in range(cap):
                 self.optimizer.zero_grad(set_to_none=True)
-                logp = self.source.logp(batch, requires_grad=True)
+                logp = self.source.logp(batch, requires_grad=True, mask=scored)
+                self.scored_sequences += per_step
                 if target is not None and k >= self.steps_per_iteration and self._realised(target, logp):
                     break  # subproblem solved to step_kl_tol (see the class docstring)
                 out = self.algorithm.loss(self, batch, logp, t)

@@ -339,7 +339,7 @@ class MultiTurnMenuSource(ResponseSource):
                            tasks=row_tasks, prefixes=[tuple(row[1]) for row in rows], q=self.q, **extra)
         return batch
 
-    def logp(self, batch, requires_grad=False, policy=None):
+    def logp(self, batch, requires_grad=False, policy=None, mask=None):
         lp = self._lp(batch.prompts, batch.extra["menus"], policy=policy, requires_grad=requires_grad)
         return lp.gather(-1, batch.menu_index.to(lp.device))
 
