@@ -90,7 +90,7 @@ from typing import Any
 
 import numpy as np
 
-from prefgym.cli_common import CLIError, env_ids
+from prefgym.cli_common import CLIError, env_ids, parse_env_kwargs
 from prefgym.cli_common import fmt as _fmt
 from prefgym.cli_common import gridworld_kwargs as _gridworld_kwargs
 from prefgym.errors import PrefgymError
@@ -466,14 +466,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     args.agent = "omwu" if args.agent is None else args.agent
     args.env = DEFAULT_ENV if args.env is None else args.env
     args.iterations = 20000 if args.iterations is None else args.iterations
-    env_kwargs = None
-    if args.env_kwargs is not None:
-        try:
-            env_kwargs = json.loads(args.env_kwargs)
-        except json.JSONDecodeError as exc:
-            raise CLIError(f"--env-kwargs is not valid JSON: {exc}") from None
-        if not isinstance(env_kwargs, dict):
-            raise CLIError(f"--env-kwargs must be a JSON object; got {args.env_kwargs!r}")
+    env_kwargs = parse_env_kwargs(args.env_kwargs)
     cfg = train(args.agent, args.env, env_kwargs, args.iterations, params, args.out,
                 progress=not args.no_progress, overwrite=args.overwrite)
     if cfg["game_kind"] == "markov":

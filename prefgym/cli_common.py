@@ -5,11 +5,12 @@ The sub-command modules import from here, never from :mod:`prefgym.cli` (which i
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from prefgym.errors import PrefgymError
 
-__all__ = ["CLIError", "env_ids", "fmt", "gridworld_kwargs"]
+__all__ = ["CLIError", "env_ids", "fmt", "gridworld_kwargs", "parse_env_kwargs"]
 
 
 class CLIError(PrefgymError):
@@ -57,6 +58,19 @@ def gridworld_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
         raise CLIError(f"generator_kwargs must be a JSON object; got {base!r}")
     kwargs["generator_kwargs"] = {**base, **routed}
     return kwargs
+
+
+def parse_env_kwargs(raw: str | None) -> dict[str, Any] | None:
+    """``--env-kwargs`` as a dict (None when absent), or a one-line :class:`CLIError`."""
+    if raw is None:
+        return None
+    try:
+        env_kwargs = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"--env-kwargs is not valid JSON: {exc}") from None
+    if not isinstance(env_kwargs, dict):
+        raise CLIError(f"--env-kwargs must be a JSON object; got {raw!r}")
+    return env_kwargs
 
 
 def fmt(x: float) -> str:

@@ -759,7 +759,7 @@ def add_train_arguments(p) -> None:
 
 def cmd_train_sb3(args) -> int:
     """``prefgym train --algo ...``."""
-    from prefgym.cli_common import CLIError
+    from prefgym.cli_common import CLIError, parse_env_kwargs
 
     names = ("agent", "iterations", "lr", "task", "model", "resume", "device")
     clash = [f"--{n}" for n in names if getattr(args, n, None) is not None]
@@ -768,14 +768,7 @@ def cmd_train_sb3(args) -> int:
         raise CLIError(f"{clash[0]} applies to prefgym's own agents (--agent); with --algo use --hyperparams")
     if args.env is None:
         raise CLIError("--algo needs --env (see `prefgym list`)")
-    env_kwargs = None
-    if args.env_kwargs is not None:
-        try:
-            env_kwargs = json.loads(args.env_kwargs)
-        except json.JSONDecodeError as exc:
-            raise CLIError(f"--env-kwargs is not valid JSON: {exc}") from None
-        if not isinstance(env_kwargs, dict):
-            raise CLIError(f"--env-kwargs must be a JSON object; got {args.env_kwargs!r}")
+    env_kwargs = parse_env_kwargs(args.env_kwargs)
     cfg = train_sb3(args.algo, args.env, parse_overrides(args.hyperparams), args.conf_file, env_kwargs,
                     seed=args.seed, out=args.out, tensorboard_log=args.tensorboard_log,
                     progress=not args.no_progress, overwrite=bool(getattr(args, "overwrite", False)))
