@@ -369,6 +369,8 @@ def train_llm(
             trainer.learn(int(iterations) - done, progress_bar=progress)
         except (TypeError, ValueError) as exc:  # e.g. a hyper-parameter the algorithm rejects when used
             raise CLIError(f"{cls.__name__} failed on task {spec_name!r}: {exc}") from None
+        finally:
+            trainer.logger.close()  # metrics.csv (and TensorBoard) complete and closed
         runtime = time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)

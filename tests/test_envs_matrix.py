@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import warnings
 
@@ -43,6 +44,7 @@ def _no_warnings(record) -> None:
 @pytest.mark.parametrize("game", GAMES)
 def test_gymnasium_and_sb3_checkers(game, mode):
     env = gymnasium.make("prefgym/MatrixGame-v0", reward_mode=mode, rounds=3, **GAMES[game])
+    gc.collect()  # an earlier test's unclosed file would warn here when collected
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         gym_check_env(env.unwrapped)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import warnings
 
@@ -42,6 +43,7 @@ def random_policy(game: TabularMarkovGame, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("env_id", IDS)
 def test_gymnasium_and_sb3_checkers(env_id, render_mode):
     env = gymnasium.make(env_id, render_mode=render_mode, reward_mode="sample")
+    gc.collect()  # an earlier test's unclosed file would warn here when collected
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         gym_check_env(env.unwrapped)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import warnings
@@ -56,6 +57,7 @@ def _no_unexpected_warnings(record) -> None:
 def test_gymnasium_and_pettingzoo_checkers(env_id, pref, mode):
     kwargs = {"preference": pref, "reward_mode": mode}
     factories = register_language_envs()
+    gc.collect()  # an earlier test's unclosed file would warn here when collected
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         env = gymnasium.make(env_id, **kwargs)
