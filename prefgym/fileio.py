@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
+import json
 import os
 import shutil
 import tempfile
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from prefgym.errors import InvalidArgumentError, OutputExistsError
+from prefgym.errors import AgentLoadError, InvalidArgumentError, OutputExistsError
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "contained_path", "prepare_output_dir",
-           "empty_dir", "publish_dir", "staged_output_dir"]
+           "empty_dir", "publish_dir", "read_zip_json", "staged_output_dir"]
 
 
 @contextlib.contextmanager
@@ -194,3 +197,31 @@ def empty_dir(path: str | os.PathLike) -> Path:
     else:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def read_zip_json(source: str | os.PathLike | bytes, json_member: str, members: tuple[str, ...],
+                  where: str, kind: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """``(parsed json_member, {member: bytes})`` of a saved zip (a path or its bytes).
+
+    Every failure is one :class:`AgentLoadError` naming ``where``: a member missing, a zip that
+    is empty, truncated or corrupted, or a ``json_member`` that is not a JSON object.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as zf:
+            names = zf.namelist()
+            missing = [m for m in (json_member, *members) if m not in names]
+            if missing:
+                raise AgentLoadError(f"{where} is not a {kind}: no {missing[0]} (holds {names[:6]})")
+            raw = {m: zf.read(m) for m in (json_member, *members)}
+    except AgentLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged zip raises many types (BadZipFile, zlib, struct...)
+        raise AgentLoadError(f"{where} is not a readable zip file (empty, truncated or corrupted: "
+                             f"{type(exc).__name__}: {str(exc)[:300]})") from None
+    try:
+        meta = json.loads(raw.pop(json_member))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AgentLoadError(f"{where}: {json_member} is not valid JSON ({str(exc)[:300]})") from None
+    if not isinstance(meta, dict):
+        raise AgentLoadError(f"{where}: {json_member} is not a JSON object")
+    return meta, raw

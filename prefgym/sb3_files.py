@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from prefgym.errors import AgentLoadError, UnsafeFileError
-from prefgym.fileio import atomic_write
+from prefgym.fileio import atomic_write, read_zip_json
 
 __all__ = ["SB3_FORMAT", "SB3_FORMAT_VERSION", "is_prefgym_sb3_file", "load_sb3_model", "load_sb3_state",
            "optimizer_from_flat", "optimizer_to_flat", "safe_checkpoint_callback", "save_sb3_model",
@@ -353,22 +353,8 @@ def read_sb3_members(source: str | os.PathLike | bytes, where: str) -> tuple[dic
     """``(meta, tensors)`` of a :func:`save_sb3_model` file (a path or its bytes), checked."""
     from safetensors.torch import load as st_load
 
-    try:
-        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as zf:
-            names = zf.namelist()
-            if META_MEMBER not in names or TENSORS_MEMBER not in names:
-                raise AgentLoadError(f"{where} is not a prefgym SB3 file (members {names[:6]}; expected "
-                                     f"{META_MEMBER} and {TENSORS_MEMBER})")
-            meta_raw, payload = zf.read(META_MEMBER), zf.read(TENSORS_MEMBER)
-    except AgentLoadError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a damaged zip raises many types (BadZipFile, zlib, struct...)
-        raise AgentLoadError(f"{where} is not a readable zip file (empty, truncated or corrupted: "
-                             f"{type(exc).__name__}: {_short(exc)})") from None
-    try:
-        meta = json.loads(meta_raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AgentLoadError(f"{where}: {META_MEMBER} is not valid JSON ({_short(exc)})") from None
+    meta, members = read_zip_json(source, META_MEMBER, (TENSORS_MEMBER,), where, "prefgym SB3 file")
+    payload = members[TENSORS_MEMBER]
     check_format(meta, SB3_FORMAT, SB3_FORMAT_VERSION, where)
     for key, kind in (("algorithm", str), ("policy", str), ("kwargs", dict), ("optimizers", dict),
                       ("variables", list), ("counters", dict), ("observation_space", dict),

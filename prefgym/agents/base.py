@@ -31,7 +31,7 @@ import numpy as np
 
 from prefgym.agents.callbacks import convert_callback
 from prefgym.errors import AgentLoadError, InvalidArgumentError, InvalidTypeError
-from prefgym.fileio import atomic_write
+from prefgym.fileio import atomic_write, read_zip_json
 from prefgym.serialization import json_default
 
 __all__ = ["BaseAgent", "as_vec_env", "check_seed", "check_timesteps", "is_env"]
@@ -458,23 +458,8 @@ def _read_agent_zip(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     where = str(path)
     if not path.is_file():
         raise AgentLoadError(f"no saved agent at {where}")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            missing = [m for m in ("agent.json", "state.npz") if m not in names]
-            if missing:
-                raise AgentLoadError(f"{where} is not a prefgym agent file: no {missing[0]} "
-                                     f"(holds {names[:6]})")
-            raw_meta, raw_state = zf.read("agent.json"), zf.read("state.npz")
-    except AgentLoadError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a damaged zip raises many types (BadZipFile, zlib, struct...)
-        raise AgentLoadError(f"{where} is not a readable agent file (empty, truncated or corrupted: "
-                             f"{type(exc).__name__}: {exc})") from None
-    try:
-        meta = json.loads(raw_meta)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AgentLoadError(f"{where}: agent.json is not valid JSON ({exc})") from None
+    meta, members = read_zip_json(path, "agent.json", ("state.npz",), where, "prefgym agent file")
+    raw_state = members["state.npz"]
     check_format(meta, AGENT_FORMAT, AGENT_FORMAT_VERSION, where)
     fields = {"class": str, "hparams": dict, "num_iterations": int, "rng": dict}
     for key, kind in fields.items():
