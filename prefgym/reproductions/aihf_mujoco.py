@@ -92,8 +92,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "small": {
         "env": "Hopper-v5", "env_kwargs": {}, "scripted_noises": None, "expert_steps": 60_000,
         "n_checkpoints": 10, "steps_per_checkpoint": 3000, "demo_steps": 10_000, "n_pairs": 2000,
-        "segment_length": 50, "seeds": (0, 1, 2), "total_steps": 50_000, "eval_every": 5000,
-        "eval_episodes": 3, "sac_steps_per_iter": 1000, "reward_steps_per_iter": 20, "reward_lr": 1e-3,
+        "segment_length": 50, "seeds": (0, 1, 2, 3, 4), "total_steps": 30_000, "eval_every": 5000,
+        "eval_episodes": 10, "sac_steps_per_iter": 1000, "reward_steps_per_iter": 20, "reward_lr": 1e-3,
         "reward_pretrain_steps": 1000, "bc_steps": 2000, "workers": 2,
     },
     "paper": {
@@ -304,7 +304,8 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str |
         "data_quality": table,
         "true_return": {m: {"steps": steps, "mean": curves[m].mean(1), "std": curves[m].std(1),
                             "per_seed": curves[m].T} for m in MODES},
-        "runs": [{k: r[k] for k in ("mode", "seed", "reward_rank_correlation", "last_reward_stats", "wall_s")}
+        "runs": [{k: r[k] for k in ("mode", "seed", "steps", "returns", "reward_rank_correlation",
+                                    "last_reward_stats", "wall_s")}
                  for r in results],
         "train_wall_s": round(train_s, 1),
         "executor": runner.describe(),
