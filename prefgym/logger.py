@@ -33,6 +33,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from prefgym.errors import InvalidArgumentError
+from prefgym.fileio import atomic_write_text
 
 __all__ = [
     "CSVOutputFormat",
@@ -120,11 +121,13 @@ class CSVOutputFormat(KVWriter):
     """SB3's CSV: one row per dump; a key seen for the first time adds a column (earlier rows padded).
 
     Values are written with ``str`` (a float as its shortest round-trip repr), ``None``
-    and missing keys as empty cells, strings quoted.
+    and missing keys as empty cells, strings quoted. A new column rewrites the file
+    atomically (a new file moved over the old), so a crash never leaves it half written.
     """
 
     def __init__(self, filename: str | os.PathLike):
-        self.file = open(filename, "w+")
+        self.filename = os.fspath(filename)
+        self.file = open(self.filename, "w+")
         self.keys: list[str] = []
         self._key_set: set[str] = set()
         self.separator, self.quotechar = ",", '"'
@@ -147,11 +150,11 @@ class CSVOutputFormat(KVWriter):
             self._key_set.update(extra)
             self.file.seek(0)
             lines = self.file.readlines()
-            self.file.seek(0)
-            self.file.truncate()
-            self.file.write(self.separator.join(self.keys) + "\n")
-            for line in lines[1:]:
-                self.file.write(line[:-1] + self.separator * len(extra) + "\n")
+            pad = self.separator * len(extra)
+            body = "".join(line[:-1] + pad + "\n" for line in lines[1:])
+            self.file.close()
+            atomic_write_text(self.filename, self.separator.join(self.keys) + "\n" + body)
+            self.file = open(self.filename, "a+")
         cell = self._cell
         row = [cell(present[k]) if k in present else "" for k in self.keys]
         self.file.write(self.separator.join(row) + "\n")
