@@ -193,3 +193,17 @@ def test_architecture_page_draws_the_table():
         for unit in units:
             if unit:
                 assert f"`{unit}" in row or f"`prefgym/{unit}" in row, f"{unit!r} not in the {name!r} row"
+
+
+#: the modules of ``prefgym.data.control`` from the bottom up: each imports only those before it
+CONTROL_ORDER = ("episodes", "policies", "minari_io", "expert", "rollouts", "preferences", "cli")
+
+
+def test_control_package_modules_point_down():
+    package = "prefgym.data.control"
+    modules = {m for m in GRAPH if m.startswith(package + ".") and m != f"{package}.__main__"}
+    assert modules == {f"{package}.{name}" for name in CONTROL_ORDER}, "update CONTROL_ORDER"
+    upward = [f"{m} imports {t}" for m in sorted(modules) for t in GRAPH[m]
+              if t == package or (t in modules and CONTROL_ORDER.index(t.rpartition(".")[2])
+                                  >= CONTROL_ORDER.index(m.rpartition(".")[2]))]
+    assert not upward, "imports inside prefgym.data.control that do not point down:\n" + "\n".join(upward)
