@@ -88,11 +88,15 @@ def main() -> int:
             if capability:
                 env["ATEN_CPU_CAPABILITY"] = capability
             cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--workdir", tmp,
+                   "--expert", args.expert,
                    *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                      if k in ("env", "steps", "eval_every", "eval_episodes", "rollout_steps", "demo_steps",
                               "pairs"))]
             c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if out.returncode != 0:
+                print(out.stderr[-3000:], file=sys.stderr)
+                return out.returncode
             c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             r["process_cpu_s"] = round(c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime, 1)
