@@ -80,6 +80,7 @@ from typing import Any
 
 import numpy as np
 
+from prefgym.optional import require
 from prefgym.reproductions.executor import make_executor
 from prefgym.reproductions.registry import Reproduction, as_progress
 
@@ -338,6 +339,8 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str |
     import torch
 
     torch.set_num_threads(1)  # the expert and rollouts run here; 2-core machines run 2 workers
+    # the verdicts' intervals need rliable: fail before training, not after
+    require("rliable.metrics", extra="rliable", purpose="aihf-mujoco's interval verdicts need rliable")
     budget = budget or ("quick" if quick else "small")
     if env == "all":
         return _run_all_tasks(Path(out_dir), budget, progress, executor, address)
