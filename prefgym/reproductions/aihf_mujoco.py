@@ -67,7 +67,18 @@ and writes the aggregate into ``OUT``: ``aihf_mujoco_tasks.png`` (Figure 5's thr
 ``scripts/aihf_mujoco_aggregate.py DIR... --out OUT`` aggregates finished task folders
 without running anything.
 
-Determinism: see the "Determinism" paragraph of BENCHMARKS.md's aihf-mujoco section.
+Determinism. On one machine the same seed gives the same numbers, bit for bit, in this
+process, a spawned worker or a Ray task (``tests/test_aihf_mujoco_determinism.py``): one
+torch thread in the driver and in every run; SAC seeded by the run's seed (torch, NumPy,
+``random``, action space, first env reset); the reward net initialised from a forked,
+seeded torch generator and its minibatches drawn from the agent's own ``np.random.Generator``;
+evaluation episode ``i`` of seed ``s`` reset with ``100000 + 1000 s + i``; the expert and
+the rollouts seeded; Minari episodes read back in file order; preference pairs drawn from
+``default_rng(0)`` over sorted checkpoint groups; results collected in job order. Not
+removable: another CPU's floating-point kernels (AVX512 / AVX2 / scalar ATen and MKL paths)
+or another thread count change the last bits, which SAC amplifies over thousands of
+updates; ``scripts/aihf_determinism_check.py`` measures by how much (BENCHMARKS.md,
+aihf-mujoco, "Determinism").
 """
 
 from __future__ import annotations
