@@ -8,8 +8,9 @@ Each configuration runs in a fresh process: the data pipeline of the reproductio
 (:func:`~prefgym.reproductions.aihf_mujoco.train_and_evaluate`, seed 0), with
 
 - ``threads``: torch intra-op threads (the reproduction uses 1; here also 2), and
-- ``ATEN_CPU_CAPABILITY``: the SIMD kernels torch dispatches to (``default`` / ``avx2`` /
-  ``avx512``), which stands in for running on a different CPU.
+- ``ATEN_CPU_CAPABILITY``: the SIMD kernels ATen dispatches to (``default`` / ``avx2`` /
+  ``avx512``), and ``MKL_ENABLE_INSTRUCTIONS`` (e.g. ``AVX2``), the ISA MKL's GEMMs use:
+  these stand in for running on a different CPU.
 
 By default the first configuration runs twice (a rerun must give identical numbers). Prints one JSON
 line per configuration: data tiers, evaluation returns, the last reward statistics
@@ -29,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CONFIGS = "1,1,2,1:avx2,1:default"
+CONFIGS = "1,1,2,1:avx2,1:default,1:mkl=AVX2"
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -72,7 +73,9 @@ def main() -> int:
     p.add_argument("--demo-steps", type=int, default=2000)
     p.add_argument("--pairs", type=int, default=300)
     p.add_argument("--configs", default=CONFIGS,
-                   help=f"THREADS[:ATEN_CPU_CAPABILITY],...; the first is the reference (default {CONFIGS})")
+                   help="THREADS[:KERNELS],... with KERNELS an ATEN_CPU_CAPABILITY (avx2, default) and/or "
+                        "mkl=ISA (MKL_ENABLE_INSTRUCTIONS) and/or cbwr=BRANCH (MKL_CBWR), joined by +; "
+                        f"the first is the reference (default {CONFIGS})")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
@@ -83,15 +86,22 @@ def main() -> int:
     print(f"load average {os.getloadavg()}", flush=True)
     results = []
     configs = [(int(c.split(":")[0]), c.split(":")[1] if ":" in c else None) for c in args.configs.split(",")]
-    for threads, capability in configs:
+    for threads, kernels in configs:
         with tempfile.TemporaryDirectory() as tmp:
             shutil.copytree(args.expert, Path(tmp) / "expert")  # _make_data reuses out/expert
             # passive OpenMP waits: spinning threads on a busy machine cost time, not bits
             env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                    "OMP_WAIT_POLICY": "PASSIVE"}
             env.pop("ATEN_CPU_CAPABILITY", None)
-            if capability:
-                env["ATEN_CPU_CAPABILITY"] = capability
+            env.pop("MKL_ENABLE_INSTRUCTIONS", None)
+            env.pop("MKL_CBWR", None)
+            for token in (kernels or "").split("+"):
+                if token.startswith("mkl="):  # MKL's own dispatch (its GEMMs ignore ATen's)
+                    env["MKL_ENABLE_INSTRUCTIONS"] = token[4:]
+                elif token.startswith("cbwr="):  # MKL conditional numerical reproducibility
+                    env["MKL_CBWR"] = token[5:]
+                elif token:
+                    env["ATEN_CPU_CAPABILITY"] = token
             cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--workdir", tmp,
                    "--expert", args.expert,
                    *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
@@ -106,6 +116,7 @@ def main() -> int:
             r = json.loads(out.stdout.strip().splitlines()[-1])
             r["process_cpu_s"] = round(c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime, 1)
             r["load"] = os.getloadavg()[0]
+            r["kernels"] = kernels or "native"
             results.append(r)
             print(json.dumps(r), flush=True)
     import numpy as np
@@ -114,7 +125,7 @@ def main() -> int:
     for r in results[1:]:
         tiers = float(np.max(np.abs(np.subtract(r["tiers"], base["tiers"]))))
         rets = np.abs(np.subtract(r["returns"], base["returns"]))
-        print(f"threads {r['threads']} {r['capability']:>8}: max |tier mean diff| {tiers:.3g}, "
+        print(f"threads {r['threads']} {r['kernels']:>14}: max |tier mean diff| {tiers:.3g}, "
               f"max |episode return diff| {rets.max():.3g}, final mean return "
               f"{np.mean(r['returns'][-1]):.1f} vs {np.mean(base['returns'][-1]):.1f}")
     return 0
