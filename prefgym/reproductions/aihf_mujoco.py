@@ -78,7 +78,8 @@ the rollouts seeded; Minari episodes read back in file order; preference pairs d
 removable: another CPU's floating-point kernels (AVX512 / AVX2 / scalar ATen and MKL paths)
 or another thread count change the last bits, which SAC amplifies over thousands of
 updates; ``scripts/aihf_determinism_check.py`` measures by how much (BENCHMARKS.md,
-aihf-mujoco, "Determinism").
+aihf-mujoco, "Determinism"). ``MKL_CBWR=COMPATIBLE`` in the environment removes MKL's
+ISA dependence (measured there) but changes the numbers, so it is left to the user.
 """
 
 from __future__ import annotations
