@@ -630,7 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--budget", default=None, help="budget of reproductions that take one (aihf-mujoco: "
                    "quick | small | paper; lm-arithmetic: cpu | gpu)")
-    p.add_argument("--env", default=None, help="environment of reproductions that take one (aihf-mujoco)")
+    p.add_argument("--env", default=None, help="environment of reproductions that take one (aihf-mujoco; "
+                                               "'all': Hopper-v5, HalfCheetah-v5, Walker2d-v5 into OUT/ENV "
+                                               "and their aggregate)")
     p.add_argument("--executor", default=None, choices=("process", "ray"),
                    help="where sweeps' runs go (aihf-mujoco): local process pool (default) or Ray tasks")
     p.add_argument("--address", default=None,

@@ -43,16 +43,43 @@ Budgets (``--budget``; ``quick=True`` is ``"quick"``):
   (004's "10k demonstrations and 20k preferences"), 3 seeds x 1M SAC steps, 5k SAC
   steps (004) and 10 reward steps at lr 1e-4 (004) per outer iteration.
 
-Verdicts, criteria fixed before the run. ``final(m)`` is the mean over seeds of the
-mean true return at the last two evaluations of mode ``m``:
+Verdicts, criteria fixed before the run (:mod:`~prefgym.reproductions.aihf_mujoco_stats`,
+where the scores, the normalisation and the rules are spelt out). A run's final score is
+the mean of its last two evaluations; the methods are compared by the probability of
+improvement and the interquartile mean with 95% stratified-bootstrap intervals
+(:mod:`~prefgym.reproductions.rl_intervals`, the estimators of ``rliable``):
 
-(i) AIHF beats RLHF (004 Fig. 5): ``final(aihf) > final(rlhf)``;
-(ii) AIHF beats IRL-only: ``final(aihf) > final(irl)``;
-(iii) RLHF does not improve on its BC initialisation (004's reading of Fig. 5):
-      ``final(rlhf)`` is below RLHF's mean return at step 0 (after BC) plus 10% of
-      the demonstrations' mean return;
+(i) AIHF beats RLHF (004 Fig. 5), (ii) AIHF beats IRL-only: "held" when the interval of
+    ``P(AIHF > X)`` lies above 1/2, "did not hold" when below, else "inconclusive";
+(iii) RLHF does not improve on its BC initialisation (004's reading of Fig. 5): "held" when
+      the interval of the IQM of RLHF's gain (final - step 0, in units of demonstrations
+      minus random-init return) lies below 0.1, "did not hold" when above;
 (iv) data quality as in Table 1: mean returns ``low < medium < high`` (non-preferred
      < preferred < demonstrations).
+
+With fewer than 3 seeds (the quick budget) (i)-(iii) are "inconclusive" by rule.
+
+Three tasks: ``--env all`` runs ``Hopper-v5``, ``HalfCheetah-v5`` and ``Walker2d-v5`` into
+``OUT/ENV`` (a task folder whose ``summary.json`` has the same settings is reused, not rerun)
+and writes the aggregate into ``OUT``: ``aihf_mujoco_tasks.png`` (Figure 5's three panels),
+``aihf_mujoco_intervals.png``, ``aihf_mujoco_aggregate.csv`` / ``.json``,
+``aihf_mujoco_table1.csv`` and the verdicts per task and across tasks.
+``scripts/aihf_mujoco_aggregate.py DIR... --out OUT`` aggregates finished task folders
+without running anything.
+
+Determinism. On one machine the same seed gives the same numbers, bit for bit, in this
+process, a spawned worker or a Ray task (``tests/test_aihf_mujoco_determinism.py``): one
+torch thread in the driver and in every run; SAC seeded by the run's seed (torch, NumPy,
+``random``, action space, first env reset); the reward net initialised from a forked,
+seeded torch generator and its minibatches drawn from the agent's own ``np.random.Generator``;
+evaluation episode ``i`` of seed ``s`` reset with ``100000 + 1000 s + i``; the expert and
+the rollouts seeded; Minari episodes read back in file order; preference pairs drawn from
+``default_rng(0)`` over sorted checkpoint groups; results collected in job order. Not
+removable: another CPU's floating-point kernels (AVX512 / AVX2 / scalar ATen and MKL paths)
+or another thread count change the last bits, which SAC amplifies over thousands of
+updates; ``scripts/aihf_determinism_check.py`` measures by how much (BENCHMARKS.md,
+aihf-mujoco, "Determinism"). ``MKL_CBWR=COMPATIBLE`` in the environment removes MKL's
+ISA dependence (measured there) but changes the numbers, so it is left to the user.
 """
 
 from __future__ import annotations
@@ -65,11 +92,12 @@ from typing import Any
 
 import numpy as np
 
-from prefgym.reproductions.analysis import verdict
+from prefgym.optional import require
 from prefgym.reproductions.executor import make_executor
 from prefgym.reproductions.registry import Reproduction, as_progress
 
-__all__ = ["BUDGETS", "MODES", "REPRODUCTION", "run", "data_quality_table", "train_and_evaluate"]
+__all__ = ["BUDGETS", "MODES", "REPRODUCTION", "run", "data_quality_table", "train_and_evaluate",
+           "reusable_task_summary"]
 
 MODES = ("aihf", "rlhf", "irl")
 LABELS = {"aihf": "AIHF (random init)", "rlhf": "RLHF (BC init, frozen BTL reward)",
@@ -238,6 +266,71 @@ def train_and_evaluate(job: dict) -> dict:
 
 
 # ------------------------------------------------------------------ main
+def _config(budget: str, env: str | None) -> dict[str, Any]:
+    """The budget's settings, with ``env`` (if given) in place of its task."""
+    from prefgym.data.control import _SCRIPTED
+
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {sorted(BUDGETS)}; got {budget!r}")
+    cfg = dict(BUDGETS[budget])
+    if env is not None and env != cfg["env"]:
+        cfg["env"] = env
+        if budget == "quick" and env in _SCRIPTED:
+            cfg["scripted_noises"] = BUDGETS["quick"]["scripted_noises"]
+        else:
+            cfg["scripted_noises"] = None
+            cfg["env_kwargs"] = {}
+    return cfg
+
+
+def _settings(cfg: dict, budget: str) -> dict[str, Any]:
+    """``summary["settings"]``: what a task folder was run with (compared to reuse it)."""
+    return {"budget": budget, **cfg, "reward_net": REWARD_NET, "modes": {m: LABELS[m] for m in MODES}}
+
+
+def reusable_task_summary(folder: Path, budget: str, env: str) -> dict | None:
+    """``folder``'s ``summary.json`` if it was written with ``budget``'s settings on ``env``, else None."""
+    from prefgym.serialization import json_default
+
+    path = Path(folder) / "summary.json"
+    if not path.is_file():
+        return None
+    old = json.loads(path.read_text())
+    want = json.loads(json.dumps(_settings(_config(budget, env), budget), default=json_default))
+    return old if old.get("settings") == want and "runs" in old else None
+
+
+def _run_all_tasks(out_dir: Path, budget: str, progress, executor, address) -> dict:
+    """``--env all``: each of :data:`~.aihf_mujoco_stats.TASKS` in ``out_dir/ENV``, then the aggregate.
+
+    A task folder whose ``summary.json`` was written with the same settings is reused (not
+    rerun); any other task folder is (re)run. The aggregate (figures, CSV/JSON, verdicts over
+    the three tasks) goes into ``out_dir`` (:func:`~.aihf_mujoco_stats.aggregate`).
+    """
+    from prefgym.fileio import atomic_write
+    from prefgym.reproductions.aihf_mujoco_stats import TASKS, aggregate
+    from prefgym.serialization import json_default
+
+    summaries, reused = [], []
+    for env in TASKS:
+        sub = out_dir / env
+        old = reusable_task_summary(sub, budget, env)
+        if old is not None:
+            summaries.append(old)
+            reused.append(env)
+            continue
+        sub.mkdir(parents=True, exist_ok=True)
+        summary = run(sub, progress=progress, budget=budget, env=env, executor=executor, address=address)
+        summary = {"reproduction": "aihf-mujoco", "quick": budget == "quick", "budget": budget, "env": env,
+                   **summary}
+        with atomic_write(sub / "summary.json", "w") as fh:
+            json.dump(summary, fh, indent=2, default=json_default)
+        summaries.append(json.loads(json.dumps(summary, default=json_default)))
+    result = aggregate(summaries, out_dir)
+    return {"settings": {"budget": budget, "env": "all", "tasks": list(TASKS)}, "reused_task_folders": reused,
+            **result}
+
+
 def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str | None = None,
         env: str | None = None, executor: str | None = None, address: str | None = None) -> dict:
     """Make the data, train the three learners over the seeds, judge the claims (module docstring).
@@ -257,20 +350,13 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str |
     """
     import torch
 
-    from prefgym.data.control import _SCRIPTED
-
     torch.set_num_threads(1)  # the expert and rollouts run here; 2-core machines run 2 workers
+    # the verdicts' intervals need rliable: fail before training, not after
+    require("rliable.metrics", extra="rliable", purpose="aihf-mujoco's interval verdicts need rliable")
     budget = budget or ("quick" if quick else "small")
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {sorted(BUDGETS)}; got {budget!r}")
-    cfg = dict(BUDGETS[budget])
-    if env is not None and env != cfg["env"]:
-        cfg["env"] = env
-        if budget == "quick" and env in _SCRIPTED:
-            cfg["scripted_noises"] = BUDGETS["quick"]["scripted_noises"]
-        else:
-            cfg["scripted_noises"] = None
-            cfg["env_kwargs"] = {}
+    if env == "all":
+        return _run_all_tasks(Path(out_dir), budget, progress, executor, address)
+    cfg = _config(budget, env)
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     data = _make_data(cfg, out_dir, progress)
@@ -298,8 +384,7 @@ def run(out_dir: Path, quick: bool = False, progress: bool = True, budget: str |
     curves = {m: np.stack([np.mean(r["returns"], axis=1) for r in sorted(results, key=lambda r: r["seed"])
                            if r["mode"] == m], axis=1) for m in MODES}  # (evals, seeds)
     summary: dict[str, Any] = {
-        "settings": {"budget": budget, **{k: v for k, v in cfg.items()}, "reward_net": REWARD_NET,
-                     "modes": {m: LABELS[m] for m in MODES}},
+        "settings": _settings(cfg, budget),
         "data": {**data["info"], "dataset_id": data["dataset_id"]},
         "data_quality": table,
         "true_return": {m: {"steps": steps, "mean": curves[m].mean(1), "std": curves[m].std(1),
@@ -323,38 +408,15 @@ def _final(curve: np.ndarray) -> np.ndarray:
 
 
 def _verdicts(summary: dict, curves: dict[str, np.ndarray], table: dict) -> dict[str, str]:
+    """Interval verdicts of this one task (:func:`~.aihf_mujoco_stats.interval_verdicts`)."""
+    from prefgym.reproductions.aihf_mujoco_stats import interval_verdicts, task_scores
+
     fin = {m: _final(curves[m]) for m in MODES}
     summary["final_true_return"] = {m: {"mean": float(fin[m].mean()), "std": float(fin[m].std()),
                                         "per_seed": fin[m]} for m in MODES}
-    demo = table["demonstration"]["mean_return"]
-    n = len(fin["aihf"])
-
-    def versus(other: str) -> str:
-        wins = int((fin["aihf"] > fin[other]).sum())
-        return (f"AIHF {fin['aihf'].mean():.1f} +- {fin['aihf'].std():.1f} vs {other.upper()} "
-                f"{fin[other].mean():.1f} +- {fin[other].std():.1f} (mean +- std over {n} seeds of the "
-                f"last two evaluations; AIHF higher in {wins}/{n} seeds; demonstrations {demo:.1f})")
-
-    v = {
-        "(i) AIHF reaches a higher true return than RLHF with the same data (004 Fig. 5)": verdict(
-            bool(fin["aihf"].mean() > fin["rlhf"].mean()),
-            versus("rlhf") + " (criterion: final mean AIHF > RLHF)"),
-        "(ii) AIHF reaches a higher true return than IRL-only (demonstrations alone)": verdict(
-            bool(fin["aihf"].mean() > fin["irl"].mean()),
-            versus("irl") + " (criterion: final mean AIHF > IRL)"),
-    }
-    start = float(curves["rlhf"][0].mean())
-    v["(iii) RLHF does not improve on its BC initialisation (004's reading of Fig. 5)"] = verdict(
-        bool(fin["rlhf"].mean() < start + 0.1 * demo),
-        f"RLHF after BC (step 0) {start:.1f}, final {fin['rlhf'].mean():.1f} (criterion: final < step 0 + "
-        f"10% of the demonstrations' {demo:.1f})")
-    lo, me, hi = (table[k]["mean_return"] for k in ("non_prefer", "prefer", "demonstration"))
-    v["(iv) data quality as in 004 Table 1: non-preferred < preferred < demonstrations"] = verdict(
-        bool(lo < me < hi),
-        f"episode returns low {lo:.1f} +- {table['non_prefer']['std_return']:.1f}, medium {me:.1f} +- "
-        f"{table['prefer']['std_return']:.1f}, high {hi:.1f} +- {table['demonstration']['std_return']:.1f} "
-        f"(004 Hopper: 2345 / 3025 / 3560)")
-    return v
+    verdicts, numbers = interval_verdicts([task_scores(summary)])
+    summary["intervals"] = numbers
+    return verdicts
 
 
 def _write_outputs(out_dir: Path, summary, curves, steps, table, cfg) -> list[str]:
