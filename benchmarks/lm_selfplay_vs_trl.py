@@ -18,9 +18,10 @@ all in this process except (d):
     (judging), ``accelerator.backward`` (backward) and the optimiser-step callbacks. Our
     iterations run *inside* TRL's training loop (a callback), alternately before and after
     each TRL step, so both see the same machine load. The first step of each is a warm-up
-    and is left out. Our OMPO iterations after the first also sample ``K`` replies per prompt
-    from the previous iterate and judge them against the group (001 Eq. 2), work GRPO does
-    not do; the table shows them apart.
+    and is left out. Neither side has a reference model (OMPO needs none; GRPO's ``beta = 0``),
+    so our no-grad log-probs are those of ``pi_t`` only. Our OMPO iterations after the first
+    also sample ``K`` replies per prompt from the previous iterate and judge them against the
+    group (001 Eq. 2), work GRPO does not do (inside our generation and judging rows).
 (c) **Sampling**: ``K`` replies to each of ``B`` prompts in one batched
     :meth:`LMPolicy.generate` call vs a loop over ``transformers.pipeline("text-generation")``
     (one call per prompt with ``num_return_sequences=K``), interleaved.
@@ -150,7 +151,8 @@ def run_trl_and_ours(args, model_dir: str, prompts, judge, workdir: str) -> dict
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     lora = LoraConfig(task_type="CAUSAL_LM", **LORA)
-    ours = _ompo(_policy(model_dir, args.new_tokens), judge, prompts, args)
+    # no reference model: OMPO does not need one and TRL (beta = 0) loads none
+    ours = _ompo(_policy(model_dir, args.new_tokens, reference=False), judge, prompts, args)
     timer = _TRLTimes()
     res: dict = {"trl": [], "ours": [], "ours_phases": []}
 
@@ -204,7 +206,7 @@ def run_trl_and_ours(args, model_dir: str, prompts, judge, workdir: str) -> dict
 
 def run_ours_only(args, model_dir: str, prompts, judge) -> dict:
     """(a) alone (``--quick`` / ``--no-trl``)."""
-    ours = _ompo(_policy(model_dir, args.new_tokens), judge, prompts, args)
+    ours = _ompo(_policy(model_dir, args.new_tokens, reference=False), judge, prompts, args)
     res: dict = {"ours": [], "ours_phases": []}
     for _ in range(args.reps + 1):
         c = _clock()

@@ -42,9 +42,14 @@ Criteria, fixed before the first default run (written before any run of this mod
    non-tied sampled pairs (the earlier measurement on hand-built pairs was 0.52-0.56, so
    we expect this to fail; reported either way).
 
-Budgets (``--budget``): ``cpu`` (default, sized for under 30 minutes on 2 CPU cores after
-measuring one iteration), ``gpu`` (bf16 weights, larger batch, more iterations and the
-whole held-out split; documented, needs a CUDA device, not run on the CPU machine) and
+Budgets (``--budget``): ``cpu`` (default; ``SETTINGS["cpu"]``: float32, 2 torch threads, 16
+training prompts, 4 per iteration, K = 4 replies of at most 48 tokens, 2 iterations of 2
+steps, 24 held-out prompts, 12 of them for the KL; predicted at 10-18 minutes on an idle
+2-core CPU from the CPU time of one measured OMPO arm-iteration and evaluation, see
+BENCHMARKS.md; on a CPU that other jobs keep busy, 2 threads waste most of their time
+waiting for each other, and the run takes hours), ``gpu`` (bf16 weights, the whole train and
+held-out splits, 32 prompts x K = 8 replies of at most 128 tokens per iteration, 8 iterations
+of 4 steps; for one CUDA device, run by ``scripts/gpu_checks.sh``, not run on the CPU machine) and
 ``--quick``, a smoke check of the code path in well under a minute on a random-init tiny
 GPT-2 from :func:`prefgym.llm.tiny.tiny_lm` (SmolLM2 is too slow for seconds), with the
 LM judge on that same tiny model: its numbers say nothing about the claims.
