@@ -53,3 +53,35 @@ def test_quick_benchmark_splits_every_iteration_into_phases():
     s = res["sampling"]
     assert len(s["batched"]) == len(s["pipeline"]) == 1
     assert 0 < s["tokens_batched"][0] <= 2 * 4 * 4  # B=2 prompts x K=4 replies x <= 4 tokens
+
+
+def test_lora_snapshot_shares_the_frozen_base_weights():
+    from prefgym.agents.llm import OMPOTrainer
+    from prefgym.judges import FeatureRaterJudge
+    from prefgym.llm.policy import LMPolicy
+    from prefgym.llm.tiny import tiny_lm
+
+    net, tok = tiny_lm(n_layer=1, n_embd=32, n_head=2, seed=0)
+    lm = LMPolicy(net, tok, max_new_tokens=3)
+    trainer = OMPOTrainer(lm, FeatureRaterJudge.length_lover(), ["a b", "c d"], num_samples=2,
+                          steps_per_iteration=1, learning_rate=1e-2, seed=0,
+                          lora={"r": 2, "lora_alpha": 4, "target_modules": ["c_attn"]})
+    snap = dict(trainer.snapshot("previous").model.named_parameters())
+    live = dict(trainer.lm.model.named_parameters())
+    assert set(snap) == set(live)
+    for n, p in live.items():
+        if "lora_" in n:  # adapters: own copies, frozen in the snapshot
+            assert snap[n] is not p and not snap[n].requires_grad
+        else:  # base weights: the very same tensors
+            assert snap[n] is p
+    trainer.learn(2)  # iteration 2 reads P(y > pi_1) from the snapshot
+    adapters = [n for n in live if "lora_" in n]
+    before = {n: live[n].detach().clone() for n in adapters}
+    trainer.refresh_snapshot("previous")
+    assert all(torch_equal(snap[n], before[n]) for n in adapters)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))

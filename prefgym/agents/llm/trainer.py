@@ -396,8 +396,10 @@ class SelfPlayTrainer(BaseAgent):
         self.lm.model.eval()  # dropout off; LMPolicy.generate restores the mode it finds
         self.source: ResponseSource = self._make_source(source, logp_batch_size)
         self._snapshots: dict[str, Any] = {}
+        # with LoRA a snapshot differs from the policy in its adapters only: it shares the frozen base weights
+        shared = {id(p): p for p in self.lm.model.parameters() if not p.requires_grad} if self.lora else {}
         for name in self.algorithm.snapshots:
-            frozen = copy.deepcopy(self.lm.model).requires_grad_(False).eval()
+            frozen = copy.deepcopy(self.lm.model, memo=dict(shared)).requires_grad_(False).eval()
             self._snapshots[name] = policy_view(self.lm, frozen)
         self.params = [p for p in self.lm.model.parameters() if p.requires_grad]
         self.optimizer = self._make_optimizer()
