@@ -31,7 +31,7 @@ all in this process except (d):
 CPU time (``time.process_time``) is printed beside wall time, and the load average before
 and after. Run::
 
-    OMP_NUM_THREADS=2 nice -n 10 python benchmarks/lm_selfplay_vs_trl.py   # ~10 min on the busy 2-core CPU
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/lm_selfplay_vs_trl.py   # 12 min at load average 4-5
     python benchmarks/lm_selfplay_vs_trl.py --quick                         # tiny GPT-2: a smoke run
 
 ``--quick`` uses a random-init tiny GPT-2 and skips TRL (its numbers say nothing about
@@ -365,8 +365,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=1, help="optimiser steps per iteration")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--reps", type=int, default=2, help="timed repetitions (after one warm-up)")
-    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    ap.add_argument("--memory-iterations", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch.set_num_threads (default 1: on a busy 2-core CPU 2 threads mostly wait)")
+    ap.add_argument("--memory-iterations", type=int, default=1)
     ap.add_argument("--no-trl", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-sampling", action="store_true")
