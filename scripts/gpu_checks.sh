@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU checks of the language-model code (issues 4 and 5), one CUDA device, about 5 minutes.
+# GPU checks of the language-model code, one CUDA device: about 5 minutes, plus the lm-arithmetic
+# run of step 4 (not timed on a GPU yet).
 #
 #   bash scripts/gpu_checks.sh [OUT_DIR]
 #
@@ -8,7 +9,11 @@
 # 2. benchmarks/llm_trainers.py: seconds per self-play iteration, optimiser steps/s, and TRL's
 #    DPOTrainer on the same pairs, on CUDA (tiny and 6-layer models) and CPU;
 # 3. scripts/llm_distributed_check.py --device cuda: the trainer under `accelerate launch` on
-#    the GPU ends with the weights of a single CPU process (floating-point differences only).
+#    the GPU ends with the weights of a single CPU process (floating-point differences only);
+# 4. prefgym reproduce lm-arithmetic --budget gpu: SmolLM2-135M-Instruct + LoRA self-play on the
+#    arithmetic word problems in bf16 (the whole train and held-out splits, 32 prompts x K=8 replies
+#    of <= 128 tokens per iteration, 8 iterations, all six arms); needs the smollm2 extra. Its
+#    numbers go beside the CPU ones in BENCHMARKS.md (lm-arithmetic). Not timed yet on a GPU.
 # Each step's output goes to OUT_DIR/<step>.txt; a failing step does not stop the others.
 set -uo pipefail
 out=${1:-runs/gpu_checks}
@@ -40,3 +45,5 @@ step trainers_big python benchmarks/llm_trainers.py --device cuda "${big[@]}" --
 step trainers_big_cpu python benchmarks/llm_trainers.py --device cpu "${big[@]}" --prompts 32 --new-tokens 32 \
   --iterations 1 --dpo-steps 3 --threads "$(nproc)" --trainers omwu,dpo
 step accelerate python scripts/llm_distributed_check.py --device cuda --processes 1 --out /tmp/prefgym_accel
+step lm_arithmetic python -m prefgym reproduce lm-arithmetic --budget gpu --out "$out/lm_arithmetic" \
+  --no-progress

@@ -115,6 +115,19 @@ def _right_pad(seqs: Sequence[torch.Tensor], pad: float | int) -> tuple[torch.Te
     return out, mask
 
 
+def _keeps_logits(model) -> bool:
+    """Whether ``model``'s forward takes ``logits_to_keep`` (transformers' causal LMs; peft passes it on)."""
+    import inspect
+
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    if not isinstance(base, torch.nn.Module):
+        return False
+    try:
+        return "logits_to_keep" in inspect.signature(type(base).forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class _TeacherInputs(NamedTuple):
     """A teacher-forcing batch: ``ids``/``mask``/``pos`` (rows, P + R), response mask (rows, R)."""
 
@@ -562,8 +575,13 @@ class LMPolicy:
         device = inp.ids.device
         if isinstance(model, torch.nn.Module):
             device = next(model.parameters(), inp.ids).device
+        kw = {}
+        if _keeps_logits(model):  # the LM head on the last R + 1 positions only, not on the prompt's
+            kw["logits_to_keep"] = inp.R + 1
         logits = model(input_ids=inp.ids.to(device), attention_mask=inp.mask.to(device),
-                       position_ids=inp.pos.to(device), use_cache=False).logits
+                       position_ids=inp.pos.to(device), use_cache=False, **kw).logits
+        if kw:  # positions P - 1 ... P + R - 1 kept; the last one predicts past the response
+            return logits[:, : inp.R].float()
         return logits[:, inp.P - 1: inp.P + inp.R - 1].float()
 
     def _logprobs_batch(self, model, prompt_ids, response_ids, requires_grad: bool) -> list[torch.Tensor]:

@@ -42,9 +42,14 @@ Criteria, fixed before the first default run (written before any run of this mod
    non-tied sampled pairs (the earlier measurement on hand-built pairs was 0.52-0.56, so
    we expect this to fail; reported either way).
 
-Budgets (``--budget``): ``cpu`` (default, sized for under 30 minutes on 2 CPU cores after
-measuring one iteration), ``gpu`` (bf16 weights, larger batch, more iterations and the
-whole held-out split; documented, needs a CUDA device, not run on the CPU machine) and
+Budgets (``--budget``): ``cpu`` (default; ``SETTINGS["cpu"]``: float32, 2 torch threads, 16
+training prompts, 4 per iteration, K = 4 replies of at most 48 tokens, 2 iterations of 2
+steps, 24 held-out prompts, 12 of them for the KL; predicted at 10-18 minutes on an idle
+2-core CPU from the CPU time of one measured OMPO arm-iteration and evaluation, see
+BENCHMARKS.md; on a CPU that other jobs keep busy, 2 threads waste most of their time
+waiting for each other, and the run takes hours), ``gpu`` (bf16 weights, the whole train and
+held-out splits, 32 prompts x K = 8 replies of at most 128 tokens per iteration, 8 iterations
+of 4 steps; for one CUDA device, run by ``scripts/gpu_checks.sh``, not run on the CPU machine) and
 ``--quick``, a smoke check of the code path in well under a minute on a random-init tiny
 GPT-2 from :func:`prefgym.llm.tiny.tiny_lm` (SmolLM2 is too slow for seconds), with the
 LM judge on that same tiny model: its numbers say nothing about the claims.
@@ -82,7 +87,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
             "prompts_per_iteration": 4, "num_samples": 4, "max_new_tokens": 48, "iterations": 2,
             "steps_per_iteration": 2, "learning_rate": 5e-4, "logp_batch_size": 8, "heldout": 24,
             "kl_prompts": 12, "threads": 2},
-    "gpu": {"model": MODEL, "dtype": "bfloat16", "device": "cuda", "train_prompts": 256,
+    "gpu": {"model": MODEL, "dtype": "bfloat16", "device": "cuda", "train_prompts": None,
             "prompts_per_iteration": 32, "num_samples": 8, "max_new_tokens": 128, "iterations": 8,
             "steps_per_iteration": 4, "learning_rate": 5e-4, "logp_batch_size": 64, "heldout": None,
             "kl_prompts": 64, "threads": None},
@@ -137,7 +142,7 @@ def _load(cfg):
     return lm, lm.reference_model, lm.tokenizer
 
 
-def _evaluate(policy, judge, ctx, prompts, base_greedy, cfg, seed) -> dict[str, Any]:
+def _evaluate(policy, judge, ctx, prompts, base_greedy, cfg, seed, is_reference=False) -> dict[str, Any]:
     from prefgym.evaluation import wilson_interval
 
     greedy = policy.generate(prompts, do_sample=False, compute_ref=False).texts
@@ -151,7 +156,9 @@ def _evaluate(policy, judge, ctx, prompts, base_greedy, cfg, seed) -> dict[str, 
         out.update(win_rate=float(p.mean()), win_rate_low=lo, win_rate_high=hi,
                    wins=int((p > 0.5).sum()), ties=int((p == 0.5).sum()), losses=int((p < 0.5).sum()))
     n_kl = min(int(cfg["kl_prompts"]), len(prompts))
-    if policy.reference_model is not None and n_kl > 0:
+    if is_reference:  # the base model is the reference: KL 0 by definition, nothing to sample
+        out.update(kl_reference=0.0, kl_low=0.0, kl_high=0.0)
+    elif policy.reference_model is not None and n_kl > 0:
         gen = policy.generate(prompts[:n_kl], num_return_sequences=1, seed=seed, compute_ref=True)
         kl = np.array([float(a.sum() - b.sum()) for a, b in zip(gen.logprobs, gen.ref_logprobs, strict=True)])
         half = 1.96 * float(kl.std(ddof=1)) / np.sqrt(kl.size) if kl.size > 1 else float("nan")
@@ -197,7 +204,7 @@ def run(out_dir: Path, quick: bool = False, progress=True, budget: str | None = 
         h_prompts = [r.prompt for r in held]
         h_ctx = [prompt_text(p) for p in h_prompts]
         t0 = time.perf_counter()
-        base_ev = _evaluate(base_lm, exact, h_ctx, h_prompts, None, cfg, seed=SEED + 1)
+        base_ev = _evaluate(base_lm, exact, h_ctx, h_prompts, None, cfg, seed=SEED + 1, is_reference=True)
         base_greedy = base_ev["greedy"]
         base_ev.update(win_rate=0.5)
         rows = [_row("base", 0, base_ev, {"time_s": time.perf_counter() - t0})]
@@ -205,7 +212,8 @@ def run(out_dir: Path, quick: bool = False, progress=True, budget: str | None = 
         bar.update(label="base model")
         agreement: dict[str, Any] = {}
         for arm, (algo, judge_kind) in ARMS.items():
-            lm = copy.deepcopy(base_lm)
+            ref = base_lm.reference_model  # frozen: every arm shares it (and the LM judge reads it)
+            lm = copy.deepcopy(base_lm, memo={id(ref): ref})
             judge = exact
             if judge_kind == "lm":
                 judge = _recording_judge(LMPairwiseJudge(judge_model, tok, batch_size=16), exact)

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from prefgym.agents.llm.algorithms import SelfPlayBatch
 from prefgym.agents.llm.menu import MenuPolicy
+from prefgym.agents.llm.timing import phase
 from prefgym.llm.chat import prompt_text
 
 __all__ = ["ResponseSource", "SampledResponses", "MenuResponses", "leave_one_out_weights"]
@@ -55,7 +56,13 @@ class ResponseSource(ABC):
     group's log-probs under the current policy (or a snapshot), and estimates win
     rates of the group against another policy. A multi-turn source (states are
     conversation prefixes, ``batch.steps`` their turns) implements the same four methods.
+
+    ``phase_times`` (a :class:`~prefgym.agents.llm.timing.PhaseTimes` or ``None``) is set by
+    the trainer for each iteration; a source may charge its generation, judging and
+    log-prob work to it (only observed, never changes a result).
     """
+
+    phase_times = None
 
     @abstractmethod
     def collect(self, prompts: list[str], seed: int) -> SelfPlayBatch:
@@ -111,17 +118,20 @@ class SampledResponses(ResponseSource):
         from prefgym.llm.sampling import average_win_rates, win_rate_matrices
 
         K, B = self.k, len(prompts)
-        gen = self.policy.generate(prompts, num_return_sequences=K, seed=seed, compute_ref=False)
+        with phase(self.phase_times, "generation"):
+            gen = self.policy.generate(prompts, num_return_sequences=K, seed=seed, compute_ref=False)
         texts = [gen.texts[b * K:(b + 1) * K] for b in range(B)]
         resp = [[gen.response_ids[b * K + k] for k in range(K)] for b in range(B)]
-        W = np.stack(win_rate_matrices(self.judge, [prompt_text(p) for p in prompts], texts))
+        with phase(self.phase_times, "judging"):
+            W = np.stack(win_rate_matrices(self.judge, [prompt_text(p) for p in prompts], texts))
         batch = SelfPlayBatch(prompts=list(prompts), prompt_ids=[gen.prompt_ids[b * K] for b in range(B)],
                               response_ids=resp, texts=texts, old_logp=torch.zeros(B, K), ref_logp=None,
                               win_matrix=_torch(W), win_rate=_torch(average_win_rates(W)),
                               steps=torch.ones(B))
-        batch.old_logp = self.logp(batch)  # teacher forced: the same numbers the loss recomputes
-        if self.policy.reference_model is not None:
-            batch.ref_logp = self._sums(batch, self.policy, requires_grad=False, reference=True)
+        with phase(self.phase_times, "logprobs"):
+            batch.old_logp = self.logp(batch)  # teacher forced: the same numbers the loss recomputes
+            if self.policy.reference_model is not None:
+                batch.ref_logp = self._sums(batch, self.policy, requires_grad=False, reference=True)
         batch.extra["lengths"] = gen.lengths.float().reshape(B, K)
         return batch
 
@@ -193,7 +203,8 @@ class SampledResponses(ResponseSource):
 
     def win_rates_against(self, batch, opponent, seed, greedy=False):
         B, K = batch.shape
-        z = opponent.generate(batch.prompts, num_return_sequences=K, seed=seed, compute_ref=False).texts
+        with phase(self.phase_times, "generation"):
+            z = opponent.generate(batch.prompts, num_return_sequences=K, seed=seed, compute_ref=False).texts
         ctx, a, b = [], [], []
         for r, x in enumerate(batch.prompts):
             for i in range(K):
@@ -203,13 +214,16 @@ class SampledResponses(ResponseSource):
                     b.append(z[r * K + j])
         g_texts = None
         if greedy:
-            g_texts = self.policy.generate(batch.prompts, seed=seed, do_sample=False, compute_ref=False).texts
+            with phase(self.phase_times, "generation"):
+                g_texts = self.policy.generate(batch.prompts, seed=seed, do_sample=False,
+                                               compute_ref=False).texts
             for r, x in enumerate(batch.prompts):
                 for j in range(K):
                     ctx.append(prompt_text(x))
                     a.append(g_texts[r])
                     b.append(z[r * K + j])
-        p = self.judge.prob(ctx, a, b)
+        with phase(self.phase_times, "judging"):
+            p = self.judge.prob(ctx, a, b)
         rates = _torch(p[: B * K * K].reshape(B, K, K).mean(-1))
         g = _torch(p[B * K * K:].reshape(B, K).mean(-1)) if greedy else None
         return rates, g

@@ -100,6 +100,7 @@ from prefgym.agents.llm.sources import (
     _batch_to,
     leave_one_out_weights,
 )
+from prefgym.agents.llm.timing import PhaseTimes
 from prefgym.errors import AgentLoadError, InvalidArgumentError, InvalidTypeError, PrefgymError
 from prefgym.fileio import atomic_write, atomic_write_text, contained_path, staged_output_dir
 from prefgym.judges.base import PairwiseJudge
@@ -379,6 +380,9 @@ class SelfPlayTrainer(BaseAgent):
         self.evaluator, self.eval_every = evaluator, max(1, int(eval_every))
         self.tensorboard = bool(tensorboard)
         self.history: list[dict[str, float]] = []
+        #: per iteration of this process, ``{"wall": {phase: s}, "cpu": {phase: s}}`` (generation, judging,
+        #: logprobs (no-grad teacher forcing), forward, backward, optimizer, other); not checkpointed
+        self.phase_times: list[dict[str, dict[str, float]]] = []
         self.initial_metrics: dict[str, float] = {}
 
         self.accelerator = self._make_accelerator(accelerator)
@@ -392,8 +396,10 @@ class SelfPlayTrainer(BaseAgent):
         self.lm.model.eval()  # dropout off; LMPolicy.generate restores the mode it finds
         self.source: ResponseSource = self._make_source(source, logp_batch_size)
         self._snapshots: dict[str, Any] = {}
+        # with LoRA a snapshot differs from the policy in its adapters only: it shares the frozen base weights
+        shared = {id(p): p for p in self.lm.model.parameters() if not p.requires_grad} if self.lora else {}
         for name in self.algorithm.snapshots:
-            frozen = copy.deepcopy(self.lm.model).requires_grad_(False).eval()
+            frozen = copy.deepcopy(self.lm.model, memo=dict(shared)).requires_grad_(False).eval()
             self._snapshots[name] = policy_view(self.lm, frozen)
         self.params = [p for p in self.lm.model.parameters() if p.requires_grad]
         self.optimizer = self._make_optimizer()
@@ -547,8 +553,10 @@ class SelfPlayTrainer(BaseAgent):
     def _iterate(self, index: int) -> None:
         t = self.num_iterations
         start = time.perf_counter()
+        times = PhaseTimes(self.device)
+        self.source.phase_times = times
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), times.phase("other"):
             torch.manual_seed(self.iteration_seed(t, "torch"))
             batch = self.source.collect(self._select_prompts(t), seed=self.iteration_seed(t, "sample"))
             self.algorithm.prepare(self, batch, t)
@@ -561,23 +569,29 @@ class SelfPlayTrainer(BaseAgent):
                 self.max_steps_per_iteration or 16 * self.steps_per_iteration)
             for k in range(cap):
                 self.optimizer.zero_grad(set_to_none=True)
-                logp = self.source.logp(batch, requires_grad=True, mask=scored)
+                with times.phase("forward"):
+                    logp = self.source.logp(batch, requires_grad=True, mask=scored)
                 self.scored_sequences += per_step
                 if target is not None and k >= self.steps_per_iteration and self._realised(target, logp):
                     break  # subproblem solved to step_kl_tol (see the class docstring)
-                out = self.algorithm.loss(self, batch, logp, t)
-                if self.accelerator is not None:
-                    self.accelerator.backward(out.loss)
-                else:
-                    out.loss.backward()
-                self._all_reduce_grads()
-                if self.max_grad_norm is not None:
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
-                self.optimizer.step()
-                self.scheduler.step()
+                with times.phase("forward"):
+                    out = self.algorithm.loss(self, batch, logp, t)
+                with times.phase("backward"):
+                    if self.accelerator is not None:
+                        self.accelerator.backward(out.loss)
+                    else:
+                        out.loss.backward()
+                    self._all_reduce_grads()
+                with times.phase("optimizer"):
+                    if self.max_grad_norm is not None:
+                        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
+                    self.optimizer.step()
+                    self.scheduler.step()
                 losses.append(float(out.loss.detach()))
             step_kl = self._step_kl(batch)
             self.algorithm.end_iteration(self, t)
+        self.source.phase_times = None
+        self.phase_times.append(times.as_dict())
         row = self._metrics_row(t, batch, losses, grad_norm, out.metrics if out else {}, step_kl)
         if self.step_kl_tol is not None:
             row["inner_steps"] = len(losses)
