@@ -34,10 +34,12 @@ Budgets (``--budget``; ``quick=True`` is ``"quick"``):
 
 - ``quick`` (tests, seconds): ``InvertedPendulum-v5`` capped at 200 steps, scripted
   checkpoints, 1 seed, 1000 SAC steps per learner;
-- ``small`` (a 2-core CPU, about 25 minutes wall with 2 worker processes):
-  ``Hopper-v5``, 60k-step expert with 10 checkpoints, 3k rollout steps per checkpoint,
-  10k demonstration steps, 2000 pairs of 50-step segments, 3 seeds x 50k SAC steps per
-  learner, 1000 SAC steps and 20 reward steps (lr 1e-3) per outer iteration;
+- ``small`` (a 2-core CPU, 22-38 minutes wall per task with 2 worker processes, the
+  expert included): ``Hopper-v5`` (or ``--env``), 60k-step expert with 10 checkpoints,
+  3k rollout steps per checkpoint, 10k demonstration steps, 2000 pairs of 50-step
+  segments, 5 seeds x 30k SAC steps per learner (cut from 3 x 50k to afford 5 seeds),
+  true return of 10 deterministic episodes every 5k steps, 1000 SAC steps and 20 reward
+  steps (lr 1e-3) per outer iteration;
 - ``paper`` (a GPU / many-core machine, hours): 1M-step expert with 20 checkpoints,
   30k rollout steps per checkpoint (004), 10k demonstration steps and 20k pairs
   (004's "10k demonstrations and 20k preferences"), 3 seeds x 1M SAC steps, 5k SAC
