@@ -134,7 +134,8 @@ def test_killed_overwrite_leaves_the_old_run_or_the_new_one(kind, tmp_path, chea
     duration = time.monotonic() - start
     new = _snapshot(ref)
     seen = set()
-    kills = [((k, w), None) for k in (1, 2, 3) for w in ("before", "after")]
+    # every file event of the run (log rewrites in the staging folder, the publish, the pointer)
+    kills = [((k, w), None) for k in range(1, 7) for w in ("before", "after")]
     kills += [(None, f * duration) for f in (0.3, 0.6, 0.9)]
     for kill_at, delay in kills:
         _run_child(lambda: main(new_args), kill_at=kill_at, kill_after=delay)

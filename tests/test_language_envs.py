@@ -453,3 +453,12 @@ def test_render_ansi():
     assert "player_0 'Answer: 1'" in par.render()
     with pytest.warns(UserWarning, match="render_mode"):
         assert DialogueEnv().render() is None
+
+
+def test_text_frame_draws_dollar_signs_literally():
+    """Replies are arbitrary strings: '$...$' must not be parsed as mathtext (it raised before)."""
+    from prefgym.envs.rendering import text_frame
+
+    frame = text_frame("task $x$ turn 1", [("policy $$", 'E;8$$E1"+%VUxLaj $\\frac{'), ("other", "a $b$ c")])
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8
+    assert frame.min() < 128  # something dark (the text) was drawn on the white page

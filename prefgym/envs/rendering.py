@@ -138,18 +138,19 @@ def text_frame(header: str, columns: Sequence[tuple[str, str]]) -> np.ndarray:
         One line over the columns (task, turn, rewards).
     columns
         ``(title, transcript)`` pairs, one column each; long transcripts keep
-        their last lines.
+        their last lines. Text is drawn literally (no ``$...$`` mathtext): replies
+    are arbitrary strings.
     """
     fig = _figure(TEXT_FRAME_SIZE)
     fig.patch.set_facecolor("white")
-    fig.text(0.01, 0.975, header, fontsize=9, va="top", family="monospace", weight="bold")
+    fig.text(0.01, 0.975, header, fontsize=9, va="top", family="monospace", weight="bold", parse_math=False)
     k = max(len(columns), 1)
     chars = int(TEXT_FRAME_SIZE[1] / k / 7.0)  # a monospace character is about 6.7 px wide at 8 pt
     for i, (title, transcript) in enumerate(columns):
         x = 0.01 + i / k
         if i:
             fig.add_artist(_vline(i / k - 0.005))
-        fig.text(x, 0.925, title, fontsize=9, va="top", color=_LAST, weight="bold")
+        fig.text(x, 0.925, title, fontsize=9, va="top", color=_LAST, weight="bold", parse_math=False)
         fig.text(x, 0.88, _tail_lines(transcript, chars - 2, 34), fontsize=8, va="top",
-                 family="monospace", linespacing=1.15)
+                 family="monospace", linespacing=1.15, parse_math=False)
     return _to_array(fig, TEXT_FRAME_SIZE)
