@@ -119,10 +119,11 @@ def _resample(scores: np.ndarray, reps: int, rng: np.random.Generator) -> np.nda
     return scores[idx, np.arange(tasks)]
 
 
-def _percentiles(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+def _percentiles(samples: np.ndarray, confidence: float, axis: int | None = None):
+    """The two-sided ``confidence`` percentile interval of ``samples`` (along ``axis``)."""
     tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(samples, [tail, 100.0 - tail])
-    return float(low), float(high)
+    low, high = np.percentile(samples, [tail, 100.0 - tail], axis=axis)
+    return low, high
 
 
 def _iqm_batch(samples: np.ndarray) -> np.ndarray:
@@ -145,7 +146,7 @@ def iqm_interval(scores, reps: int = DEFAULT_REPS, confidence: float = 0.95, see
     a = as_score_matrix(scores)
     rng = np.random.default_rng(seed)
     low, high = _percentiles(_iqm_batch(_resample(a, reps, rng)), confidence)
-    return Interval(iqm(a), low, high, confidence, int(reps))
+    return Interval(iqm(a), float(low), float(high), confidence, int(reps))
 
 
 def improvement_interval(x, y, reps: int = DEFAULT_REPS, confidence: float = 0.95,
@@ -157,7 +158,7 @@ def improvement_interval(x, y, reps: int = DEFAULT_REPS, confidence: float = 0.9
     rng = np.random.default_rng(seed)
     xb, yb = _resample(x, reps, rng), _resample(y, reps, rng)
     low, high = _percentiles(_improvement_batch(xb, yb), confidence)
-    return Interval(probability_of_improvement(x, y), low, high, confidence, int(reps))
+    return Interval(probability_of_improvement(x, y), float(low), float(high), confidence, int(reps))
 
 
 def iqm_band(scores, reps: int = DEFAULT_REPS, confidence: float = 0.95,
@@ -169,8 +170,7 @@ def iqm_band(scores, reps: int = DEFAULT_REPS, confidence: float = 0.95,
     _check(reps, confidence)
     a = as_score_matrix(scores)
     samples = trim_mean(_resample(a, reps, np.random.default_rng(seed)), proportiontocut=0.25, axis=1)
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(samples, [tail, 100.0 - tail], axis=0)
+    low, high = _percentiles(samples, confidence, axis=0)
     return trim_mean(a, proportiontocut=0.25, axis=0), low, high
 
 
