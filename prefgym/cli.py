@@ -123,6 +123,9 @@ def plain_text(text: str) -> str:
     return text.replace("``", "")
 
 
+_FAMILY_LABELS = {"tabular": "matrix", "markov": "Markov"}
+
+
 def _first_line(doc: str | None) -> str:
     return plain_text((doc or "").strip().splitlines()[0]) if (doc or "").strip() else ""
 
@@ -247,12 +250,18 @@ def _train_run(agent, env, env_kwargs, iterations, params, out_dir: Path, final_
         env_kwargs = dict(DEFAULT_ENV_KWARGS) if env == DEFAULT_ENV else {}
     params = dict(params or {})
     game = game_from_env(env, env_kwargs)
-    markov = issubclass(cls, MarkovAgent)
-    if isinstance(game, TabularMarkovGame) and not markov:
+    if isinstance(game, TabularMarkovGame) and not issubclass(cls, MarkovAgent):
         from prefgym.agents import AGENTS
+        from prefgym.agents.registry import agent_class
+        from prefgym.algorithms import get_spec
 
-        names = sorted(n for n, c in AGENTS.items() if issubclass(c, MarkovAgent))
-        raise CLIError(f"agent {cls.name!r} plays matrix games; {env!r} is a Markov game: use one of {names}")
+        spec = get_spec(cls.name)
+        if "markov" not in spec.families:  # the family follows from the game
+            names = sorted(n for n, c in AGENTS.items() if issubclass(c, MarkovAgent))
+            raise CLIError(f"agent {cls.name!r} plays matrix games; {env!r} is a Markov game: "
+                           f"use one of {names}")
+        cls = agent_class(spec, "markov")
+    markov = issubclass(cls, MarkovAgent)
     try:
         model = cls(game, **params)
     except (TypeError, ValueError) as exc:
@@ -402,8 +411,7 @@ def _evaluate_markov(agent, path: Path) -> dict[str, Any]:
 
 # ----------------------------------------------------------------- commands
 def _cmd_list(args: argparse.Namespace) -> int:
-    from prefgym.agents import AGENTS
-    from prefgym.agents.llm import LLM_AGENT_SUMMARIES
+    from prefgym.algorithms import SPECS
     from prefgym.cli_llm import llm_agent_names
     from prefgym.llm_tasks import LLM_TASKS
     from prefgym.reproductions import CATALOG
@@ -411,17 +419,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     ids = env_ids()
     print("Environments:")
     print("\n".join(f"  {i}" for i in ids) if ids else "  (none: prefgym.envs is not available)")
-    print("Agents:")
-    wn = max(map(len, AGENTS))
-    wc = max(len(c.__name__) for c in AGENTS.values())
-    for name, cls in AGENTS.items():
-        print(f"  {name:<{wn}}  {cls.__name__:<{wc}}  {_first_line(cls.__doc__)}")
-    print("LLM agents (--task, --model; need the llm extra):")
-    names = llm_agent_names()
-    wn, wc = max(map(len, names)), max(len(c) for c, _ in LLM_AGENT_SUMMARIES.values())
-    for name, key in names.items():
-        cls_name, summary = LLM_AGENT_SUMMARIES[key]
-        print(f"  {name:<{wn}}  {cls_name:<{wc}}  {summary}")
+    print("Agents (--agent NAME; the family follows from --env, or --task for the LLM agents, "
+          "NAME-llm, which need the llm extra):")
+    llm_names = {key: name for name, key in llm_agent_names().items()}
+    rows = [(spec.name, ", ".join(_FAMILY_LABELS[f] if f != "llm" else llm_names[spec.name]
+                                  for f in spec.families), spec.title) for spec in SPECS.values()]
+    wn, wf = (max(len(r[i]) for r in rows) for i in (0, 1))
+    for name, fams, title in rows:
+        print(f"  {name:<{wn}}  {fams:<{wf}}  {title}")
     print("LLM tasks:")
     wt = max(map(len, LLM_TASKS))
     for name, task in LLM_TASKS.items():

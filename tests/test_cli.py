@@ -90,7 +90,7 @@ def test_list_prints_envs_agents_and_reproductions(capsys):
     [
         (["train", "--agent", "no-such-agent"], "unknown agent 'no-such-agent'"),
         (["train", "--param", "alpha"], "--param expects key=value"),
-        (["train", "--agent", "mmd", "--param", "bogus=1"], "unexpected keyword argument 'bogus'"),
+        (["train", "--agent", "mmd", "--param", "bogus=1"], "unknown hyper-parameters ['bogus']"),
         (["train", "--lr", "-1"], "learning_rate must be a positive number"),
         (["train", "--env", "prefgym/NoSuchGame-v0"], "cannot make environment"),
         (["train", "--env-kwargs", "{oops"], "--env-kwargs is not valid JSON"),

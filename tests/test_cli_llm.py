@@ -162,7 +162,7 @@ def test_list_shows_llm_agents_and_tasks(capsys):
     out = capsys.readouterr().out
     names = llm_agent_names()
     assert set(names.values()) == set(LLM_AGENTS) and not set(names) & set(AGENTS)
-    assert "LLM agents" in out and "LLM tasks" in out
+    assert "Agents (" in out and "LLM tasks" in out
     assert all(n in out for n in names) and all(t in out for t in LLM_TASKS)
 
 

@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                      "sb3_files", "validation")),
     ("preferences", ("preferences", "teachers")),
     ("games", ("games",)),
+    ("algorithms", ("algorithms",)),
     ("language", ("llm", "data", "judges")),
     ("environments", ("envs",)),
     ("agents", ("agents", "selfplay")),

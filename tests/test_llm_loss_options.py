@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("transformers")
 import torch  # noqa: E402
 
-from prefgym.agents.rules import regularized_step  # noqa: E402
+from prefgym.algorithms.rules import regularized_step  # noqa: E402
 from prefgym.cli import main  # noqa: E402
 from prefgym.data.menus import MENU_PROMPTS, MENU_RESPONSES  # noqa: E402
 from prefgym.games import planted_nash  # noqa: E402

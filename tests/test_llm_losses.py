@@ -7,6 +7,7 @@ its two token log-probs, written out with ``math.log``.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import torch
 
 from prefgym.agents import rules
 from prefgym.agents.llm import losses as L
+from prefgym.algorithms import SPECS
 
 
 @pytest.fixture(autouse=True)
@@ -341,33 +343,53 @@ def test_mpo_regression_value_and_h1_equals_sppo():
     assert approx(a, float(L.sppo_loss(t(LW), t(RW), t(0.7), eta=beta).loss))
 
 
-# ================================================================ OMWU (generalised IPO)
-def test_omwu_paired_value():
+# ================================================================ spec steps as generalised IPO targets
+class _MenuInputs:
+    """StepInputs of an enumerated menu with exact payoffs ``P softmax(opponent) - 1/2``."""
+
+    def __init__(self, P, logits, lr, payoffs=None, reference=None):
+        self.P, self.logits, self.lr, self.reference, self.magnet = P, logits, lr, reference, None
+        self._payoffs = payoffs or {}
+
+    def payoff(self, opponent="current"):
+        if isinstance(opponent, str):
+            if opponent in self._payoffs:
+                return self._payoffs[opponent]
+            opponent = self.logits
+        return self.P @ rules.log_normalize(np.asarray(opponent))[1] - 0.5
+
+
+def _spec_target_loss(name, logp, inputs, hp=None):
+    """The LLM adapter's loss: generalised IPO towards the spec's step (base 0)."""
+    step = torch.as_tensor(SPECS[name].step(inputs, hp))
+    return L.generalized_ipo_loss(logp, step[None], base_logp=torch.zeros_like(step)[None])
+
+
+def test_generalized_ipo_paired_value():
     eta = 0.4
     bw, bl = math.log(0.45) + math.log(0.4), math.log(0.35) + math.log(0.2)  # base = pi_t
-    gw, gl = 2 * 0.7 - 0.6, 2 * 0.4 - 0.5  # 2 P(y > pi_t) - P(y > pi_{t-1})
-    out = L.omwu_loss(t(LW), t(0.7), eta=eta, prev_win_rate=t(0.6), base_logp=t(bw), logp_other=t(LL),
-                      win_rate_other=t(0.4), prev_win_rate_other=t(0.5), base_logp_other=t(bl))
+    gw, gl = 2 * 0.7 - 0.6, 2 * 0.4 - 0.5  # OMWU's 2 P(y > pi_t) - P(y > pi_{t-1})
+    out = L.generalized_ipo_loss(t(LW), t(eta * gw), base_logp=t(bw), logp_other=t(LL),
+                                 target_other=t(eta * gl), base_logp_other=t(bl))
     assert approx(out.loss, ((LW - bw) - (LL - bl) - eta * (gw - gl)) ** 2)
     assert approx(out.metrics["target_contrast"], eta * abs(gw - gl))
     # default base = the current policy (stop-gradient): the value is the squared target contrast
-    cur = L.omwu_loss(t(LW), t(0.7), eta=eta, logp_other=t(LL), win_rate_other=t(0.4))
+    cur = L.generalized_ipo_loss(t(LW), t(eta * 0.7), logp_other=t(LL), target_other=t(eta * 0.4))
     assert approx(cur.loss, (eta * (0.7 - 0.4)) ** 2)
 
 
-def test_omwu_minimiser_is_optimistic_step_and_one_step_is_the_rule():
+def test_omwu_spec_target_minimiser_is_optimistic_step_and_one_step_is_the_rule():
     n, eta = 5, 0.9
     P, theta_t, theta_prev = _game(n, 8)
     lpt, pit = rules.log_normalize(theta_t)
     win, win_prev = P @ pit, P @ rules.log_normalize(theta_prev)[1]
-    args = dict(eta=eta, prev_win_rate=torch.tensor(win_prev)[None])
-    base = torch.tensor(lpt)[None]
-    fit = _minimise(lambda lp: L.omwu_loss(lp[None], torch.tensor(win)[None], base_logp=base, **args).loss, n)
+    inputs = _MenuInputs(P, lpt, eta, {"current": win - 0.5, "previous": win_prev - 0.5})
+    fit = _minimise(lambda lp: _spec_target_loss("omwu", lp[None], inputs).loss, n)
     expected = _lognorm(rules.optimistic_step(theta_t, win - 0.5, win_prev - 0.5, eta))
     assert np.allclose(fit, expected, atol=1e-8)  # exact: log Z cancels in the contrast
-    # one gradient step from the base (default sg current policy) is the rule with step 4 lr eta / n
+    # one gradient step from pi_t is the rule with step 4 lr eta / n
     theta = torch.tensor(theta_t, requires_grad=True)
-    loss = L.omwu_loss(torch.log_softmax(theta, 0)[None], torch.tensor(win)[None], **args).loss
+    loss = _spec_target_loss("omwu", torch.log_softmax(theta, 0)[None], inputs).loss
     (g,) = torch.autograd.grad(loss, theta)
     opt = 2 * win - win_prev
     assert np.allclose(g.numpy(), -(4 * eta / n) * (opt - opt.mean()), atol=1e-14)
@@ -376,28 +398,16 @@ def test_omwu_minimiser_is_optimistic_step_and_one_step_is_the_rule():
     assert np.allclose(stepped, _lognorm(rules.optimistic_step(theta_t, win, win_prev, 4 * lr * eta / n)))
 
 
-# ================================================================ Nash-MD
-def test_nash_md_value_and_mixture_helpers():
-    eta, tau = 0.5, 0.4
-    b = eta * tau
-    out = L.nash_md_loss(t(LW), t(0.7), ref_logp=t(RW), eta=eta, tau=tau, base_logp=t(LW),
-                         logp_other=t(LL), win_rate_other=t(0.4), ref_logp_other=t(RL), base_logp_other=t(LL))
-    hw = LW - ((1 - b) * LW + b * RW) - eta * 0.7
-    hl = LL - ((1 - b) * LL + b * RL) - eta * 0.4
-    assert approx(out.loss, (hw - hl) ** 2)
-    assert np.allclose(L.geometric_mixture_logp(t(LW), t(RW), 0.3).numpy(), 0.7 * LW + 0.3 * RW)
-
-
-def test_nash_md_minimiser_is_regularized_step():
+def test_nash_md_spec_target_minimiser_is_regularized_step_against_the_mixture():
     n, eta, tau = 4, 0.7, 0.5
     P, theta_t, ref = _game(n, 10)
-    lpt, pit = rules.log_normalize(theta_t)
+    lpt, _ = rules.log_normalize(theta_t)
     lref = _lognorm(ref)
-    win = P @ pit
-    ref_t, base = torch.tensor(lref)[None], torch.tensor(lpt)[None]
-    fit = _minimise(lambda lp: L.nash_md_loss(lp[None], torch.tensor(win)[None], ref_logp=ref_t,
-                                              eta=eta, tau=tau, base_logp=base).loss, n)
-    assert np.allclose(fit, _lognorm(rules.regularized_step(lpt, win - 0.5, eta, tau, lref)), atol=1e-8)
+    inputs = _MenuInputs(P, lpt, eta, reference=lref)
+    fit = _minimise(lambda lp: _spec_target_loss("nash_md", lp[None], inputs,
+                                                 SimpleNamespace(tau=tau, mixture=None)).loss, n)
+    mix = rules.log_normalize(rules.geometric_mixture(lpt, lref, eta * tau))[1]  # Munos et al. Eq. (8)
+    assert np.allclose(fit, _lognorm(rules.regularized_step(lpt, P @ mix - 0.5, eta, tau, lref)), atol=1e-8)
 
 
 # ================================================================ MPO / MPO-RT
@@ -527,11 +537,10 @@ GRADCHECKS = {
     "spo_rank": lambda a, b: L.spo_ranked_loss(torch.stack([a, b, a + b], -1), alpha=0.5).loss,
     "sppo": lambda a, b: L.sppo_loss(a + b, R1, WIN, eta=0.5).loss,
     "ompo": lambda a, b: L.ompo_loss(a + b, R1, WIN, beta=0.5, horizon=2).loss,
-    "omwu": lambda a, b: L.omwu_loss(torch.stack([a, b], -1), torch.stack([WIN, 1 - WIN], -1), eta=0.5,
-                                     base_logp=torch.stack([R1, R2], -1)).loss,
-    "nash_md": lambda a, b: L.nash_md_loss(a, WIN, ref_logp=R1, eta=0.5, tau=0.4, base_logp=R2,
-                                           logp_other=b, win_rate_other=1 - WIN, ref_logp_other=R2,
-                                           base_logp_other=R1).loss,
+    "gipo": lambda a, b: L.generalized_ipo_loss(torch.stack([a, b], -1), torch.stack([WIN, 1 - WIN], -1),
+                                                base_logp=torch.stack([R1, R2], -1)).loss,
+    "gipo_paired": lambda a, b: L.generalized_ipo_loss(a, WIN, base_logp=R2, logp_other=b,
+                                                       target_other=1 - WIN, base_logp_other=R1).loss,
     "aihf": lambda a, b: L.self_play_aihf_loss(a, b, R1, R2, b, a, R2, R1, w1=0.3).loss,
 }
 
@@ -553,10 +562,7 @@ def _stopgrad_cases():
         "sppo": lambda x, r: L.sppo_loss(x, r, r.exp(), eta=0.5, log_z=r),
         "ompo": lambda x, r: L.ompo_loss(x, r, r.exp(), beta=0.5),
         "mpo_reg": lambda x, r: L.mpo_regression_loss(x, r, r.exp(), beta=0.5),
-        "omwu": lambda x, r: L.omwu_loss(x[None], r.exp()[None], eta=0.5, prev_win_rate=r[None],
-                                         base_logp=r[None]),
-        "nash_md": lambda x, r: L.nash_md_loss(x[None], r.exp()[None], ref_logp=r[None], eta=0.5, tau=0.5,
-                                               base_logp=r[None] * 2),
+        "gipo": lambda x, r: L.generalized_ipo_loss(x[None], r.exp()[None], base_logp=r[None] * 2),
         "mpo": lambda x, r: L.mpo_loss(x, r.exp(), alpha=0.3, eta=0.5, magnet_logp=r, old_logp=r * 2,
                                        sample_logp=r * 3),
         "mpo_rt": lambda x, r: L.mpo_rt_loss(x, r.exp(), ref_logp=r, old_logp=r * 2, alpha=0.1, eta=0.5,

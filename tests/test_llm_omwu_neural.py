@@ -23,8 +23,10 @@ pytest.importorskip("transformers")
 import torch  # noqa: E402
 
 from prefgym.agents.llm import MenuPolicy, SelfPlayTrainer  # noqa: E402
-from prefgym.agents.llm.losses import omwu_loss  # noqa: E402
-from prefgym.agents.rules import log_normalize, magnetic_step, optimistic_step  # noqa: E402
+from prefgym.agents.llm.losses import generalized_ipo_loss  # noqa: E402
+from prefgym.algorithms import SPECS  # noqa: E402
+from prefgym.algorithms.rules import log_normalize, magnetic_step, optimistic_step  # noqa: E402
+from prefgym.algorithms.spec import FixedInputs  # noqa: E402
 from prefgym.games.matrix import planted_nash  # noqa: E402
 from prefgym.judges import TableJudge  # noqa: E402
 
@@ -52,8 +54,14 @@ def test_grouped_two_response_value_by_hand():
     eta = 2.0
     logp = torch.log(torch.tensor([[0.6, 0.4]], dtype=torch.float64))
     base = torch.log(torch.tensor([[0.5, 0.5]], dtype=torch.float64))
-    out = omwu_loss(logp, torch.tensor([[0.7, 0.3]], dtype=torch.float64), eta=eta,
-                    prev_win_rate=torch.tensor([[0.6, 0.4]], dtype=torch.float64), base_logp=base)
+    payoffs = {"current": torch.tensor([[0.7, 0.3]], dtype=torch.float64) - 0.5,
+               "previous": torch.tensor([[0.6, 0.4]], dtype=torch.float64) - 0.5}
+    target = SPECS["omwu"].step(FixedInputs(base, eta, payoffs), None)  # the OMWU trainer's target
+
+    def omwu_loss(lp):
+        return generalized_ipo_loss(lp, target, base_logp=torch.zeros_like(target))
+
+    out = omwu_loss(logp)
     # target c = eta (2 g_t - g_{t-1}) = 2 (0.8, 0.2) = (1.6, 0.4);
     # h = (log(0.6/0.5) - 1.6, log(0.4/0.5) - 0.4);
     # mean over the 4 ordered pairs (2 zero diagonal terms) of (h_i - h_j)^2 = (h_0 - h_1)^2 / 2
@@ -63,8 +71,7 @@ def test_grouped_two_response_value_by_hand():
     assert (h0 - h1) ** 2 / 2 == pytest.approx(0.5 * (math.log(1.5) - 1.2) ** 2, rel=1e-12)
     # zero exactly at the tabular rule pi_t exp(eta (2 g_t - g_{t-1})), normalised
     rule = torch.log_softmax(base + torch.tensor([[1.6, 0.4]], dtype=torch.float64), -1)
-    at_rule = omwu_loss(rule, torch.tensor([[0.7, 0.3]], dtype=torch.float64), eta=eta,
-                        prev_win_rate=torch.tensor([[0.6, 0.4]], dtype=torch.float64), base_logp=base)
+    at_rule = omwu_loss(rule)
     assert float(at_rule.loss) < 1e-28
 
 
@@ -98,10 +105,8 @@ def test_trainer_feeds_the_previous_iterate_and_follows_tabular_omwu(tiny):
         b = spy.batches[t]
         # the batch holds P(y > pi_t) and P(y > pi_{t-1}) of the LM's own iterates (None at t = 0)
         assert np.allclose(b.win_rate.double().numpy() - 0.5, pis[t] @ A.T, atol=1e-6)
-        if t == 0:
-            assert b.extra["prev_win_rate"] is None
-        else:
-            assert np.allclose(b.extra["prev_win_rate"].double().numpy() - 0.5, pis[t - 1] @ A.T, atol=1e-6)
+        prev_payoff = b.extra["payoffs"]["previous"].double().numpy()  # pi_0 = pi_1 at t = 0
+        assert np.allclose(prev_payoff, pis[max(t - 1, 0)] @ A.T, atol=1e-6)
         # its exact step is the tabular rule from pi_t
         g_prev = pis[t] @ A.T if t == 0 else pis[t - 1] @ A.T
         rule = log_normalize(optimistic_step(np.log(pis[t]), pis[t] @ A.T, g_prev, eta))[0]

@@ -21,7 +21,7 @@ from prefgym.agents.llm import (  # noqa: E402
     SelfPlayTrainer,
 )
 from prefgym.agents.llm.algorithms import MPOAlgorithm  # noqa: E402
-from prefgym.agents.rules import magnetic_step  # noqa: E402
+from prefgym.algorithms.rules import magnetic_step  # noqa: E402
 from prefgym.games.matrix import planted_nash  # noqa: E402
 from prefgym.judges import FeatureRaterJudge, TableJudge  # noqa: E402
 from prefgym.judges.base import PairwiseJudge  # noqa: E402

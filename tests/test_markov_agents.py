@@ -343,7 +343,7 @@ def test_stop_training_on_gap_and_registry(grid):
     assert len(agent.history["exploitability"]) == agent.num_iterations
     for cls in MARKOV:
         assert AGENTS[cls.name] is cls
-    assert {"ompo", "mpo_ac", "md_markov", "mmd_markov", "magnetic_mpo"} <= set(AGENTS)
+    assert {"ompo", "mpo_ac", "md_markov", "mmd_markov", "mpo_markov"} <= set(AGENTS)
 
 
 def test_bad_arguments_raise(grid):

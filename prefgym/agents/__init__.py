@@ -10,25 +10,41 @@ from prefgym.agents.markov import (
     MarkovMMD,
     NaturalActorCriticMPO,
 )
+from prefgym.agents.registry import agent_class, make_agent
 from prefgym.agents.tabular import EGPO, MMD, MPO, MWU, OMWU, ONPO, SPO, SPPO, NashMD, TabularAgent
+from prefgym.algorithms import SPECS, get_spec, normalize_name
+from prefgym.errors import InvalidArgumentError
 
 MD = MWU
 
-#: agent name (CLI) -> class
+#: agent name -> class, every tabular and Markov agent of the registry (``prefgym.agents.registry``):
+#: an algorithm's tabular class under its name, its Markov class under ``NAME_markov`` when it has both
 AGENTS: dict[str, type[BaseAgent]] = {
-    cls.name: cls for cls in (MWU, OMWU, ONPO, MMD, MPO, NashMD, EGPO, SPPO, SPO,
-                              OMPO, NaturalActorCriticMPO, MarkovMD, MarkovMMD, MagneticMPO)
+    cls.name: cls for cls in (agent_class(spec, family) for spec in SPECS.values()
+                              for family in ("tabular", "markov") if family in spec.families)
 }
 
 
-def get_agent_class(name: str) -> type[BaseAgent]:
-    """Look an agent class up by its CLI name (case-insensitive, ``-`` or ``_``)."""
-    key = name.lower().replace("-", "_")
-    aliases = {"mwu": "md", "omd": "md", "nashmd": "nash_md"}
-    key = aliases.get(key, key)
-    if key not in AGENTS:
-        raise ValueError(f"unknown agent {name!r}; choose from {sorted(AGENTS)}")
-    return AGENTS[key]
+def get_agent_class(name: str, family: str | None = None) -> type[BaseAgent]:
+    """Look an agent class up by its name (case-insensitive, ``-`` or ``_``; aliases such as ``mwu``).
+
+    ``family`` (``"tabular"`` / ``"markov"``) picks the form of an algorithm that has both;
+    without it a key of :data:`AGENTS` wins, then the algorithm's first family.
+    """
+    key = normalize_name(name)
+    if family is None and key in AGENTS:
+        return AGENTS[key]
+    try:
+        spec = get_spec(key)
+    except InvalidArgumentError:
+        raise ValueError(f"unknown agent {name!r}; choose from {sorted(AGENTS)}") from None
+    if family is None:
+        family = next((f for f in ("tabular", "markov") if f in spec.families), None)
+        if key in spec.aliases and "markov" in spec.families and key.endswith(("_markov", "magnetic_mpo")):
+            family = "markov"
+        if family is None:
+            raise ValueError(f"{spec.name} trains language models only: use the {spec.name}-llm agent")
+    return agent_class(spec, family)
 
 
 def __getattr__(name: str):
@@ -47,4 +63,4 @@ def __getattr__(name: str):
 __all__ = ["AGENTS", "AIHF", "BaseAgent", "BaseCallback", "CallbackList", "EGPO", "MD", "MMD", "MPO", "MWU",
            "MagneticMPO", "MarkovAgent", "MarkovMD", "MarkovMMD", "NashMD", "NaturalActorCriticMPO",
            "OMPO", "OMWU", "ONPO", "SPO", "SPPO", "StopTrainingOnGap", "TabularAgent",
-           "get_agent_class"]
+           "get_agent_class", "make_agent"]

@@ -71,7 +71,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prefgym.agents.rules import log_normalize, magnetic_step, optimistic_step
+from prefgym.algorithms.rules import log_normalize, magnetic_step, optimistic_step
 from prefgym.data.menus import MENU_GAME_MIN_NE_PROB, MENU_GAME_RANK, MENU_PROMPTS, MENU_RESPONSES
 from prefgym.data.menus import planted_menu_game as choose_game
 from prefgym.games.matrix import MatrixGame

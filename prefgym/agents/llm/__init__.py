@@ -1,6 +1,6 @@
 """Neural (``transformers``) counterparts of the tabular agents.
 
-The update rules of :mod:`prefgym.agents.rules` become losses on sequence (or
+The update rules of :mod:`prefgym.algorithms.rules` become losses on sequence (or
 token) log-probabilities of a causal LM policy (:mod:`prefgym.agents.llm.losses`).
 :class:`~prefgym.agents.llm.trainer.SelfPlayTrainer` is the shared iterative
 self-play loop that samples responses, queries a judge and calls them; the
@@ -22,38 +22,25 @@ from __future__ import annotations
 
 from importlib import import_module
 
-#: ``LLM_AGENTS`` key -> (trainer class name, one line on its algorithm); torch-free, for
+from prefgym.algorithms import SPECS
+
+#: ``LLM_AGENTS`` key -> (trainer class name, one line on its algorithm), from the specs; torch-free, for
 #: ``prefgym list`` (a test checks it against ``LLM_AGENTS``)
 LLM_AGENT_SUMMARIES: dict[str, tuple[str, str]] = {
-    "omwu": ("OMWUTrainer", "Neural OMWU (002 Sec. 5.2): generalised IPO on all pairs of the group, "
-                            "base sg log pi_t."),
-    "ompo": ("OMPOTrainer", "OMPO practical regression (001 Alg. 2) at the states of the batch."),
-    "sppo": ("SPPOTrainer", "SPPO (Wu et al. 2024; 002 App. D.2): regress log pi/pi_t on "
-                            "eta (P(y > pi_t) - 1/2)."),
-    "mpo": ("MPOTrainer", "Magnetic Preference Optimization (000 Alg. 1, App. A.1)."),
-    "nash_md": ("NashMDTrainer", "Nash-MD (Munos et al. 2023) as a regularised generalised IPO loss."),
-    "spo": ("SPOTrainer", "Self-play SPO (003): the pairwise loss L_pref^{alpha, mu} on all pairs of the "
-                          "group."),
-    "dpo": ("DPOTrainer", "Iterative DPO on best-vs-worst pairs (001 App. B.3, the baseline of 001 and "
-                          "002)."),
-    "ipo": ("IPOTrainer", "Iterative IPO (Azar et al. 2023, Eq. 17) on the best-vs-worst pairs of "
-                          "DPOAlgorithm."),
-    "slic_hf": ("SLiCHFTrainer", "SLiC-HF (Zhao et al. 2023; 003 App. E.2) on the best-vs-worst pairs of "
-                                 "DPOAlgorithm."),
-    "aihf_dpo": ("AIHFDPOTrainer", "AIHF's policy-only variants (004 Sec. 3.3) on the self-play loop: "
-                                   "AIHF-DPO and Self-Play AIHF."),
-}
+    spec.name: (f"{spec.class_name}Trainer", spec.title) for spec in SPECS.values() if "llm" in spec.families}
 
-_ALGORITHMS = ("ALGORITHMS", "AIHFAlgorithm", "DPOAlgorithm", "IPOAlgorithm", "MPOAlgorithm",
-               "NashMDAlgorithm", "OMPOAlgorithm", "OMWUAlgorithm", "SelfPlayAlgorithm", "SelfPlayBatch",
-               "SLiCHFAlgorithm", "SPOAlgorithm", "SPPOAlgorithm")
-_TRAINER = ("LLM_AGENTS", "AIHFDPOTrainer", "DPOTrainer", "IPOTrainer", "MenuResponses", "MPOTrainer",
-            "NashMDTrainer", "OMPOTrainer", "OMWUTrainer", "ResponseSource", "SampledResponses",
-            "SelfPlayTrainer", "SLiCHFTrainer", "SPOTrainer", "SPPOTrainer", "apply_lora")
+_ALGORITHMS = ("AIHFAlgorithm", "DPOAlgorithm", "IPOAlgorithm", "MPOAlgorithm", "OMPOAlgorithm",
+               "SelfPlayAlgorithm", "SelfPlayBatch", "SLiCHFAlgorithm", "SPOAlgorithm", "SPPOAlgorithm")
+_TRAINER = ("MenuResponses", "ResponseSource", "SampledResponses", "SelfPlayTrainer", "apply_lora")
+#: built from the specs (prefgym.agents.llm.registry): the registries, the generated algorithms and
+#: one trainer per algorithm
+_REGISTRY = ("ALGORITHMS", "LLM_AGENTS", "NashMDAlgorithm", "OMWUAlgorithm",
+             *(cls for cls, _ in LLM_AGENT_SUMMARIES.values()))
 #: public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
     **dict.fromkeys(_ALGORITHMS, "prefgym.agents.llm.algorithms"),
     **dict.fromkeys(_TRAINER, "prefgym.agents.llm.trainer"),
+    **dict.fromkeys(_REGISTRY, "prefgym.agents.llm.registry"),
     "MenuPolicy": "prefgym.agents.llm.menu",
     "losses": "prefgym.agents.llm.losses",
 }

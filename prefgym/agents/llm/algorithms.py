@@ -52,6 +52,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from types import SimpleNamespace
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -61,15 +62,12 @@ from prefgym.agents.llm.losses import (
     LossOutput,
     aihf_dpo_loss,
     dpo_loss,
-    geometric_mixture_logp,
     ipo_loss,
     mpo_loss,
     mpo_rt_loss,
     mpo_rt_reward,
-    nash_md_loss,
     ompo_loss,
     ompo_q_estimate,
-    omwu_loss,
     self_play_aihf_loss,
     sequence_kl,
     slic_hf_loss,
@@ -78,22 +76,21 @@ from prefgym.agents.llm.losses import (
     spo_ranked_loss,
     sppo_loss,
 )
-from prefgym.agents.rules import regularized_step
+from prefgym.algorithms import SPECS
+from prefgym.algorithms.rules import regularized_step
+from prefgym.algorithms.spec import FixedInputs
 
 __all__ = [
     "SelfPlayBatch",
     "SelfPlayAlgorithm",
-    "OMWUAlgorithm",
     "OMPOAlgorithm",
     "SPPOAlgorithm",
     "MPOAlgorithm",
-    "NashMDAlgorithm",
     "SPOAlgorithm",
     "DPOAlgorithm",
     "IPOAlgorithm",
     "SLiCHFAlgorithm",
     "AIHFAlgorithm",
-    "ALGORITHMS",
     "exact_kl_rows",
 ]
 
@@ -159,11 +156,6 @@ def exact_kl_rows(logp: Tensor, q_logp: Tensor) -> Tensor:
     ``logp`` and ``q_logp`` are normalised (B, N) log-probabilities; ``q`` is detached.
     """
     return (logp.exp() * (logp - q_logp.detach())).sum(dim=-1)
-
-
-def _optimistic(batch: SelfPlayBatch) -> Tensor:
-    prev = batch.extra["prev_win_rate"]
-    return batch.win_rate if prev is None else 2.0 * batch.win_rate - prev
 
 
 def _expand(x: Tensor, like: Tensor) -> Tensor:
@@ -303,35 +295,6 @@ class _Optimistic(SelfPlayAlgorithm):
 
 
 @dataclass
-class OMWUAlgorithm(_Optimistic):
-    """Neural OMWU (002 Sec. 5.2): generalised IPO on all pairs of the group, base ``sg log pi_t``.
-
-    The target contrast is ``eta [g(y) - g(y')]`` with ``g = 2 P(. > pi_t) - P(. > pi_{t-1})``;
-    ``rho = mu`` = uniform over the group (002's choice: the menu, or the samples), so no
-    weights. The exact minimiser is ``rules.optimistic_step`` with step ``eta``; the
-    optimiser steps of an iteration move towards it from ``pi_t``. A few AdamW steps
-    realise it only roughly (llm-menu, eta = 4: between ~5% and ~200% of the step), which
-    matters when ``eta`` is near the rule's stability edge; on a menu the trainer's
-    ``step_kl_tol`` solves each iteration to a tolerance instead.
-
-    Parameters
-    ----------
-    eta
-        OMWU step size.
-    """
-
-    name: ClassVar[str] = "omwu"
-    eta: float = 1.0
-
-    def exact_step(self, batch):
-        return batch.old_logp + self.eta * _optimistic(batch)  # rules.optimistic_step
-
-    def loss(self, trainer, batch, logp, iteration):
-        return omwu_loss(logp, batch.win_rate, eta=self.eta, prev_win_rate=batch.extra["prev_win_rate"],
-                         base_logp=batch.old_logp)
-
-
-@dataclass
 class OMPOAlgorithm(_Optimistic):
     """OMPO practical regression (001 Alg. 2) at the states of the batch.
 
@@ -356,7 +319,9 @@ class OMPOAlgorithm(_Optimistic):
     log_z: float | None = None
 
     def exact_step(self, batch):
-        return batch.old_logp + self.beta * _optimistic(batch)  # H = 1: rules.optimistic_step
+        prev = batch.extra["prev_win_rate"]  # None at the first iteration: pi_0 = pi_1
+        payoffs = {"current": batch.win_rate, "previous": batch.win_rate if prev is None else prev}
+        return SPECS["ompo"].step(FixedInputs(batch.old_logp, self.beta, payoffs), None)  # H = 1: OMWU's step
 
     def loss(self, trainer, batch, logp, iteration):
         q_hat = ompo_q_estimate(batch.win_rate, batch.extra["prev_win_rate"])  # 001 Eq. (2), one step
@@ -383,7 +348,7 @@ class SPPOAlgorithm(SelfPlayAlgorithm):
     log_z: float | None = None
 
     def exact_step(self, batch):
-        return batch.old_logp + self.eta * batch.win_rate  # rules.mirror_step
+        return SPECS["sppo"].step(FixedInputs(batch.old_logp, self.eta, {"current": batch.win_rate}), None)
 
     def loss(self, trainer, batch, logp, iteration):
         return sppo_loss(logp, batch.old_logp, batch.win_rate, eta=self.eta, log_z=self.log_z,
@@ -547,9 +512,9 @@ class MPOAlgorithm(SelfPlayAlgorithm):
         magnet = batch.extra["magnet_logp"]
         if self.variant == "mpo_rt":  # 000 Thm 3.5: the KL-regularised MD step
             return regularized_step(batch.old_logp, batch.extra["preference"], eta_k, self.alpha, magnet)
-        # rules.magnetic_step (000 Eq. 4): (log pi_k + eta alpha log magnet + eta R) / (1 + eta alpha)
-        return (batch.old_logp + eta_k * self.alpha * magnet + eta_k * batch.extra["reward"]) / (
-            1.0 + eta_k * self.alpha)
+        # 000 Eq. (4), MPO's spec step: (log pi_k + eta alpha log magnet + eta R) / (1 + eta alpha)
+        inputs = FixedInputs(batch.old_logp, eta_k, {"current": batch.extra["reward"]}, magnet=magnet)
+        return SPECS["mpo"].step(inputs, SimpleNamespace(alpha=self.alpha))
 
     def loss(self, trainer, batch, logp, iteration):
         eta_k = batch.extra["eta_k"]
@@ -592,43 +557,6 @@ class MPOAlgorithm(SelfPlayAlgorithm):
     def end_iteration(self, trainer, iteration):
         if (iteration + 1) % int(self.refresh_every) == 0:  # 000 Alg. 1 line 16
             trainer.refresh_snapshot("magnet")
-
-
-@dataclass
-class NashMDAlgorithm(SelfPlayAlgorithm):
-    """Nash-MD (Munos et al. 2023) as a regularised generalised IPO loss.
-
-    The opponent is the geometric mixture ``pi_t^{1-b} pi_ref^b``, ``b = eta tau``; the
-    win rate against it is exact on a menu and, on samples of ``pi_t``, estimated by
-    self-normalised importance weights ``(pi_ref / pi_t)^b`` over the group (the
-    *sequence-level* mixture of the tabular rule; Munos et al. sample a token-level
-    mixture instead). The loss (:func:`~prefgym.agents.llm.losses.nash_md_loss`) has the
-    exact minimiser ``rules.regularized_step``.
-
-    Parameters
-    ----------
-    eta, tau
-        Step size and KL coefficient (``eta tau <= 1``).
-    """
-
-    name: ClassVar[str] = "nash_md"
-    requires_reference: ClassVar[bool] = True
-    eta: float = 1.0
-    tau: float = 0.1
-
-    def prepare(self, trainer, batch, iteration):
-        # Munos et al. Eq. (8), unnormalised: pi_t^(1-b) pi_ref^b with b = eta tau
-        mix = geometric_mixture_logp(batch.old_logp, batch.ref_logp, self.eta * self.tau)
-        batch.extra["mixture_win_rate"] = trainer.source.win_rates_mixture(batch, mix)
-
-    def exact_step(self, batch):
-        # rules.regularized_step against the mixture
-        return regularized_step(batch.old_logp, batch.extra["mixture_win_rate"], self.eta, self.tau,
-                                batch.ref_logp)
-
-    def loss(self, trainer, batch, logp, iteration):
-        return nash_md_loss(logp, batch.extra["mixture_win_rate"], ref_logp=batch.ref_logp, eta=self.eta,
-                            tau=self.tau, base_logp=batch.old_logp)
 
 
 # ------------------------------------------------------------------ pairwise losses
@@ -1073,8 +1001,11 @@ class AIHFAlgorithm(_BestWorst):
         return out
 
 
-#: algorithm name -> class
-ALGORITHMS: dict[str, type[SelfPlayAlgorithm]] = {
-    cls.name: cls for cls in (OMWUAlgorithm, OMPOAlgorithm, SPPOAlgorithm, MPOAlgorithm, NashMDAlgorithm,
-                              SPOAlgorithm, DPOAlgorithm, IPOAlgorithm, SLiCHFAlgorithm, AIHFAlgorithm)
-}
+def __getattr__(name: str):
+    """``ALGORITHMS`` and the generated algorithms (``OMWUAlgorithm``, ``NashMDAlgorithm``, ...) live in
+    :mod:`prefgym.agents.llm.registry`, built from the specs."""
+    if name == "ALGORITHMS" or (name.endswith("Algorithm") and not name.startswith("_")):
+        from prefgym.agents.llm import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -71,19 +71,8 @@ from torch import Tensor
 
 from prefgym.agents.base import BaseAgent
 from prefgym.agents.llm.algorithms import (
-    ALGORITHMS,
-    AIHFAlgorithm,
-    DPOAlgorithm,
-    IPOAlgorithm,
-    MPOAlgorithm,
-    NashMDAlgorithm,
-    OMPOAlgorithm,
-    OMWUAlgorithm,
     SelfPlayAlgorithm,
     SelfPlayBatch,
-    SLiCHFAlgorithm,
-    SPOAlgorithm,
-    SPPOAlgorithm,
 )
 from prefgym.agents.llm.menu import MenuPolicy
 from prefgym.agents.llm.model_io import (
@@ -119,17 +108,6 @@ __all__ = [  # the sources and model helpers are re-exported: they were defined 
     "SampledResponses",
     "MenuResponses",
     "SelfPlayTrainer",
-    "OMWUTrainer",
-    "OMPOTrainer",
-    "SPPOTrainer",
-    "MPOTrainer",
-    "NashMDTrainer",
-    "SPOTrainer",
-    "DPOTrainer",
-    "IPOTrainer",
-    "SLiCHFTrainer",
-    "AIHFDPOTrainer",
-    "LLM_AGENTS",
     "policy_view",
     "apply_lora",
     "leave_one_out_weights",
@@ -469,9 +447,12 @@ class SelfPlayTrainer(BaseAgent):
             return algorithm
         if not isinstance(algorithm, str):
             raise TypeError("algorithm must be a name in ALGORITHMS or a SelfPlayAlgorithm")
-        key = algorithm.lower().replace("-", "_")
+        from prefgym.agents.llm.registry import ALGORITHMS  # built from the specs, above this module
+        from prefgym.algorithms import get_spec
+
+        key = get_spec(algorithm).name
         if key not in ALGORITHMS:
-            raise ValueError(f"unknown algorithm {algorithm!r}; choose from {sorted(ALGORITHMS)}")
+            raise ValueError(f"{algorithm!r} has no language-model form; choose from {sorted(ALGORITHMS)}")
         return self._build_algorithm(ALGORITHMS[key], kwargs)
 
     @staticmethod
@@ -983,6 +964,8 @@ class SelfPlayTrainer(BaseAgent):
         cfg = cls._read_config(folder)
         klass = cls
         if cfg["class"] != cls.__name__:
+            from prefgym.agents.llm.registry import LLM_AGENTS
+
             by_name = {c.__name__: c for c in (SelfPlayTrainer, *LLM_AGENTS.values())}
             if cls is not SelfPlayTrainer or cfg["class"] not in by_name:
                 raise ValueError(f"{folder} holds a {cfg['class']} trainer, not a {cls.__name__}")
@@ -1053,72 +1036,16 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
 
 
 # ============================================================================ per-algorithm trainers
-class OMWUTrainer(SelfPlayTrainer):
-    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.OMWUAlgorithm` (``eta``)."""
-
-    name, algorithm_class = OMWUAlgorithm.name, OMWUAlgorithm
 
 
-class OMPOTrainer(SelfPlayTrainer):
-    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.OMPOAlgorithm` (``beta``, ...)."""
+def __getattr__(name: str):
+    """``LLM_AGENTS``, ``ALGORITHMS`` and the per-algorithm trainers (``OMWUTrainer``, ...) live in
+    :mod:`prefgym.agents.llm.registry`, built from the specs."""
+    if name.startswith("_") or not (name in ("LLM_AGENTS", "ALGORITHMS") or name.endswith("Trainer")):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from prefgym.agents.llm import registry
 
-    name, algorithm_class = OMPOAlgorithm.name, OMPOAlgorithm
-
-
-class SPPOTrainer(SelfPlayTrainer):
-    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.SPPOAlgorithm` (``eta``, ...)."""
-
-    name, algorithm_class = SPPOAlgorithm.name, SPPOAlgorithm
-
-
-class MPOTrainer(SelfPlayTrainer):
-    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.MPOAlgorithm` (``alpha``, ...)."""
-
-    name, algorithm_class = MPOAlgorithm.name, MPOAlgorithm
-
-
-class NashMDTrainer(SelfPlayTrainer):
-    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.NashMDAlgorithm` (eta, tau)."""
-
-    name, algorithm_class = NashMDAlgorithm.name, NashMDAlgorithm
-
-
-class SPOTrainer(SelfPlayTrainer):
-    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.SPOAlgorithm` (``alpha``, ...)."""
-
-    name, algorithm_class = SPOAlgorithm.name, SPOAlgorithm
-
-
-class DPOTrainer(SelfPlayTrainer):
-    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.DPOAlgorithm` (``beta``, ...)."""
-
-    name, algorithm_class = DPOAlgorithm.name, DPOAlgorithm
-
-
-class IPOTrainer(SelfPlayTrainer):
-    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.IPOAlgorithm` (``beta``, ...)."""
-
-    name, algorithm_class = IPOAlgorithm.name, IPOAlgorithm
-
-
-class SLiCHFTrainer(SelfPlayTrainer):
-    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.SLiCHFAlgorithm` (delta, lam)."""
-
-    name, algorithm_class = SLiCHFAlgorithm.name, SLiCHFAlgorithm
-
-
-class AIHFDPOTrainer(SelfPlayTrainer):
-    """:class:`SelfPlayTrainer` with :class:`~prefgym.agents.llm.algorithms.AIHFAlgorithm`.
-
-    AIHF-DPO (004 Eq. 10) or, with ``variant="self_play"``, Self-Play AIHF (004 Eq. 11);
-    hyper-parameters ``demonstrations``, ``w1``, ``beta``, ``preferences``, ``reference``, ...
-    """
-
-    name, algorithm_class = AIHFAlgorithm.name, AIHFAlgorithm
-
-
-#: algorithm name -> trainer class (kept apart from ``prefgym.agents.AGENTS``, whose agents play matrix games)
-LLM_AGENTS: dict[str, type[SelfPlayTrainer]] = {
-    c.name: c for c in (OMWUTrainer, OMPOTrainer, SPPOTrainer, MPOTrainer, NashMDTrainer, SPOTrainer,
-                        DPOTrainer, IPOTrainer, SLiCHFTrainer, AIHFDPOTrainer)
-}
+    try:
+        return getattr(registry, name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

@@ -3,9 +3,9 @@
 A Markov agent keeps one softmax policy per start state, step and state:
 logits ``(K, H, S, A)``, normalised per ``(k, h, s)``. An update computes a
 Q array of that shape (an estimator of :mod:`prefgym.agents.markov.estimators`)
-and applies a per-state rule of :mod:`prefgym.agents.rules` to all
+and applies a per-state rule of :mod:`prefgym.algorithms.rules` to all
 ``(k, h, s)`` at once, e.g. ``pi_h ~ pi_h exp(beta_h Q_h)`` is
-:func:`~prefgym.agents.rules.mirror_step`. After each update the agent records
+:func:`~prefgym.algorithms.rules.mirror_step`. After each update the agent records
 the exploitability (001 Sec. 4.1) of the last iterate and of the average
 policy, whose occupancy is the mean of the iterates' occupancies (001 Thm 8
 proof). The stage payoff ``r^t = E_{d^t} r - 1/2`` of the new iterate is computed
@@ -21,7 +21,7 @@ import numpy as np
 
 from prefgym.agents.base import BaseAgent, is_env
 from prefgym.agents.markov.estimators import ESTIMATORS, exact_q, sampled_q
-from prefgym.agents.rules import log_normalize, optimistic_payoff
+from prefgym.algorithms.rules import log_normalize, optimistic_payoff
 from prefgym.errors import InvalidArgumentError, InvalidGameError, InvalidPolicyError, InvalidTypeError
 from prefgym.games.markov import TabularMarkovGame
 from prefgym.games.matrix import MatrixGame

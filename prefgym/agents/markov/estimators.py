@@ -1,7 +1,7 @@
 """Q-function estimators of the Markov agents: exact backward induction or 001's Monte Carlo.
 
 Both return an array ``(K, H, S, A)`` (one slice per start state of the game),
-the payoff fed to a per-state rule of :mod:`prefgym.agents.rules`. Stage
+the payoff fed to a per-state rule of :mod:`prefgym.algorithms.rules`. Stage
 rewards are skew, ``r_h - 1/2``, as everywhere in prefgym, so a tie scores 0.
 
 - :func:`exact_q`: ``Q_h = r_h + f V_{h+1}`` with the hard ``V_h = <pi_h, Q_h>``

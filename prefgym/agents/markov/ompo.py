@@ -6,7 +6,7 @@ import numpy as np
 
 from prefgym.agents.markov.base import MarkovAgent, stage_learning_rates
 from prefgym.agents.markov.estimators import exact_q
-from prefgym.agents.rules import mirror_step, optimistic_payoff
+from prefgym.algorithms.rules import mirror_step, optimistic_payoff
 from prefgym.validation import check_choice
 
 __all__ = ["OMPO", "MarkovMD"]

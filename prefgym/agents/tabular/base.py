@@ -1,7 +1,7 @@
 """Self-play over the exact payoffs of a (batch of) matrix game(s).
 
 A tabular agent keeps one softmax policy per game (logits of shape
-``(*batch, n)``), updates it with a rule of :mod:`prefgym.agents.rules` fed by
+``(*batch, n)``), updates it with a rule of :mod:`prefgym.algorithms.rules` fed by
 the exact payoff vector ``g = A pi``, and records per update the duality gap
 of the last iterate and of the average iterate. The payoff vector of the new
 iterate is computed once and reused for the gap and the next update, and the
@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from prefgym.agents.base import BaseAgent, is_env
-from prefgym.agents.rules import log_normalize
+from prefgym.algorithms.rules import log_normalize
 from prefgym.errors import InvalidArgumentError, InvalidPolicyError, InvalidTypeError
 from prefgym.games.matrix import MatrixGame
 from prefgym.preferences import PreferenceModel

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefgym.agents.rules import kl_gradient, spo_gradient
 from prefgym.agents.tabular.base import TabularAgent
+from prefgym.algorithms.rules import kl_gradient, spo_gradient
 from prefgym.validation import check_float, check_nonnegative_float
 
 __all__ = ["SPO"]

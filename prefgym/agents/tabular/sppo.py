@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefgym.agents.rules import mirror_step, regression_fit
 from prefgym.agents.tabular.base import TabularAgent
+from prefgym.algorithms.rules import mirror_step, regression_fit
 from prefgym.validation import check_nonnegative_float, check_positive_float, check_positive_int
 
 __all__ = ["SPPO"]

@@ -31,7 +31,7 @@ Equations
     A comment ``# 003 Eq. (9)`` next to a line names the paper (seed number) and the
     equation it implements; 000 MPO, 001 OMPO, 002 OMWU, 003 SPO, 004 AIHF.
 
-Families and the tabular rule each realises (``prefgym.agents.rules``)
+Families and the tabular rule each realises (``prefgym.algorithms.rules``)
 ---------------------------------------------------------------------
 =====================  ==================================  ==========================================
 module                 losses                              tabular rule
@@ -43,9 +43,8 @@ module                 losses                              tabular rule
                        ``spo_ranked_loss`` (15)
 :mod:`.regression`     ``sppo_loss``, ``ompo_loss``,        ``mirror_step``; OMPO: ``mirror_step`` on
                        ``mpo_regression_loss``              ``optimistic_payoff`` (= ``optimistic_step``)
-:mod:`.omwu`           ``omwu_loss``,                       ``optimistic_step`` (exact minimiser)
-                       ``generalized_ipo_loss``
-:mod:`.nash_md`        ``nash_md_loss``, mixture helpers    ``regularized_step``, ``geometric_mixture``
+:mod:`.omwu`           ``generalized_ipo_loss``: the loss   the step of any spec (OMWU, Nash-MD, EGPO,
+                       of every spec-driven algorithm       ...; :mod:`..spec_algorithm`), exact minimiser
 :mod:`.mpo`            ``mpo_loss``, ``mpo_rt_loss``,       ``magnetic_step``; MPO-RT: ``regularized_step``
                        baselines and advantages
 :mod:`.aihf`           ``aihf_dpo_loss``,                   DPO (+ SFT / SPIN demonstration terms)
@@ -67,8 +66,7 @@ from prefgym.agents.llm.losses.mpo import (
     mpo_rt_reward,
     preference_advantages,
 )
-from prefgym.agents.llm.losses.nash_md import geometric_mixture_logp, nash_md_loss
-from prefgym.agents.llm.losses.omwu import generalized_ipo_loss, omwu_loss, optimistic_target
+from prefgym.agents.llm.losses.omwu import generalized_ipo_loss
 from prefgym.agents.llm.losses.preference import dpo_loss, implicit_margin, ipo_loss, slic_hf_loss
 from prefgym.agents.llm.losses.regression import (
     log_ratio_regression_loss,
@@ -91,7 +89,6 @@ __all__ = [
     "compute_baseline",
     "dpo_loss",
     "generalized_ipo_loss",
-    "geometric_mixture_logp",
     "implicit_margin",
     "ipo_loss",
     "log_ratio_regression_loss",
@@ -100,11 +97,8 @@ __all__ = [
     "mpo_regression_loss",
     "mpo_rt_loss",
     "mpo_rt_reward",
-    "nash_md_loss",
-    "omwu_loss",
     "ompo_loss",
     "ompo_q_estimate",
-    "optimistic_target",
     "pairwise_differences",
     "preference_advantages",
     "self_play_aihf_loss",

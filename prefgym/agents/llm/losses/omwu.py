@@ -24,6 +24,10 @@ Why it realises OMWU (tested):
   002 Table 3 lists one number per setting). No nested optimisation is needed, which is
   002's point; several steps with ``base_logp = old_logp`` move towards the exact step.
 
+Every algorithm driven by a spec's step (:mod:`prefgym.agents.llm.spec_algorithm`: OMWU,
+Nash-MD, EGPO, ...) takes this loss with ``b = 0`` and ``c`` the step's log-policy
+(OMWU: ``log pi_t + eta (2 g_t - g_{t-1})``), so its minimiser is the step.
+
 ``P(y > pi_t)`` is either exact (enumerated responses) or estimated from samples
 ``y'' ~ pi_t`` with a judge (EGPO's "empirical" variant); the loop decides.
 """
@@ -34,15 +38,7 @@ from torch import Tensor
 
 from prefgym.agents.llm.losses.common import LossOutput, pairwise_differences, weighted_mean
 
-__all__ = ["optimistic_target", "generalized_ipo_loss", "omwu_loss"]
-
-
-def optimistic_target(win_rate: Tensor, prev_win_rate: Tensor | None = None) -> Tensor:
-    """``2 P(y > pi_t) - P(y > pi_{t-1})`` (``rules.optimistic_payoff``; 002 single-sequence OMWU).
-
-    ``prev_win_rate=None`` (first iteration, ``pi_0 = pi_1``) gives ``P(y > pi_t)``.
-    """
-    return win_rate if prev_win_rate is None else 2.0 * win_rate - prev_win_rate
+__all__ = ["generalized_ipo_loss"]
 
 
 def generalized_ipo_loss(
@@ -99,48 +95,3 @@ def generalized_ipo_loss(
     loss = weighted_mean(diff**2, pair_w)  # generalised IPO, 002 Sec. 5.2 / EGPO Sec. 4.2
     metrics = {"target_contrast": tdiff.abs().mean(), "residual": diff.detach().abs().mean()}
     return LossOutput(loss, metrics)
-
-
-def omwu_loss(
-    logp: Tensor,
-    win_rate: Tensor,
-    *,
-    eta: float,
-    prev_win_rate: Tensor | None = None,
-    base_logp: Tensor | None = None,
-    # the y' ~ mu side of the paired layout
-    logp_other: Tensor | None = None, win_rate_other: Tensor | None = None,
-    prev_win_rate_other: Tensor | None = None, base_logp_other: Tensor | None = None,
-    weights: Tensor | None = None,
-) -> LossOutput:
-    """OMWU as a generalised IPO loss (002 Sec. 5.2).
-
-    Target contrast ``eta [g(y) - g(y')]`` with ``g = 2 P(. > pi_t) - P(. > pi_{t-1})``.
-
-    Parameters
-    ----------
-    logp
-        (B,) paired or (B, K) grouped policy log-probs (see :func:`generalized_ipo_loss`).
-    win_rate, prev_win_rate
-        ``P(y > pi_t)`` and ``P(y > pi_{t-1})`` (same shape as ``logp``); ``prev_win_rate=None``
-        at the first iteration.
-    eta
-        OMWU step size.
-    base_logp
-        Stop-gradient base, default the current policy ``logp.detach()``; pass ``log pi_t``
-        (``old_logp``) when taking several steps per iteration.
-    logp_other, win_rate_other, prev_win_rate_other, base_logp_other
-        The ``y' ~ mu`` side in the paired layout.
-
-    Realises ``rules.optimistic_step`` (module docstring).
-    """
-    target = eta * optimistic_target(win_rate, prev_win_rate)
-    target_other = None
-    if logp_other is not None:
-        if win_rate_other is None:
-            raise ValueError("paired layout needs win_rate_other")
-        target_other = eta * optimistic_target(win_rate_other, prev_win_rate_other)
-    return generalized_ipo_loss(
-        logp, target, base_logp=base_logp, logp_other=logp_other, target_other=target_other,
-        base_logp_other=base_logp_other, weights=weights,
-    )

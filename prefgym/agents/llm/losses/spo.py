@@ -9,7 +9,7 @@ which the trainer evaluates chunk by chunk through
 :meth:`prefgym.llm.policy.LMPolicy.sequential_kl` (``SPOAlgorithm(kl_estimator="token")``).
 
 Tabular correspondence: the SPO gradient in the logits is
-``prefgym.agents.rules.spo_gradient`` (the tabular SPO agent's rule), and under a
+``prefgym.algorithms.rules.spo_gradient`` (the tabular SPO agent's rule), and under a
 Bradley-Terry-consistent pair distribution the unique minimiser / absorbing fixed point
 is ``Softmax(r / alpha)`` (003 Thms 1-4).
 

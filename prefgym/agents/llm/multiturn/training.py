@@ -9,11 +9,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from prefgym.agents.llm.algorithms import ALGORITHMS, OMPOAlgorithm, SelfPlayAlgorithm
+from prefgym.agents.llm.algorithms import OMPOAlgorithm, SelfPlayAlgorithm
 from prefgym.agents.llm.losses import mpo_regression_loss
 from prefgym.agents.llm.multiturn.problem import MultiTurnMenuProblem
 from prefgym.agents.llm.multiturn.source import MultiTurnMenuSource
 from prefgym.agents.llm.trainer import CONFIG_FILE, SelfPlayTrainer
+from prefgym.algorithms import SPECS
+from prefgym.algorithms.spec import FixedInputs
 from prefgym.errors import AgentLoadError
 
 
@@ -30,11 +32,11 @@ class OneStepMPOAlgorithm(SelfPlayAlgorithm):
         Step size.
     """
 
-    name: ClassVar[str] = "mpo_001"
+    name: ClassVar[str] = "mpo_ac"
     beta: float = 1.0
 
     def exact_step(self, batch):
-        return batch.old_logp + self.beta * batch.win_rate  # rules.mirror_step
+        return SPECS["mpo_ac"].step(FixedInputs(batch.old_logp, self.beta, {"current": batch.win_rate}), None)
 
     def loss(self, trainer, batch, logp, iteration):
         dev = logp.device
@@ -150,11 +152,17 @@ def load_multiturn_trainer(path: str | Path, problem: MultiTurnMenuProblem, judg
 
     folder = SelfPlayTrainer.resolve_checkpoint(path)
     cfg = _check_problem(folder, problem)
-    algos = {**ALGORITHMS, OneStepMPOAlgorithm.name: OneStepMPOAlgorithm}
-    if cfg["algorithm"] not in algos:
+    from prefgym.agents.llm.registry import ALGORITHMS  # built from the specs, above this module
+    from prefgym.algorithms import get_spec
+
+    try:
+        key = get_spec(cfg["algorithm"]).name  # old names (mpo_001) are aliases
+    except ValueError:
+        key = None
+    if key not in ALGORITHMS:
         raise ValueError(f"{folder} was trained with an unknown algorithm {cfg['algorithm']!r}")
     try:
-        algorithm = algos[cfg["algorithm"]](**cfg["algorithm_hparams"])
+        algorithm = ALGORITHMS[key](**cfg["algorithm_hparams"])
     except (TypeError, ValueError) as exc:
         raise AgentLoadError(f"{folder}: cannot rebuild {cfg['algorithm']!r} from its saved "
                              f"hyper-parameters ({exc})") from None

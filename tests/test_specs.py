@@ -1,0 +1,147 @@
+"""The specs and their adapters: one step, the same numbers in every family that can run it."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from prefgym.agents import AGENTS, make_agent
+from prefgym.agents.markov import MarkovAgent
+from prefgym.agents.registry import agent_class, family_of
+from prefgym.agents.tabular import TabularAgent
+from prefgym.algorithms import SPECS, AlgorithmSpec, HParam, get_spec
+from prefgym.algorithms.rules import log_normalize
+from prefgym.errors import InvalidArgumentError
+from prefgym.games.markov import TabularMarkovGame
+from prefgym.games.matrix import MatrixGame, planted_nash
+
+GENERIC = {fam: sorted(s.name for s in SPECS.values() if s.is_generic(fam))
+           for fam in ("tabular", "markov", "llm")}
+BOTH = sorted(set(GENERIC["tabular"]) & set(GENERIC["markov"]))
+
+
+def _game(n=4, seed=3) -> MatrixGame:
+    return planted_nash(n, rank=1, seed=seed)
+
+
+def test_registry_is_built_from_the_specs():
+    assert {s.name for s in SPECS.values()} == set(SPECS)
+    assert len(GENERIC["tabular"]) >= 5 and len(GENERIC["markov"]) >= 4 and len(GENERIC["llm"]) >= 2
+    for spec in SPECS.values():
+        for fam in ("tabular", "markov"):
+            if fam in spec.families:
+                cls = agent_class(spec.name, fam)
+                assert AGENTS[cls.name] is cls
+                assert issubclass(cls, TabularAgent if fam == "tabular" else MarkovAgent)
+    assert get_spec("Nash-MD") is SPECS["nash_md"] and get_spec("omwu-llm") is SPECS["omwu"]
+    assert get_spec("magnetic_mpo") is SPECS["mpo"] and get_spec("mpo_001") is SPECS["mpo_ac"]
+    with pytest.raises(InvalidArgumentError, match="unknown algorithm"):
+        get_spec("nope")
+
+
+def test_make_agent_picks_the_family_from_the_game():
+    g = _game()
+    assert type(make_agent("mpo", g)).__name__ == "MPO"
+    assert type(make_agent("mpo", TabularMarkovGame.from_matrix_game(g))).__name__ == "MagneticMPO"
+    assert type(make_agent("mpo", "prefgym/Gridworld-v0")).__name__ == "MagneticMPO"
+    assert type(make_agent("ompo", g)).__name__ == "OMPO"  # Markov only: a matrix game is H = 1
+    assert family_of(g) == "tabular"
+    with pytest.raises(InvalidArgumentError, match="does not run on"):
+        make_agent("dpo", g)
+
+
+@pytest.mark.parametrize("name", GENERIC["tabular"])
+def test_spec_step_is_array_code_for_numpy_and_torch(name):
+    torch = pytest.importorskip("torch")
+    spec = SPECS[name]
+    g = _game(5, seed=1)
+    rng = np.random.default_rng(0)
+    logits, ref, mag, prev = (log_normalize(rng.normal(size=5))[0] for _ in range(4))
+
+    class Inputs:
+        def __init__(self, xp):
+            conv = (lambda a: a) if xp == "np" else (lambda a: torch.tensor(a))
+            self.conv, self.logits, self.lr = conv, conv(logits), 0.3
+            self.reference, self.magnet = conv(ref), conv(mag)
+
+        def payoff(self, opponent="current"):
+            opp = {"current": logits, "previous": prev, "magnet": mag}.get(opponent, None) \
+                if isinstance(opponent, str) else np.asarray(opponent)
+            return self.conv(g.payoff @ log_normalize(opp)[1])
+
+    hp = spec.check_hparams({}, 0.3, "tabular")
+    a, b = spec.step(Inputs("np"), hp), spec.step(Inputs("torch"), hp)
+    assert isinstance(b, torch.Tensor)
+    np.testing.assert_allclose(b.numpy(), a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", GENERIC["tabular"])
+def test_generic_tabular_agents_learn_and_round_trip(name, tmp_path):
+    g = _game()
+    agent = make_agent(name, g, seed=0).learn(200, progress_bar=False)
+    assert agent.history["last_gap"].shape == (200,) and np.isfinite(agent.history["last_gap"]).all()
+    assert agent.current_gap("average") < agent.history["average_gap"][0]  # it moved towards the NE
+    agent.save(tmp_path / "a.zip")
+    back = type(agent).load(tmp_path / "a.zip")
+    np.testing.assert_array_equal(back.policy, agent.policy)
+    agent.learn(5, progress_bar=False)
+    back.learn(5, progress_bar=False)
+    np.testing.assert_array_equal(back.policy, agent.policy)  # the rule's state (previous, magnet) was saved
+
+
+@pytest.mark.parametrize("name", BOTH)
+def test_markov_adapter_at_one_state_is_the_tabular_adapter(name):
+    # H = 1, one state: the hard Q is the payoff A pi, so both families take the same steps
+    g = _game(4, seed=5)
+    kwargs = {"learning_rate": 0.2, **SPECS[name].defaults("tabular")}  # the same hyper-parameters
+    if "previous_at_start" in kwargs:
+        kwargs["previous_at_start"] = "current"
+    tab = agent_class(name, "tabular")(g, **kwargs).learn(30, progress_bar=False)
+    one_state = TabularMarkovGame.from_matrix_game(g)
+    mk = agent_class(name, "markov")(one_state, **kwargs).learn(30, progress_bar=False)
+    np.testing.assert_allclose(mk.policy.reshape(-1), tab.policy, atol=1e-12)
+
+
+def test_spec_checks_its_hyperparameters():
+    with pytest.raises(InvalidArgumentError, match="learning_rate \\* tau"):
+        make_agent("nash_md", _game(), learning_rate=2.0, tau=1.0)
+    with pytest.raises(InvalidArgumentError, match="unknown hyper-parameters"):
+        make_agent("omwu", _game(), bogus=1)
+    with pytest.raises(ValueError, match="no step"):
+        AlgorithmSpec(name="x", title="x", paper="x")
+    with pytest.raises(ValueError, match="magnet_refresh"):
+        AlgorithmSpec(name="x", title="x", paper="x", step=lambda x, hp: x.logits, magnet_refresh="k",
+                      hparams=(HParam("a", 1, "a"),))
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("name", GENERIC["llm"])
+def test_generic_llm_algorithms_follow_their_tabular_step_on_a_menu(name, tiny):
+    pytest.importorskip("transformers")
+    from prefgym.agents.llm import MenuPolicy
+    from prefgym.agents.llm.registry import LLM_AGENTS
+    from prefgym.judges import TableJudge
+    from prefgym.llm.policy import LMPolicy
+
+    replies, prompts = ["goodbye!", "hello there.", "I am fine."], ["User: hi\nAssistant:"]
+    game = planted_nash(3, rank=1, seed=2)
+    model, tok = tiny
+    menu = MenuPolicy(LMPolicy(copy.deepcopy(model), tok, reference_model=copy.deepcopy(model)), replies)
+    judge = TableJudge.from_preference(game.preference, replies)
+    eta = 0.5
+    trainer = LLM_AGENTS[name](menu, judge, prompts, eta=eta, learning_rate=1e-2, steps_per_iteration=4,
+                               step_kl_tol=1e-9, max_steps_per_iteration=400, seed=0)
+    pi0 = menu.probs(prompts)[0]
+    trainer.learn(2)
+    # the same spec on the tabular side from the LM's start (reference = magnet = pi_0)
+    kw = SPECS[name].defaults("llm")  # the trainer's hyper-parameters (tau = 0.1, ...)
+    tab = agent_class(name, "tabular")(game, learning_rate=eta, init_policy=pi0, **kw)
+    tab.learn(2, progress_bar=False)
+    assert np.abs(menu.probs(prompts)[0] - tab.policy).max() < 2e-4  # measured: at most 3e-5
+    # not vacuous: both moved away from pi_0, and another tau gives another trajectory
+    assert np.abs(tab.policy - pi0).max() > 2e-2
+    if "tau" in kw:
+        other = agent_class(name, "tabular")(game, learning_rate=eta, init_policy=pi0, **{**kw, "tau": 2.0})
+        assert np.abs(other.learn(2, progress_bar=False).policy - tab.policy).max() > 2e-3
