@@ -70,7 +70,10 @@ evaluator, e.g. ``gap_mean``), ``checkpoint-NNNNNN/`` and ``latest`` (the traine
 checkpoints), ``reference/`` (the initial model) and a plot of the main metric
 (``gap.png``, ``kl_target.png`` or ``win_rate.png``). ``--resume RUN`` rebuilds the trainer
 from ``RUN/config.json`` and its latest checkpoint and trains on up to ``--iterations``
-(default the run's); the result equals an uninterrupted run. ``prefgym evaluate RUN``
+(default the run's); the result equals an uninterrupted run. ``prefgym train --config RUN/config.json
+[--out NEW]`` reruns any run of this command (matrix, Markov or LLM agent) with the settings
+of its ``config.json``: the same agent, env or task, env kwargs, parameters, iterations and
+seed (an unseeded matrix or Markov run records the seed it drew). ``prefgym evaluate RUN``
 reloads the latest checkpoint and prints the win rate against the initial model from
 ``--samples`` paired comparisons per prompt with Wilson's 95% interval, the exact win rate
 and, on a menu task, the exact duality gap (:func:`prefgym.cli_llm.evaluate_llm`).

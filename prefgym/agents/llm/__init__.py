@@ -55,6 +55,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(_ALGORITHMS, "prefgym.agents.llm.algorithms"),
     **dict.fromkeys(_TRAINER, "prefgym.agents.llm.trainer"),
     "MenuPolicy": "prefgym.agents.llm.menu",
+    "SelfPlayConfig": "prefgym.agents.llm.config",
     "losses": "prefgym.agents.llm.losses",
 }
 
