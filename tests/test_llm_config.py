@@ -38,7 +38,8 @@ def _judge():
 
 def test_round_trip_through_json_keeps_every_field():
     cfg = SelfPlayConfig(num_samples=3, exact=False, learning_rate=2e-3, optimizer="SGD",
-                         adam_betas=[0.8, 0.95], max_grad_norm=None, lr_schedule="cosine", schedule_iterations=5, warmup_steps=2,
+                         adam_betas=[0.8, 0.95], max_grad_norm=None, lr_schedule="cosine",
+                         schedule_iterations=5, warmup_steps=2,
                          output_dir="runs/x", lora={"r": 4}, tensorboard=True, seed=7, verbose=1)
     data = json.loads(json.dumps(cfg.to_dict()))
     back = SelfPlayConfig.from_dict(data)
