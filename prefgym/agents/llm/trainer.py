@@ -320,8 +320,7 @@ class SelfPlayTrainer(TrainerCheckpointing, BaseAgent):
         self.config = config
         self.exact = (True if config.exact is None else config.exact) if self.is_menu else False
         self.num_samples = config.num_samples
-        self._set_iteration_schedule(config.prompts_per_iteration, config.steps_per_iteration,
-                                     config.step_kl_tol, config.max_steps_per_iteration)
+        self._set_iteration_schedule(config)
         self.learning_rate, self.optimizer_name = config.learning_rate, config.optimizer
         self.weight_decay, self.adam_eps = config.weight_decay, config.adam_eps
         self.adam_betas = tuple(config.adam_betas)
@@ -369,32 +368,19 @@ class SelfPlayTrainer(TrainerCheckpointing, BaseAgent):
             self._restore(Path(config.resume_from))
 
     # ------------------------------------------------------------------ construction
-    def _set_iteration_schedule(self, prompts_per_iteration: int | None, steps_per_iteration: int,
-                                step_kl_tol: float | None, max_steps_per_iteration: int | None) -> None:
+    def _set_iteration_schedule(self, config: SelfPlayConfig) -> None:
         """Prompts and optimiser steps per iteration; ``step_kl_tol`` (an exact menu only) ends an
-        iteration's steps early, at most ``max_steps_per_iteration`` of them."""
-        if prompts_per_iteration is not None and not 1 <= int(prompts_per_iteration) <= len(self.prompts):
-            raise ValueError(f"prompts_per_iteration must be in [1, {len(self.prompts)}]; "
-                             f"got {prompts_per_iteration}")
-        self.prompts_per_iteration = None if prompts_per_iteration is None else int(prompts_per_iteration)
-        if int(steps_per_iteration) < 1:
-            raise ValueError(f"steps_per_iteration must be >= 1; got {steps_per_iteration}")
-        self.steps_per_iteration = int(steps_per_iteration)
-        self.step_kl_tol = None if step_kl_tol is None else float(step_kl_tol)
-        if self.step_kl_tol is not None and not self.step_kl_tol >= 0:
-            raise ValueError(f"step_kl_tol must be a KL tolerance >= 0; got {step_kl_tol}")
-        if self.step_kl_tol is not None and not (self.is_menu and self.exact):
+        iteration's steps early, at most ``max_steps_per_iteration`` of them (the config checked
+        the values; what needs the prompts and the policy is checked here)."""
+        k = config.prompts_per_iteration
+        if k is not None and not k <= len(self.prompts):
+            raise InvalidArgumentError(f"prompts_per_iteration must be in [1, {len(self.prompts)}] (at most "
+                                       f"the prompts); got {k}")
+        if config.step_kl_tol is not None and not (self.is_menu and self.exact):
             raise ValueError("step_kl_tol needs an enumerated menu (MenuPolicy, exact=True): the exact step "
                              "is known only there")
-        self.max_steps_per_iteration = (None if max_steps_per_iteration is None
-                                        else int(max_steps_per_iteration))
-        if self.max_steps_per_iteration is not None:
-            if self.step_kl_tol is None:
-                raise ValueError("max_steps_per_iteration applies with step_kl_tol (without it every "
-                                 "iteration takes exactly steps_per_iteration steps)")
-            if self.max_steps_per_iteration < self.steps_per_iteration:
-                raise ValueError(f"max_steps_per_iteration ({max_steps_per_iteration}) < steps_per_iteration "
-                                 f"({steps_per_iteration})")
+        self.prompts_per_iteration, self.steps_per_iteration = k, config.steps_per_iteration
+        self.step_kl_tol, self.max_steps_per_iteration = config.step_kl_tol, config.max_steps_per_iteration
 
     def _apply_lora(self) -> None:
         """Wrap the model in LoRA adapters, initialised from ``seed`` alike on every process."""
@@ -495,33 +481,7 @@ class SelfPlayTrainer(TrainerCheckpointing, BaseAgent):
             batch = self.source.collect(self._select_prompts(t), seed=self.iteration_seed(t, "sample"))
             self.algorithm.prepare(self, batch, t)
             _batch_to(batch, self.device)
-            scored = self.algorithm.scored_responses(batch)  # None: the loss reads every response
-            per_step = int(scored.sum()) if scored is not None else batch.old_logp.numel()
-            losses, grad_norm, out = [], float("nan"), None
-            target = self._exact_target(batch) if self.step_kl_tol is not None else None
-            cap = self.steps_per_iteration if target is None else (
-                self.max_steps_per_iteration or 16 * self.steps_per_iteration)
-            for k in range(cap):
-                self.optimizer.zero_grad(set_to_none=True)
-                with times.phase("forward"):
-                    logp = self.source.logp(batch, requires_grad=True, mask=scored)
-                self.scored_sequences += per_step
-                if target is not None and k >= self.steps_per_iteration and self._realised(target, logp):
-                    break  # subproblem solved to step_kl_tol (see the class docstring)
-                with times.phase("forward"):
-                    out = self.algorithm.loss(self, batch, logp, t)
-                with times.phase("backward"):
-                    if self.accelerator is not None:
-                        self.accelerator.backward(out.loss)
-                    else:
-                        out.loss.backward()
-                    self._all_reduce_grads()
-                with times.phase("optimizer"):
-                    if self.max_grad_norm is not None:
-                        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
-                    self.optimizer.step()
-                    self.scheduler.step()
-                losses.append(float(out.loss.detach()))
+            losses, grad_norm, out = self._optimise(batch, t, times)
             step_kl = self._step_kl(batch)
             self.algorithm.end_iteration(self, t)
         self.source.phase_times = None
@@ -535,6 +495,39 @@ class SelfPlayTrainer(TrainerCheckpointing, BaseAgent):
         self.history.append(row)
         if self.output_dir is not None and self.save_every and (t + 1) % self.save_every == 0:
             self._checkpoint(t + 1)
+
+    def _optimise(self, batch: SelfPlayBatch, t: int, times: PhaseTimes) -> tuple[list[float], float, Any]:
+        """The iteration's optimiser steps on the algorithm's loss: ``steps_per_iteration`` of them, or
+        with ``step_kl_tol`` until the exact step is realised (at most ``max_steps_per_iteration``).
+        Returns the losses, the last gradient norm (NaN without clipping) and the last loss output."""
+        scored = self.algorithm.scored_responses(batch)  # None: the loss reads every response
+        per_step = int(scored.sum()) if scored is not None else batch.old_logp.numel()
+        losses, grad_norm, out = [], float("nan"), None
+        target = self._exact_target(batch) if self.step_kl_tol is not None else None
+        cap = self.steps_per_iteration if target is None else (
+            self.max_steps_per_iteration or 16 * self.steps_per_iteration)
+        for k in range(cap):
+            self.optimizer.zero_grad(set_to_none=True)
+            with times.phase("forward"):
+                logp = self.source.logp(batch, requires_grad=True, mask=scored)
+            self.scored_sequences += per_step
+            if target is not None and k >= self.steps_per_iteration and self._realised(target, logp):
+                break  # subproblem solved to step_kl_tol (see the class docstring)
+            with times.phase("forward"):
+                out = self.algorithm.loss(self, batch, logp, t)
+            with times.phase("backward"):
+                if self.accelerator is not None:
+                    self.accelerator.backward(out.loss)
+                else:
+                    out.loss.backward()
+                self._all_reduce_grads()
+            with times.phase("optimizer"):
+                if self.max_grad_norm is not None:
+                    grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
+                self.optimizer.step()
+                self.scheduler.step()
+            losses.append(float(out.loss.detach()))
+        return losses, grad_norm, out
 
     def _exact_target(self, batch: SelfPlayBatch) -> Tensor | None:
         """Normalised log-policy of the algorithm's exact step on an enumerated menu, or ``None``."""
