@@ -143,7 +143,6 @@ __all__ = [  # the sources and model helpers are re-exported: they were defined 
 ]
 
 
-
 def _checked_prompts(prompts, source) -> list:
     """A non-empty list of prompt strings, or of checked chat conversations (default sources only)."""
     if isinstance(prompts, str) or not isinstance(prompts, Iterable):
@@ -270,11 +269,16 @@ class SelfPlayTrainer(TrainerCheckpointing, BaseAgent):
         ``None``, ``True`` (create an ``accelerate.Accelerator``) or an accelerator (module docs).
     seed
         Seeds every random draw (``None``: drawn once from the OS and stored).
-    **algorithm_kwargs
-        The algorithm's hyper-parameters when ``algorithm`` is a name.
+    **kwargs
+        The settings above (fields of :class:`~prefgym.agents.llm.config.SelfPlayConfig`)
+        unless ``config`` is given, and the algorithm's hyper-parameters when ``algorithm``
+        is a name (or the subclass fixes it).
 
     Attributes
     ----------
+    config
+        The :class:`~prefgym.agents.llm.config.SelfPlayConfig` the trainer runs with (with the
+        seed it drew when ``seed`` was None).
     history
         One dict of metrics per iteration.
     algorithm
