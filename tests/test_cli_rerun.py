@@ -94,6 +94,7 @@ def test_llm_run_reruns_to_the_same_weights_and_metrics(tmp_path, cheap_plots):
                  "steps_per_iteration=2", "--out", str(first), "--no-progress"]) == 0
     cfg = _config(first)
     assert cfg["trainer_config"]["steps_per_iteration"] == 2 and cfg["trainer_config"]["seed"] == 0
+    assert json.loads((first / "trainer.json").read_text())["config"] == cfg["trainer_config"]
     assert main(["train", "--config", str(first / "config.json"), "--out", str(second), "--no-progress"]) == 0
     _same_except(cfg, _config(second), {"out", "created", "runtime_s", "final_metrics", "checkpoint",
                                         "trainer_config"})

@@ -113,3 +113,5 @@ def test_trainer_config_records_the_drawn_seed(tiny):
                             config=SelfPlayConfig.from_dict(trainer.config.to_dict()))
     assert again.config == trainer.config
     assert dataclasses.replace(trainer.config, seed=None).seed is None
+    trainer.set_random_seed(11)
+    assert trainer.config.seed == trainer.seed == 11

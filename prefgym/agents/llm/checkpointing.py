@@ -48,6 +48,7 @@ class TrainerCheckpointing:
             "algorithm": self.algorithm.name,
             "algorithm_hparams": self.algorithm.hparams(),
             "hparams": self._get_hparams(),
+            "config": self.config.to_dict(),  # every setting (SelfPlayConfig)
             "prompts": self.prompts,
             "policy": {"max_new_tokens": lm.max_new_tokens, "temperature": lm.temperature, "top_p": lm.top_p,
                        "top_k": lm.top_k, "stop_strings": list(lm.stop_strings),

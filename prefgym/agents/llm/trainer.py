@@ -662,6 +662,7 @@ class SelfPlayTrainer(TrainerCheckpointing, BaseAgent):
     def set_random_seed(self, seed: int | None = None) -> None:
         """Re-seed: every later draw of iteration ``t`` comes from ``(seed, t, purpose, rank)``."""
         super().set_random_seed(seed)
+        self.config = dataclasses.replace(self.config, seed=self.seed)
 
     # ------------------------------------------------------------------ Agent API
     @classmethod
