@@ -488,7 +488,7 @@ def _apply_run_config(args: argparse.Namespace) -> dict[str, Any]:
         if cfg.get("kind") == "llm":
             text = cfg.get("text") or {}
             args.agent, args.task, args.model = cfg["agent"], cfg["task"], cfg["model"]
-            args.device = cfg["device"]
+            args.device = cfg.get("device")
             args.iterations = int(cfg["iterations"])
             args.prompts, args.judge = text.get("prompts"), text.get("judge")
             args.max_new_tokens, args.limit = text.get("max_new_tokens"), text.get("limit")
