@@ -70,7 +70,10 @@ evaluator, e.g. ``gap_mean``), ``checkpoint-NNNNNN/`` and ``latest`` (the traine
 checkpoints), ``reference/`` (the initial model) and a plot of the main metric
 (``gap.png``, ``kl_target.png`` or ``win_rate.png``). ``--resume RUN`` rebuilds the trainer
 from ``RUN/config.json`` and its latest checkpoint and trains on up to ``--iterations``
-(default the run's); the result equals an uninterrupted run. ``prefgym evaluate RUN``
+(default the run's); the result equals an uninterrupted run. ``prefgym train --config RUN/config.json
+[--out NEW]`` reruns any run of this command (matrix, Markov or LLM agent) with the settings
+of its ``config.json``: the same agent, env or task, env kwargs, parameters, iterations and
+seed (an unseeded matrix or Markov run records the seed it drew). ``prefgym evaluate RUN``
 reloads the latest checkpoint and prints the win rate against the initial model from
 ``--samples`` paired comparisons per prompt with Wilson's 95% interval, the exact win rate
 and, on a menu task, the exact duality gap (:func:`prefgym.cli_llm.evaluate_llm`).
@@ -205,11 +208,14 @@ def train(
     out: str | Path | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Train an agent on an env's game and write a run folder; return its config.
 
     The run is written into a hidden staging folder and moved into place when it is
     complete, so the folder holds the previous run or the new one, never a mix.
+    The agent is seeded with ``params["seed"]``, else ``seed``, else a seed drawn from the
+    OS; ``config.json`` records it (``seed``), so ``train --config`` reruns the run exactly.
 
     Raises
     ------
@@ -228,11 +234,11 @@ def train(
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     final_dir = Path(out) if out is not None else Path("runs") / f"{name}-{stamp}"
     with staged_output_dir(final_dir, overwrite=overwrite) as stage:
-        return _train_run(agent, env, env_kwargs, iterations, params, stage, final_dir, progress)
+        return _train_run(agent, env, env_kwargs, iterations, params, stage, final_dir, progress, seed)
 
 
 def _train_run(agent, env, env_kwargs, iterations, params, out_dir: Path, final_dir: Path,
-               progress: bool) -> dict[str, Any]:
+               progress: bool, seed: int | None = None) -> dict[str, Any]:
     """:func:`train`, writing into ``out_dir`` (the staging folder of ``final_dir``)."""
     from prefgym import __version__
     from prefgym.agents import get_agent_class
@@ -262,8 +268,12 @@ def _train_run(agent, env, env_kwargs, iterations, params, out_dir: Path, final_
                            f"use one of {names}")
         cls = agent_class(spec, "markov")
     markov = issubclass(cls, MarkovAgent)
+    # an unseeded run draws its seed here and records it, so that `train --config` reruns it exactly
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    seed = params.get("seed", seed)
     try:
-        model = cls(game, **params)
+        model = cls(game, **{**params, "seed": seed})
     except (TypeError, ValueError) as exc:
         raise CLIError(f"cannot build agent {cls.name!r} with parameters {params}: {exc}") from None
     start = time.perf_counter()
@@ -274,7 +284,7 @@ def _train_run(agent, env, env_kwargs, iterations, params, out_dir: Path, final_
     finally:
         logger.close()
     runtime = time.perf_counter() - start
-    base = {"agent": cls.name, "agent_class": cls.__name__, "agent_params": params,
+    base = {"agent": cls.name, "agent_class": cls.__name__, "agent_params": params, "seed": model.seed,
             "env": env, "env_kwargs": env_kwargs}
     if markov:
         config = {**base, **_finish_markov_run(model, env, out_dir)}
@@ -446,12 +456,68 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``train`` options that may go with ``--config`` (the rest come from the run's config.json)
+RERUN_OPTIONS = ("config", "out", "overwrite", "no_progress", "func", "command")
+
+
+def _read_run_config(path: str | Path) -> dict[str, Any]:
+    """The ``config.json`` of a run folder (``path`` is the file or its folder), or a one-line CLIError."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    try:
+        with open(path) as fh:
+            cfg = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CLIError(f"--config {path}: cannot read it ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise CLIError(f"--config {path}: not the config.json of a `prefgym train` run (not a JSON object)")
+    return cfg
+
+
+def _apply_run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """``train --config RUN/config.json``: the saved run's settings into ``args``; returns its params.
+
+    A matrix- or Markov-game run gives agent, env, env kwargs, parameters, iterations and the
+    seed it ran with; an LLM run gives agent, task, model, device, parameters, iterations and
+    the free-text settings. Only ``--out``, ``--overwrite`` and ``--no-progress`` may be given too.
+    """
+    defaults = vars(build_parser().parse_args(["train"]))
+    given = sorted(k for k, v in vars(args).items() if k not in RERUN_OPTIONS and v != defaults.get(k))
+    if given:
+        raise CLIError(f"--config reruns a saved run with its own settings; leave out "
+                       f"--{given[0].replace('_', '-')} (only --out, --overwrite and --no-progress go "
+                       "with it)")
+    cfg = _read_run_config(args.config)
+    try:
+        if cfg.get("kind") == "llm":
+            text = cfg.get("text") or {}
+            args.agent, args.task, args.model = cfg["agent"], cfg["task"], cfg["model"]
+            args.device = cfg.get("device")
+            args.iterations = int(cfg["iterations"])
+            args.prompts, args.judge = text.get("prompts"), text.get("judge")
+            args.max_new_tokens, args.limit = text.get("max_new_tokens"), text.get("limit")
+            return dict(cfg["params"])
+        if cfg.get("game_kind") in ("matrix", "markov"):
+            params = dict(cfg["agent_params"])
+            args.run_seed = None if cfg.get("seed") is None else int(cfg["seed"])
+            args.agent, args.env, args.iterations = cfg["agent"], cfg["env"], int(cfg["iterations"])
+            args.env_kwargs = json.dumps(cfg["env_kwargs"])
+            return params
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CLIError(f"--config {args.config}: a field is missing or malformed ({type(exc).__name__}: "
+                       f"{exc})") from None
+    raise CLIError(f"--config {args.config}: not the config.json of a `prefgym train` run of a matrix-game, "
+                   "Markov-game or LLM agent")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    config_params = _apply_run_config(args) if getattr(args, "config", None) is not None else None
     if getattr(args, "algo", None) is not None:  # SB3 algorithms (self-play on the two-player ids)
         from prefgym.cli_sb3 import cmd_train_sb3
 
         return cmd_train_sb3(args)
-    params = parse_params(args.param)
+    params = parse_params(args.param) if config_params is None else config_params
     if args.lr is not None:
         params["learning_rate"] = args.lr
     if args.seed is not None:
@@ -473,7 +539,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     args.iterations = 20000 if args.iterations is None else args.iterations
     env_kwargs = parse_env_kwargs(args.env_kwargs)
     cfg = train(args.agent, args.env, env_kwargs, args.iterations, params, args.out,
-                progress=not args.no_progress, overwrite=args.overwrite)
+                progress=not args.no_progress, overwrite=args.overwrite, seed=getattr(args, "run_seed", None))
     if cfg["game_kind"] == "markov":
         print(f"{cfg['agent_class']} on {cfg['env']} (S={cfg['n_states']}, A={cfg['n_actions']}, "
               f"H={cfg['horizon']}): {cfg['updates_done']} updates in {cfg['runtime_s']:.2f} s")
@@ -609,6 +675,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=None, help="with --prompts: reply length cap; "
                                                                     "default 32")
     p.add_argument("--limit", type=int, default=None, help="with --prompts: first N prompts only")
+    p.add_argument("--config", default=None, metavar="RUN/config.json",
+                   help="rerun a saved run (matrix, Markov or LLM agent) with the settings of its "
+                        "config.json: the same agent, env or task, parameters, iterations and seed; "
+                        "with --out NEW")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a saved agent: duality gap / exploitability, Nash "

@@ -347,7 +347,8 @@ def train_llm(
             "task_description": "free text on a prompt dataset" if text else spec.description,
             "task_info": setup.info, "text": text_info,
             "model": model, "model_config": TINY_MODEL if model is None else None, "device": device,
-            "params": params, "trainer_params": trainer_kw, "iterations": int(iterations),
+            "params": params, "trainer_params": trainer_kw, "trainer_config": trainer.config.to_dict(),
+            "iterations": int(iterations),
             "metric": setup.metric, "metric_label": setup.metric_label,
             "prefgym_version": __version__, "out": str(out_dir),
         }

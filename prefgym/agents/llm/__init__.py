@@ -42,6 +42,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(_TRAINER, "prefgym.agents.llm.trainer"),
     **dict.fromkeys(_REGISTRY, "prefgym.agents.llm.registry"),
     "MenuPolicy": "prefgym.agents.llm.menu",
+    "SelfPlayConfig": "prefgym.agents.llm.config",
     "losses": "prefgym.agents.llm.losses",
 }
 

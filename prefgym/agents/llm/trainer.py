@@ -53,13 +53,9 @@ model's dtype), FSDP / DeepSpeed sharding, gradient accumulation.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
-import math
-import random
-import shutil
-import sys
 import time
-import warnings
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -74,13 +70,30 @@ from prefgym.agents.llm.algorithms import (
     SelfPlayAlgorithm,
     SelfPlayBatch,
 )
+from prefgym.agents.llm.checkpointing import (  # noqa: F401 - re-exported: defined here before
+    CONFIG_FILE,
+    LATEST_FILE,
+    STATE_FILE,
+    TRAINER_FORMAT,
+    TRAINER_FORMAT_VERSION,
+    TrainerCheckpointing,
+)
+from prefgym.agents.llm.config import SelfPlayConfig
 from prefgym.agents.llm.menu import MenuPolicy
+from prefgym.agents.llm.metrics_log import TrainerLogging
 from prefgym.agents.llm.model_io import (
     _build_policy,
-    _load_weights,
     _quiet,
     apply_lora,
     policy_view,
+)
+from prefgym.agents.llm.optim import (  # noqa: F401 - _lr_lambda, _same_device: defined here before
+    _lr_lambda,
+    _same_device,
+    all_reduce_grads,
+    make_accelerator,
+    make_optimizer,
+    make_scheduler,
 )
 from prefgym.agents.llm.sources import (
     MenuResponses,
@@ -91,35 +104,20 @@ from prefgym.agents.llm.sources import (
 )
 from prefgym.agents.llm.timing import PhaseTimes
 from prefgym.errors import AgentLoadError, InvalidArgumentError, InvalidTypeError, PrefgymError
-from prefgym.fileio import atomic_write, atomic_write_text, contained_path, staged_output_dir
+from prefgym.fileio import atomic_write, staged_output_dir
 from prefgym.judges.base import PairwiseJudge
 from prefgym.serialization import json_default
-from prefgym.validation import (
-    check_float,
-    check_int,
-    check_nonnegative_float,
-    check_positive_float,
-    check_positive_int,
-    check_seed,
-)
 
 __all__ = [  # the sources and model helpers are re-exported: they were defined here before
     "ResponseSource",
     "SampledResponses",
     "MenuResponses",
     "SelfPlayTrainer",
+    "SelfPlayConfig",
     "policy_view",
     "apply_lora",
     "leave_one_out_weights",
 ]
-
-STATE_FILE, CONFIG_FILE, LATEST_FILE = "trainer_state.pt", "trainer.json", "latest"
-TRAINER_FORMAT, TRAINER_FORMAT_VERSION = "prefgym.selfplay_trainer", 1
-
-
-def _unless_none(check: Callable, value, name: str, **kwargs):
-    """``check(value, name, **kwargs)``, or None for None."""
-    return None if value is None else check(value, name, **kwargs)
 
 
 def _checked_prompts(prompts, source) -> list:
@@ -142,11 +140,20 @@ def _checked_prompts(prompts, source) -> list:
     return prompts
 
 
-def _checked_adam_betas(adam_betas) -> tuple[float, float]:
-    if not isinstance(adam_betas, tuple | list) or len(adam_betas) != 2:
-        raise InvalidArgumentError(f"adam_betas must be a pair (beta1, beta2); got {adam_betas!r:.60}")
-    return tuple(check_float(b, f"adam_betas[{i}]", low=0.0, high=1.0, high_open=True)
-                 for i, b in enumerate(adam_betas))
+def _split_config(config: SelfPlayConfig | None, kwargs: dict[str, Any]) -> tuple[SelfPlayConfig, dict]:
+    """``(config, algorithm keyword arguments)``: the config fields among ``kwargs`` build a
+    :class:`SelfPlayConfig` (or must be absent when ``config`` is given); the rest are the algorithm's."""
+    fields = SelfPlayConfig.field_names()
+    settings = {k: v for k, v in kwargs.items() if k in fields}
+    rest = {k: v for k, v in kwargs.items() if k not in fields}
+    if config is None:
+        return SelfPlayConfig(**settings), rest
+    if not isinstance(config, SelfPlayConfig):
+        raise InvalidTypeError(f"config must be a SelfPlayConfig; got {type(config).__name__}")
+    if settings:
+        raise InvalidArgumentError(f"{sorted(settings)} given both as keyword arguments and through "
+                                   "config=; set them in the config (dataclasses.replace(config, ...))")
+    return config, rest
 
 
 def _check_judge(judge, source) -> None:
@@ -159,24 +166,7 @@ def _check_judge(judge, source) -> None:
                                f"got {type(judge).__name__}")
 
 
-def _lr_lambda(kind: str, warmup: int, total: int | None) -> Callable[[int], float]:
-    if kind not in ("constant", "linear", "cosine"):
-        raise ValueError(f"lr_schedule must be 'constant', 'linear' or 'cosine'; got {kind!r}")
-    if kind != "constant" and not total:
-        raise ValueError(f"lr_schedule={kind!r} needs schedule_iterations (the planned total)")
-
-    def fn(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if kind == "constant":
-            return 1.0
-        frac = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 1.0 - frac if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * frac))
-
-    return fn
-
-
-class SelfPlayTrainer(BaseAgent):
+class SelfPlayTrainer(TrainerCheckpointing, TrainerLogging, BaseAgent):
     """Iterative self-play for a ``transformers`` policy under a pairwise judge.
 
     Parameters
@@ -194,6 +184,10 @@ class SelfPlayTrainer(BaseAgent):
         Name in :data:`~prefgym.agents.llm.algorithms.ALGORITHMS` or an instance;
         the per-algorithm subclasses (:class:`OMWUTrainer`, ...) fix it and take its
         hyper-parameters as keyword arguments.
+    config
+        A :class:`~prefgym.agents.llm.config.SelfPlayConfig` with the settings below
+        (``num_samples`` ... ``verbose``); or leave it out and pass them as keyword
+        arguments, which build the config. Not both for one setting.
     num_samples
         ``K`` responses per prompt (sampled policies, and menus with ``exact=False``).
     exact
@@ -252,11 +246,16 @@ class SelfPlayTrainer(BaseAgent):
         ``None``, ``True`` (create an ``accelerate.Accelerator``) or an accelerator (module docs).
     seed
         Seeds every random draw (``None``: drawn once from the OS and stored).
-    **algorithm_kwargs
-        The algorithm's hyper-parameters when ``algorithm`` is a name.
+    **kwargs
+        The settings above (fields of :class:`~prefgym.agents.llm.config.SelfPlayConfig`)
+        unless ``config`` is given, and the algorithm's hyper-parameters when ``algorithm``
+        is a name (or the subclass fixes it).
 
     Attributes
     ----------
+    config
+        The :class:`~prefgym.agents.llm.config.SelfPlayConfig` the trainer runs with (with the
+        seed it drew when ``seed`` was None).
     history
         One dict of metrics per iteration.
     algorithm
@@ -275,61 +274,20 @@ class SelfPlayTrainer(BaseAgent):
         prompts: Sequence[str],
         algorithm: str | SelfPlayAlgorithm | None = None,
         *,
-        num_samples: int = 4,
-        exact: bool | None = None,
-        prompts_per_iteration: int | None = None,
-        steps_per_iteration: int = 4,
-        step_kl_tol: float | None = None,
-        max_steps_per_iteration: int | None = None,
-        learning_rate: float = 1e-4,
-        optimizer: str = "adamw",
-        weight_decay: float = 0.0,
-        adam_betas: tuple[float, float] = (0.9, 0.999),
-        adam_eps: float = 1e-8,
-        max_grad_norm: float | None = 1.0,
-        lr_schedule: str = "constant",
-        warmup_steps: int = 0,
-        schedule_iterations: int | None = None,
-        logp_batch_size: int | None = None,
-        output_dir: str | Path | None = None,
-        save_every: int | None = 1,
-        keep_checkpoints: int = 1,
-        resume_from: str | Path | None = None,
+        config: SelfPlayConfig | None = None,
         evaluator: Callable[[SelfPlayTrainer], dict[str, float]] | None = None,
-        eval_every: int = 1,
-        lora: dict[str, Any] | None = None,
         source: ResponseSource | None = None,
-        tensorboard: bool = False,
         accelerator=None,
-        seed: int | None = 0,
-        verbose: int = 0,
-        **algorithm_kwargs,
+        **kwargs,
     ):
-        seed = check_seed(seed)
+        config, algorithm_kwargs = _split_config(config, kwargs)
+        seed = config.seed
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
-        verbose = check_int(verbose, "verbose", minimum=0)
-        super().__init__(seed=int(seed), verbose=verbose)
+            config = dataclasses.replace(config, seed=seed)
+        super().__init__(seed=int(seed), verbose=config.verbose)
         self.algorithm = self._make_algorithm(algorithm, algorithm_kwargs)
         self.prompts = _checked_prompts(prompts, source)
-        num_samples = check_positive_int(num_samples, "num_samples")
-        steps_per_iteration = check_positive_int(steps_per_iteration, "steps_per_iteration")
-        learning_rate = check_positive_float(learning_rate, "learning_rate")
-        weight_decay = check_nonnegative_float(weight_decay, "weight_decay")
-        adam_eps = check_positive_float(adam_eps, "adam_eps")
-        adam_betas = _checked_adam_betas(adam_betas)
-        max_grad_norm = _unless_none(check_positive_float, max_grad_norm, "max_grad_norm")
-        warmup_steps = check_int(warmup_steps, "warmup_steps", minimum=0)
-        schedule_iterations = _unless_none(check_positive_int, schedule_iterations, "schedule_iterations")
-        logp_batch_size = _unless_none(check_positive_int, logp_batch_size, "logp_batch_size")
-        save_every = _unless_none(check_positive_int, save_every, "save_every")
-        keep_checkpoints = check_int(keep_checkpoints, "keep_checkpoints", minimum=0)
-        eval_every = check_int(eval_every, "eval_every", minimum=0)
-        prompts_per_iteration = _unless_none(check_int, prompts_per_iteration, "prompts_per_iteration",
-                                             minimum=1)
-        step_kl_tol = _unless_none(check_nonnegative_float, step_kl_tol, "step_kl_tol")
-        max_steps_per_iteration = _unless_none(check_positive_int, max_steps_per_iteration,
-                                               "max_steps_per_iteration")
         _check_judge(judge, source)
         self.policy, self.judge = policy, judge
         self.is_menu = isinstance(policy, MenuPolicy)
@@ -337,42 +295,43 @@ class SelfPlayTrainer(BaseAgent):
         if self.algorithm.needs_reference() and self.lm.reference_model is None:
             raise ValueError(f"{self.algorithm.name} needs a reference model: build the policy with one "
                              "(e.g. LMPolicy.from_pretrained(path, reference='copy'))")
-        if exact is not None and not self.is_menu:
+        if config.exact is not None and not self.is_menu:
             raise ValueError("exact= applies to MenuPolicy only (an LMPolicy's responses are sampled)")
-        self.exact = (True if exact is None else bool(exact)) if self.is_menu else False
-        self.num_samples = int(num_samples)
-        self._set_iteration_schedule(prompts_per_iteration, steps_per_iteration, step_kl_tol,
-                                     max_steps_per_iteration)
-        self.learning_rate, self.optimizer_name = float(learning_rate), str(optimizer).lower()
-        self.weight_decay, self.adam_eps = float(weight_decay), float(adam_eps)
-        self.adam_betas = tuple(adam_betas)
-        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
-        self.lr_schedule, self.warmup_steps = lr_schedule, int(warmup_steps)
-        self.schedule_iterations = schedule_iterations
-        self.logp_batch_size = logp_batch_size
+        #: the trainer's settings (:class:`~prefgym.agents.llm.config.SelfPlayConfig`; the seed drawn if None)
+        self.config = config
+        self.exact = (True if config.exact is None else config.exact) if self.is_menu else False
+        self.num_samples = config.num_samples
+        self._set_iteration_schedule(config)
+        self.learning_rate, self.optimizer_name = config.learning_rate, config.optimizer
+        self.weight_decay, self.adam_eps = config.weight_decay, config.adam_eps
+        self.adam_betas = tuple(config.adam_betas)
+        self.max_grad_norm = config.max_grad_norm
+        self.lr_schedule, self.warmup_steps = config.lr_schedule, config.warmup_steps
+        self.schedule_iterations = config.schedule_iterations
+        self.logp_batch_size = config.logp_batch_size
         #: responses teacher-forced with grad by the optimiser steps so far (only those the loss reads)
         self.scored_sequences = 0
-        self.output_dir = None if output_dir is None else Path(output_dir)
-        self.save_every = None if save_every is None else int(save_every)
-        self.keep_checkpoints = max(1, int(keep_checkpoints))
-        self.evaluator, self.eval_every = evaluator, max(1, int(eval_every))
-        self.tensorboard = bool(tensorboard)
+        self.output_dir = None if config.output_dir is None else Path(config.output_dir)
+        self.save_every = config.save_every
+        self.keep_checkpoints = max(1, config.keep_checkpoints)
+        self.evaluator, self.eval_every = evaluator, max(1, config.eval_every)
+        self.tensorboard = config.tensorboard
         self.history: list[dict[str, float]] = []
         #: per iteration of this process, ``{"wall": {phase: s}, "cpu": {phase: s}}`` (generation, judging,
         #: logprobs (no-grad teacher forcing), forward, backward, optimizer, other); not checkpointed
         self.phase_times: list[dict[str, dict[str, float]]] = []
         self.initial_metrics: dict[str, float] = {}
 
-        self.accelerator = self._make_accelerator(accelerator)
+        self.accelerator = make_accelerator(accelerator, self.lm.device)
         self.rank = self.accelerator.process_index if self.accelerator is not None else 0
         self.world_size = self.accelerator.num_processes if self.accelerator is not None else 1
         self.is_main_process = self.rank == 0
 
-        self.lora = None if lora is None else dict(lora)
+        self.lora = None if config.lora is None else dict(config.lora)
         if self.lora is not None:
             self._apply_lora()
         self.lm.model.eval()  # dropout off; LMPolicy.generate restores the mode it finds
-        self.source: ResponseSource = self._make_source(source, logp_batch_size)
+        self.source: ResponseSource = self._make_source(source, self.logp_batch_size)
         self._snapshots: dict[str, Any] = {}
         # with LoRA a snapshot differs from the policy in its adapters only: it shares the frozen base weights
         shared = {id(p): p for p in self.lm.model.parameters() if not p.requires_grad} if self.lora else {}
@@ -380,42 +339,29 @@ class SelfPlayTrainer(BaseAgent):
             frozen = copy.deepcopy(self.lm.model, memo=dict(shared)).requires_grad_(False).eval()
             self._snapshots[name] = policy_view(self.lm, frozen)
         self.params = [p for p in self.lm.model.parameters() if p.requires_grad]
-        self.optimizer = self._make_optimizer()
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _lr_lambda(lr_schedule, self.warmup_steps,
-                                       None if schedule_iterations is None
-                                       else int(schedule_iterations) * self.steps_per_iteration))
+        self.optimizer = make_optimizer(self.params, self.optimizer_name, self.learning_rate, self.adam_betas,
+                                        self.adam_eps, self.weight_decay)
+        self.scheduler = make_scheduler(self.optimizer, self.lr_schedule, self.warmup_steps,
+                                        None if self.schedule_iterations is None
+                                        else self.schedule_iterations * self.steps_per_iteration)
         self.resumed_from: Path | None = None
-        if resume_from is not None:
-            self._restore(Path(resume_from))
+        if config.resume_from is not None:
+            self._restore(Path(config.resume_from))
 
     # ------------------------------------------------------------------ construction
-    def _set_iteration_schedule(self, prompts_per_iteration: int | None, steps_per_iteration: int,
-                                step_kl_tol: float | None, max_steps_per_iteration: int | None) -> None:
+    def _set_iteration_schedule(self, config: SelfPlayConfig) -> None:
         """Prompts and optimiser steps per iteration; ``step_kl_tol`` (an exact menu only) ends an
-        iteration's steps early, at most ``max_steps_per_iteration`` of them."""
-        if prompts_per_iteration is not None and not 1 <= int(prompts_per_iteration) <= len(self.prompts):
-            raise ValueError(f"prompts_per_iteration must be in [1, {len(self.prompts)}]; "
-                             f"got {prompts_per_iteration}")
-        self.prompts_per_iteration = None if prompts_per_iteration is None else int(prompts_per_iteration)
-        if int(steps_per_iteration) < 1:
-            raise ValueError(f"steps_per_iteration must be >= 1; got {steps_per_iteration}")
-        self.steps_per_iteration = int(steps_per_iteration)
-        self.step_kl_tol = None if step_kl_tol is None else float(step_kl_tol)
-        if self.step_kl_tol is not None and not self.step_kl_tol >= 0:
-            raise ValueError(f"step_kl_tol must be a KL tolerance >= 0; got {step_kl_tol}")
-        if self.step_kl_tol is not None and not (self.is_menu and self.exact):
+        iteration's steps early, at most ``max_steps_per_iteration`` of them (the config checked
+        the values; what needs the prompts and the policy is checked here)."""
+        k = config.prompts_per_iteration
+        if k is not None and not k <= len(self.prompts):
+            raise InvalidArgumentError(f"prompts_per_iteration must be in [1, {len(self.prompts)}] (at most "
+                                       f"the prompts); got {k}")
+        if config.step_kl_tol is not None and not (self.is_menu and self.exact):
             raise ValueError("step_kl_tol needs an enumerated menu (MenuPolicy, exact=True): the exact step "
                              "is known only there")
-        self.max_steps_per_iteration = (None if max_steps_per_iteration is None
-                                        else int(max_steps_per_iteration))
-        if self.max_steps_per_iteration is not None:
-            if self.step_kl_tol is None:
-                raise ValueError("max_steps_per_iteration applies with step_kl_tol (without it every "
-                                 "iteration takes exactly steps_per_iteration steps)")
-            if self.max_steps_per_iteration < self.steps_per_iteration:
-                raise ValueError(f"max_steps_per_iteration ({max_steps_per_iteration}) < steps_per_iteration "
-                                 f"({steps_per_iteration})")
+        self.prompts_per_iteration, self.steps_per_iteration = k, config.steps_per_iteration
+        self.step_kl_tol, self.max_steps_per_iteration = config.step_kl_tol, config.max_steps_per_iteration
 
     def _apply_lora(self) -> None:
         """Wrap the model in LoRA adapters, initialised from ``seed`` alike on every process."""
@@ -462,29 +408,6 @@ class SelfPlayTrainer(BaseAgent):
             raise TypeError(f"unknown arguments {sorted(unknown)}; {cls.name} takes "
                             f"{sorted(cls.field_names())} besides the trainer's")
         return cls(**kwargs)
-
-    def _make_accelerator(self, accelerator):
-        if accelerator is None or accelerator is False:
-            return None
-        if accelerator is True:
-            from accelerate import Accelerator
-
-            accelerator = Accelerator(cpu=self.lm.device.type == "cpu")
-        if not _same_device(torch.device(accelerator.device), self.lm.device):
-            raise ValueError(f"the policy is on {self.lm.device} but the accelerator on "
-                             f"{accelerator.device}; build the policy with device=accelerator.device")
-        return accelerator
-
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        if self.optimizer_name == "adamw":
-            return torch.optim.AdamW(self.params, lr=self.learning_rate, betas=self.adam_betas,
-                                     eps=self.adam_eps, weight_decay=self.weight_decay)
-        if self.optimizer_name == "adam":
-            return torch.optim.Adam(self.params, lr=self.learning_rate, betas=self.adam_betas,
-                                    eps=self.adam_eps, weight_decay=self.weight_decay)
-        if self.optimizer_name == "sgd":
-            return torch.optim.SGD(self.params, lr=self.learning_rate, weight_decay=self.weight_decay)
-        raise ValueError(f"optimizer must be 'adamw', 'adam' or 'sgd'; got {self.optimizer_name!r}")
 
     # ------------------------------------------------------------------ helpers for algorithms
     @property
@@ -542,33 +465,7 @@ class SelfPlayTrainer(BaseAgent):
             batch = self.source.collect(self._select_prompts(t), seed=self.iteration_seed(t, "sample"))
             self.algorithm.prepare(self, batch, t)
             _batch_to(batch, self.device)
-            scored = self.algorithm.scored_responses(batch)  # None: the loss reads every response
-            per_step = int(scored.sum()) if scored is not None else batch.old_logp.numel()
-            losses, grad_norm, out = [], float("nan"), None
-            target = self._exact_target(batch) if self.step_kl_tol is not None else None
-            cap = self.steps_per_iteration if target is None else (
-                self.max_steps_per_iteration or 16 * self.steps_per_iteration)
-            for k in range(cap):
-                self.optimizer.zero_grad(set_to_none=True)
-                with times.phase("forward"):
-                    logp = self.source.logp(batch, requires_grad=True, mask=scored)
-                self.scored_sequences += per_step
-                if target is not None and k >= self.steps_per_iteration and self._realised(target, logp):
-                    break  # subproblem solved to step_kl_tol (see the class docstring)
-                with times.phase("forward"):
-                    out = self.algorithm.loss(self, batch, logp, t)
-                with times.phase("backward"):
-                    if self.accelerator is not None:
-                        self.accelerator.backward(out.loss)
-                    else:
-                        out.loss.backward()
-                    self._all_reduce_grads()
-                with times.phase("optimizer"):
-                    if self.max_grad_norm is not None:
-                        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
-                    self.optimizer.step()
-                    self.scheduler.step()
-                losses.append(float(out.loss.detach()))
+            losses, grad_norm, out = self._optimise(batch, t, times)
             step_kl = self._step_kl(batch)
             self.algorithm.end_iteration(self, t)
         self.source.phase_times = None
@@ -582,6 +479,39 @@ class SelfPlayTrainer(BaseAgent):
         self.history.append(row)
         if self.output_dir is not None and self.save_every and (t + 1) % self.save_every == 0:
             self._checkpoint(t + 1)
+
+    def _optimise(self, batch: SelfPlayBatch, t: int, times: PhaseTimes) -> tuple[list[float], float, Any]:
+        """The iteration's optimiser steps on the algorithm's loss: ``steps_per_iteration`` of them, or
+        with ``step_kl_tol`` until the exact step is realised (at most ``max_steps_per_iteration``).
+        Returns the losses, the last gradient norm (NaN without clipping) and the last loss output."""
+        scored = self.algorithm.scored_responses(batch)  # None: the loss reads every response
+        per_step = int(scored.sum()) if scored is not None else batch.old_logp.numel()
+        losses, grad_norm, out = [], float("nan"), None
+        target = self._exact_target(batch) if self.step_kl_tol is not None else None
+        cap = self.steps_per_iteration if target is None else (
+            self.max_steps_per_iteration or 16 * self.steps_per_iteration)
+        for k in range(cap):
+            self.optimizer.zero_grad(set_to_none=True)
+            with times.phase("forward"):
+                logp = self.source.logp(batch, requires_grad=True, mask=scored)
+            self.scored_sequences += per_step
+            if target is not None and k >= self.steps_per_iteration and self._realised(target, logp):
+                break  # subproblem solved to step_kl_tol (see the class docstring)
+            with times.phase("forward"):
+                out = self.algorithm.loss(self, batch, logp, t)
+            with times.phase("backward"):
+                if self.accelerator is not None:
+                    self.accelerator.backward(out.loss)
+                else:
+                    out.loss.backward()
+                self._all_reduce_grads()
+            with times.phase("optimizer"):
+                if self.max_grad_norm is not None:
+                    grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
+                self.optimizer.step()
+                self.scheduler.step()
+            losses.append(float(out.loss.detach()))
+        return losses, grad_norm, out
 
     def _exact_target(self, batch: SelfPlayBatch) -> Tensor | None:
         """Normalised log-policy of the algorithm's exact step on an enumerated menu, or ``None``."""
@@ -607,87 +537,10 @@ class SelfPlayTrainer(BaseAgent):
             return float(_menu_kl(torch.log_softmax(target.float(), dim=-1), new).mean())
 
     def _all_reduce_grads(self) -> None:
-        if self.world_size <= 1:
-            return
-        for p in self.params:
-            if p.grad is not None:
-                p.grad.copy_(self.accelerator.reduce(p.grad, reduction="mean"))
-
-    def _metrics_row(self, t, batch, losses, grad_norm, metrics, step_kl) -> dict[str, float]:
-        w = batch.weights
-        mean = (lambda x: (w * x).sum(-1).mean()) if w is not None else (lambda x: x.mean())
-        row: dict[str, float] = {"iteration": t + 1, "loss_first": losses[0], "loss": losses[-1],
-                                 "grad_norm": grad_norm, "lr": float(self.scheduler.get_last_lr()[0])}
-        for k, v in metrics.items():
-            row[k] = float(v.detach().float().mean()) if isinstance(v, Tensor) else float(v)
-        old = batch.old_logp.float()
-        row["entropy"] = float(-mean(old))  # H(pi_t) over the menu, or -E log pi_t(y) on samples
-        if batch.ref_logp is not None:
-            row["kl_reference"] = float(mean(old - batch.ref_logp.float()))  # KL(pi_t || pi_ref) estimate
-        if "lengths" in batch.extra:
-            row["response_tokens"] = float(batch.extra["lengths"].mean())
-        if step_kl is not None:
-            row["step_kl"] = step_kl
-        if self.world_size > 1:  # every process has the same keys in the same order
-            keys = list(row)
-            vals = self.accelerator.reduce(torch.tensor([row[k] for k in keys], device=self.device,
-                                                        dtype=torch.float64), reduction="mean")
-            row = dict(zip(keys, vals.tolist(), strict=True))
-            row["iteration"] = t + 1
-        return row
+        all_reduce_grads(self.params, self.accelerator, self.world_size)
 
     def _finish_learn(self, done: int) -> None:
         pass
-
-    # ------------------------------------------------------------------ logging
-    @property
-    def metrics(self) -> dict[str, np.ndarray]:
-        """``history`` as arrays, one per metric (NaN where an iteration lacks it)."""
-        keys = list(dict.fromkeys(k for row in self.history for k in row))
-        return {k: np.array([row.get(k, np.nan) for row in self.history], dtype=float) for k in keys}
-
-    default_log_interval: ClassVar[int] = 1
-
-    def _step_info(self, index: int) -> dict[str, float]:
-        """The metrics row of the iteration just made (``history[-1]``)."""
-        return self.history[-1]
-
-    def _setup_logger_and_counter(self, total: int, reset_num_timesteps: bool,
-                                  tb_log_name: str | None) -> None:
-        """The default logger writes ``output_dir/metrics.csv`` (SB3's CSV format) and, with
-        ``tensorboard``, ``output_dir/tensorboard``; the CSV starts with the rows of ``history``
-        (so a resumed run's file holds every iteration)."""
-        if self._custom_logger or self.output_dir is None or not self.is_main_process:
-            if not self._custom_logger and not self.is_main_process:
-                from prefgym.logger import Logger
-
-                self._logger = Logger(None, [])
-                self._custom_logger = True  # other processes never log
-            super()._setup_logger_and_counter(total, reset_num_timesteps, tb_log_name)
-            return
-        from prefgym.errors import MissingExtraError
-        from prefgym.logger import CSVOutputFormat, HumanOutputFormat, Logger, TensorBoardOutputFormat
-
-        if reset_num_timesteps:
-            self.num_timesteps = 0
-        self._total_timesteps = total + self.num_timesteps
-        if self._logger is not None:
-            self._logger.close()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        csv_out = CSVOutputFormat(self.output_dir / "metrics.csv")
-        for row in self.history:
-            csv_out.write(row, {}, int(row["iteration"]))
-        formats = [csv_out]
-        if self.tensorboard:
-            try:
-                formats.append(TensorBoardOutputFormat(self.output_dir / "tensorboard"))
-            except MissingExtraError:
-                warnings.warn("tensorboard=True but the tensorboard package is not installed; "
-                              "logging to metrics.csv only", stacklevel=3)
-                self.tensorboard = False
-        if self.verbose >= 1:
-            formats.append(HumanOutputFormat(sys.stdout))
-        self._logger = Logger(self.output_dir, formats)
 
     def get_parameters(self) -> dict[str, Any]:
         """SB3's layout: ``{"policy": model state dict, "optimizer": optimiser state dict}`` (copies)."""
@@ -716,224 +569,9 @@ class SelfPlayTrainer(BaseAgent):
     def set_random_seed(self, seed: int | None = None) -> None:
         """Re-seed: every later draw of iteration ``t`` comes from ``(seed, t, purpose, rank)``."""
         super().set_random_seed(seed)
-
-    # ------------------------------------------------------------------ checkpoints
-    def _config(self) -> dict[str, Any]:
-        lm = self.lm
-        return {
-            "format": TRAINER_FORMAT, "format_version": TRAINER_FORMAT_VERSION,
-            "class": type(self).__name__,
-            "algorithm": self.algorithm.name,
-            "algorithm_hparams": self.algorithm.hparams(),
-            "hparams": self._get_hparams(),
-            "prompts": self.prompts,
-            "policy": {"max_new_tokens": lm.max_new_tokens, "temperature": lm.temperature, "top_p": lm.top_p,
-                       "top_k": lm.top_k, "stop_strings": list(lm.stop_strings),
-                       "chat_template": getattr(lm, "chat_template", None),
-                       "menu": ({"responses": self.policy.responses, "append_eos": self.policy.append_eos}
-                                if self.is_menu else None)},
-        }
-
-    def _get_hparams(self) -> dict[str, Any]:
-        return {
-            "num_samples": self.num_samples, "exact": self.exact if self.is_menu else None,
-            "prompts_per_iteration": self.prompts_per_iteration,
-            "steps_per_iteration": self.steps_per_iteration, "step_kl_tol": self.step_kl_tol,
-            "max_steps_per_iteration": self.max_steps_per_iteration, "learning_rate": self.learning_rate,
-            "optimizer": self.optimizer_name, "weight_decay": self.weight_decay,
-            "adam_betas": list(self.adam_betas), "adam_eps": self.adam_eps,
-            "max_grad_norm": self.max_grad_norm,
-            "lr_schedule": self.lr_schedule, "warmup_steps": self.warmup_steps,
-            "schedule_iterations": self.schedule_iterations, "logp_batch_size": self.logp_batch_size,
-            "save_every": self.save_every, "keep_checkpoints": self.keep_checkpoints,
-            "eval_every": self.eval_every, "lora": self.lora, "seed": self.seed,
-        }
-
-    def _get_state(self) -> dict[str, np.ndarray]:
-        """Unused: the LM state lives in the checkpoint folder (see :meth:`save`)."""
-        return {}
-
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        """Unused: see :meth:`_restore`."""
-
-    def _write_state(self, folder: Path, num_iterations: int, include_reference: bool) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        with _quiet():
-            self.lm.save_pretrained(folder / "policy")
-            for name, view in self._snapshots.items():
-                view.model.save_pretrained(folder / "snapshots" / name)
-            if include_reference and self.lm.reference_model is not None:
-                self.lm.reference_model.save_pretrained(folder / "reference")
-        state = {
-            "num_iterations": int(num_iterations),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": json.dumps(self.rng.bit_generator.state, default=json_default),
-            "python_rng": json.dumps(random.getstate()),
-            "algorithm": json.dumps(self.algorithm.state_dict(), default=json_default),
-            "history": json.dumps(self.history, default=json_default),
-            "initial_metrics": json.dumps(self.initial_metrics, default=json_default),
-        }
-        if self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        with atomic_write(folder / STATE_FILE, "wb") as fh:
-            torch.save(state, fh)
-        with atomic_write(folder / CONFIG_FILE, "w") as fh:
-            json.dump({**self._config(), "num_iterations": int(num_iterations)}, fh, indent=2,
-                      default=json_default)
-
-    def checkpoint(self) -> Path:
-        """Checkpoint the current iteration into ``output_dir`` unless its latest checkpoint already is it.
-
-        The periodic checkpoints follow ``save_every``; call this at the end of a run whose
-        length is not a multiple of it. Returns the checkpoint folder.
-        """
-        if self.output_dir is None:
-            raise ValueError("checkpoint() needs an output_dir")
-        try:
-            latest = self.resolve_checkpoint(self.output_dir)
-            with open(latest / CONFIG_FILE) as fh:
-                done = int(json.load(fh)["num_iterations"])
-        except (OSError, KeyError, ValueError, TypeError):
-            done = -1
-        if done != self.num_iterations:
-            self._checkpoint(self.num_iterations)
-        return self.resolve_checkpoint(self.output_dir)
-
-    def _checkpoint(self, num_iterations: int) -> None:
-        if self.accelerator is not None:
-            self.accelerator.wait_for_everyone()
-        if self.is_main_process:
-            name = f"checkpoint-{num_iterations:06d}"
-            final, tmp = self.output_dir / name, self.output_dir / (name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            self._write_state(tmp, num_iterations, include_reference=False)
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-            atomic_write_text(self.output_dir / LATEST_FILE, name)
-            old = sorted(p for p in self.output_dir.glob("checkpoint-*") if p.is_dir() and p.suffix != ".tmp")
-            for p in old[: max(0, len(old) - self.keep_checkpoints)]:
-                shutil.rmtree(p, ignore_errors=True)
-        if self.accelerator is not None:
-            self.accelerator.wait_for_everyone()
-
-    @staticmethod
-    def resolve_checkpoint(path: str | Path) -> Path:
-        """A checkpoint folder: ``path`` itself, or the latest checkpoint of an ``output_dir``.
-
-        The ``latest`` pointer must name a checkpoint folder inside ``output_dir``.
-
-        Raises
-        ------
-        FileNotFoundError
-            ``path`` holds no checkpoint.
-        AgentLoadError
-            ``latest`` is unreadable, points outside the folder or to a missing checkpoint.
-        """
-        path = Path(path)
-        if (path / STATE_FILE).exists():
-            return path
-        if (path / LATEST_FILE).exists():
-            try:
-                name = (path / LATEST_FILE).read_text().strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise AgentLoadError(f"{path / LATEST_FILE} is unreadable ({exc})") from None
-            try:
-                folder = contained_path(path, name)
-            except ValueError:
-                raise AgentLoadError(f"{path / LATEST_FILE} points to {name!r}, outside the run folder "
-                                     f"{str(path)!r}; refusing to follow it") from None
-            if not (folder / STATE_FILE).is_file():
-                raise AgentLoadError(f"{path / LATEST_FILE} points to {name!r}, which holds no {STATE_FILE}")
-            return folder
-        raise FileNotFoundError(f"{path} holds no trainer checkpoint ({STATE_FILE} or {LATEST_FILE})")
-
-    @staticmethod
-    def _read_config(folder: Path) -> dict[str, Any]:
-        """The checkpoint's ``trainer.json``, checked (format, version, fields)."""
-        from prefgym.sb3_files import check_format
-
-        where = str(folder / CONFIG_FILE)
-        try:
-            with open(folder / CONFIG_FILE) as fh:
-                cfg = json.load(fh)
-        except FileNotFoundError:
-            raise AgentLoadError(f"{folder} holds no {CONFIG_FILE}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise AgentLoadError(f"{where} is unreadable (empty, truncated or corrupted: {exc})") from None
-        check_format(cfg, TRAINER_FORMAT, TRAINER_FORMAT_VERSION, where)
-        for key, kind in (("class", str), ("algorithm", str), ("hparams", dict), ("algorithm_hparams", dict),
-                          ("prompts", list), ("policy", dict)):
-            if not isinstance(cfg.get(key), kind):
-                raise AgentLoadError(f"{where}: field {key!r} must be a {kind.__name__}; "
-                                     f"got {cfg.get(key)!r:.80}")
-        return cfg
-
-    @staticmethod
-    def _read_state(folder: Path) -> dict[str, Any]:
-        """``trainer_state.pt`` (``torch.load(weights_only=True)``: tensors and plain data only)."""
-        where = str(folder / STATE_FILE)
-        try:
-            state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise AgentLoadError(f"{folder} holds no {STATE_FILE}") from None
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-            msg = " ".join(str(exc).split())[:200]
-            raise AgentLoadError(f"{where} cannot be read (empty, truncated, corrupted or holding objects "
-                                 f"other than tensors and plain data: {type(exc).__name__}: {msg})") from None
-        needed = ("num_iterations", "optimizer", "scheduler", "torch_rng", "numpy_rng", "python_rng",
-                  "algorithm", "history", "initial_metrics")
-        missing = [k for k in needed if not isinstance(state, dict) or k not in state]
-        if missing:
-            raise AgentLoadError(f"{where} lacks {missing[:3]}")
-        return state
-
-    def _restore(self, path: Path) -> None:
-        folder = self.resolve_checkpoint(path)
-        cfg = self._read_config(folder)
-        if cfg["algorithm"] != self.algorithm.name:
-            raise AgentLoadError(f"{folder} was written by {cfg['algorithm']!r}, not {self.algorithm.name!r}")
-        state = self._read_state(folder)
-        try:
-            self._restore_from(folder, state)
-        except PrefgymError:
-            raise
-        except (ValueError, KeyError, TypeError, IndexError, RuntimeError, OSError) as exc:
-            msg = " ".join(str(exc).split())[:300]
-            raise AgentLoadError(f"checkpoint {str(folder)!r} does not fit this trainer or is corrupted "
-                                 f"({type(exc).__name__}: {msg})") from None
-
-    def _restore_from(self, folder: Path, state: dict[str, Any]) -> None:
-        _load_weights(self.lm.model, folder / "policy")
-        for name, view in self._snapshots.items():
-            if not (folder / "snapshots" / name).is_dir():
-                raise ValueError(f"{folder} holds no snapshot {name!r}: it was written with other "
-                                 f"settings of {self.algorithm.name!r} (snapshots {sorted(self._snapshots)} "
-                                 "needed here); resume with the settings of the run")
-            _load_weights(view.model, folder / "snapshots" / name)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
-        py = json.loads(state["python_rng"])
-        random.setstate((py[0], tuple(py[1]), py[2]))
-        self.algorithm.load_state_dict(json.loads(state["algorithm"]))
-        self.history = json.loads(state["history"])
-        self.initial_metrics = json.loads(state["initial_metrics"])
-        self.num_iterations = int(state["num_iterations"])
-        self.resumed_from = folder
+        self.config = dataclasses.replace(self.config, seed=self.seed)
 
     # ------------------------------------------------------------------ Agent API
-    def save(self, path: str | Path) -> Path:
-        """Write a self-contained checkpoint folder (policy, reference, snapshots, states); returns it."""
-        path = Path(path)
-        if self.is_main_process:
-            self._write_state(path, self.num_iterations, include_reference=True)
-        return path
-
     @classmethod
     def load(cls, path: str | Path, env=None, *, judge=None, policy=None,
              prompts: Sequence[str] | None = None, device: str | torch.device | None = None,
@@ -1026,16 +664,7 @@ def _menu_kl(target: Tensor, logp: Tensor) -> Tensor:
     return (p_log.exp() * (d + torch.expm1(-d))).sum(-1)
 
 
-def _same_device(a: torch.device, b: torch.device) -> bool:
-    if a.type != b.type:
-        return False
-    if a.type != "cuda":
-        return True  # "cpu" and "cpu:0" are the same device
-    current = torch.cuda.current_device()
-    return (current if a.index is None else a.index) == (current if b.index is None else b.index)
-
-
-# ============================================================================ per-algorithm trainers
+# ============================================================================ registry names
 
 
 def __getattr__(name: str):
