@@ -149,6 +149,12 @@ def test_multiturn_base_class_leaves_the_text_format_to_subclasses(dialogue):
     with pytest.raises(NotImplementedError):
         MultiTurnGame(problem.tasks, menu=lambda task, h: ("a", "b"))  # no state() of its own
     assert MultiTurnMenuProblem(problem.tasks).fingerprint() == problem.fingerprint()
+    with pytest.raises(InvalidGameError, match="at least one task"):
+        MultiTurnMenuProblem([])
+    with pytest.raises(InvalidGameError, match="N >= 2"):
+        MultiTurnMenuProblem(problem.tasks, menu=lambda task, h: ("only",))
+    with pytest.raises(InvalidArgumentError, match=r"turn h must be in 1\.\.3"):
+        problem.menu_at(0, 4)
 
 
 # ------------------------------------------------------------------ the resolver

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from prefgym.errors import InvalidArgumentError
+from prefgym.errors import InvalidArgumentError, InvalidGameError, InvalidTypeError
 
 __all__ = ["MultiTurnGame"]
 
@@ -63,22 +63,22 @@ class MultiTurnGame:
         self.judge = judge
         self.tasks = list(tasks)
         if not self.tasks:
-            raise ValueError("a problem needs at least one task")
+            raise InvalidGameError("a problem needs at least one task")
         horizons = {self.task_horizon(t) for t in self.tasks}
         if len(horizons) != 1:
-            raise ValueError(f"all tasks must have the same horizon; got {sorted(horizons)}")
+            raise InvalidGameError(f"all tasks must have the same horizon; got {sorted(horizons)}")
         self.horizon = horizons.pop()
         if self.horizon < 1:
-            raise ValueError(f"the horizon must be >= 1; got {self.horizon}")
+            raise InvalidGameError(f"the horizon must be >= 1; got {self.horizon}")
         self._menus: dict[tuple[int, tuple[str, ...]], tuple[str, ...]] = {}
         self.n = 0
         self.n = len(self.menu_at(0, ()))
         if self.n < 2:
-            raise ValueError(f"every menu needs N >= 2 replies; got {self.n}")
+            raise InvalidGameError(f"every menu needs N >= 2 replies; got {self.n}")
         self._paths = [self._enumerate(i) for i in range(len(self.tasks))]  # validates every menu
         self.first_states = [self.state(i, ()) for i in range(len(self.tasks))]
         if len(set(self.first_states)) != len(self.first_states):
-            raise ValueError("tasks must have distinct first states (first messages / questions)")
+            raise InvalidGameError("tasks must have distinct first states (first messages / questions)")
         self._by_first = {s: i for i, s in enumerate(self.first_states)}
 
     def __len__(self) -> int:
@@ -94,10 +94,10 @@ class MultiTurnGame:
         if isinstance(replies, (int, np.integer)):
             h = int(replies)
             if self.reply_dependent:
-                raise TypeError(f"{type(self).__name__}'s menus depend on the earlier replies; "
-                                "call menu_at(i, replies) with the replies so far")
+                raise InvalidTypeError(f"{type(self).__name__}'s menus depend on the earlier replies; "
+                                       "call menu_at(i, replies) with the replies so far")
             if not 1 <= h <= self.horizon:
-                raise ValueError(f"turn h must be in 1..{self.horizon}; got {h}")
+                raise InvalidArgumentError(f"turn h must be in 1..{self.horizon}; got {h}")
             replies = self.replies(i, (0,) * (h - 1))
         key = (int(i), tuple(replies))
         menu = self._menus.get(key)
@@ -105,13 +105,14 @@ class MultiTurnGame:
             if not 0 <= key[0] < len(self.tasks):
                 raise IndexError(f"task index {i} out of range for {len(self.tasks)} tasks")
             if len(key[1]) >= self.horizon:
-                raise ValueError(f"{len(key[1])} replies already end the episode (horizon {self.horizon})")
+                raise InvalidArgumentError(f"{len(key[1])} replies already end the episode "
+                                           f"(horizon {self.horizon})")
             menu = tuple(self.task_menu(key[0], key[1]))
             if self.n and len(menu) != self.n:
-                raise ValueError(f"every menu needs the same size N = {self.n}; task {key[0]} after "
-                                 f"{list(key[1])} offers {len(menu)}")
+                raise InvalidGameError(f"every menu needs the same size N = {self.n}; task {key[0]} after "
+                                       f"{list(key[1])} offers {len(menu)}")
             if len(set(menu)) != len(menu):
-                raise ValueError(f"menus must hold distinct replies; got {menu}")
+                raise InvalidGameError(f"menus must hold distinct replies; got {menu}")
             self._menus[key] = menu
         return menu
 
