@@ -262,3 +262,21 @@ def test_old_import_path_of_the_dialogue_problem_still_works():
 
     assert MultiTurnMenuProblem is from_package is multiturn.MultiTurnMenuProblem
     assert (UNSURE, dialogue_turn_menu) == (multiturn.UNSURE, multiturn.dialogue_turn_menu)
+
+
+def test_multiturn_preferences_match_the_exact_episode_win_matrices(dialogue):
+    pytest.importorskip("torch")
+    from prefgym.agents.llm.multiturn import trajectory_win_matrices
+    from prefgym.agents.llm.reasoning_menu import ReasoningMenuProblem, arithmetic_menu_tasks
+    from prefgym.judges.tasks import FinalAnswerJudge
+
+    tasks = arithmetic_menu_tasks(2, seed=0)
+    reasoning = ReasoningMenuProblem(tasks, judge=FinalAnswerJudge(tasks, eps=0.1))
+    for problem in (dialogue[0], reasoning):
+        assert isinstance(problem, PreferenceGame) and problem.kind == "multiturn"
+        W = trajectory_win_matrices(problem, problem.judge)
+        for i in range(len(problem)):
+            paths = problem.trajectories(i)
+            mine = np.array([[problem.preference_between((i, a), (i, b)) for b in paths] for a in paths])
+            np.testing.assert_allclose(mine, W[i], atol=1e-12)
+        assert len(np.unique(W)) == 3  # wins, ties and losses all occur
