@@ -95,7 +95,6 @@ import numpy as np
 
 from prefgym.cli_common import CLIError, env_ids, parse_env_kwargs
 from prefgym.cli_common import fmt as _fmt
-from prefgym.cli_common import gridworld_kwargs as _gridworld_kwargs
 from prefgym.errors import PrefgymError
 from prefgym.serialization import json_default
 
@@ -153,28 +152,19 @@ def game_from_env(env_id: str, env_kwargs: dict[str, Any]):
 
     A :class:`~prefgym.games.MatrixGame` for the matrix ids, a
     :class:`~prefgym.games.markov.TabularMarkovGame` for the gridworld ids (whose
-    generator arguments may be given directly, see :func:`_gridworld_kwargs`).
+    generator arguments may be given directly); :func:`prefgym.envs.games.game_of`.
     """
-    from prefgym.games import MatrixGame
-    from prefgym.games.markov import TabularMarkovGame
-
     if not env_id.startswith("prefgym/"):
         raise CLIError(f"environment {env_id!r} is not a prefgym id; see `prefgym list`")
     try:
-        import gymnasium
-
-        import prefgym.envs  # noqa: F401
+        from prefgym.envs.games import game_of
     except ImportError as exc:
         raise CLIError(f"prefgym environments are unavailable ({exc})") from None
-    make_kwargs = _gridworld_kwargs(env_id, env_kwargs)
     try:
-        env = gymnasium.make(env_id, **make_kwargs)
-    except Exception as exc:  # any failure to build the env is a user error here
-        raise CLIError(f"cannot make environment {env_id!r} with kwargs {env_kwargs}: "
-                       f"{type(exc).__name__}: {exc}") from None
-    game = getattr(env.unwrapped, "game", None)
-    env.close()
-    if not isinstance(game, MatrixGame | TabularMarkovGame):
+        game = game_of(env_id, env_kwargs=env_kwargs)
+    except PrefgymError as exc:
+        raise CLIError(str(exc)) from None
+    if game.kind not in ("matrix", "markov"):
         raise CLIError(f"environment {env_id!r} exposes neither a matrix game nor a tabular Markov game "
                        "(env.unwrapped.game)")
     return game

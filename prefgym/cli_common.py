@@ -31,33 +31,13 @@ def env_ids() -> list[str]:
 def gridworld_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Route ``env_kwargs`` keys that :class:`GridworldEnv` does not take into ``generator_kwargs``.
 
-    The routed keys are merged over ``generator_kwargs`` when given; otherwise,
-    without an explicit ``generator`` or ``game``, over the id's default generator
-    kwargs. So ``{"seed": 3}`` on ``prefgym/GridworldRandom-v0`` builds
-    ``random_gridworld(seed=3)``. Other ids are returned unchanged.
+    :func:`prefgym.envs.games.env_make_kwargs` (the env side owns the routing): so
+    ``{"seed": 3}`` on ``prefgym/GridworldRandom-v0`` builds ``random_gridworld(seed=3)``.
+    Other ids are returned unchanged.
     """
-    import inspect
+    from prefgym.envs.games import env_make_kwargs
 
-    from prefgym.envs.gridworld import GridworldEnv
-    from prefgym.envs.registration import GRIDWORLD_ENV_KWARGS
-
-    if env_id not in GRIDWORLD_ENV_KWARGS:
-        return env_kwargs
-    accepted = set(inspect.signature(GridworldEnv.__init__).parameters) - {"self"}
-    routed = {k: v for k, v in env_kwargs.items() if k not in accepted}
-    if not routed:
-        return env_kwargs
-    kwargs = {k: v for k, v in env_kwargs.items() if k in accepted}
-    if "generator_kwargs" in kwargs:
-        base = kwargs["generator_kwargs"] or {}
-    elif "generator" in kwargs or "game" in kwargs:
-        base = {}
-    else:
-        base = GRIDWORLD_ENV_KWARGS[env_id].get("default_generator_kwargs") or {}
-    if not isinstance(base, dict):
-        raise CLIError(f"generator_kwargs must be a JSON object; got {base!r}")
-    kwargs["generator_kwargs"] = {**base, **routed}
-    return kwargs
+    return env_make_kwargs(env_id, env_kwargs)
 
 
 def parse_env_kwargs(raw: str | None) -> dict[str, Any] | None:

@@ -150,10 +150,13 @@ class SnapshotPool:
 
 # ------------------------------------------------------------------ observations
 def episode_horizon(par_env) -> int:
-    """The fixed episode length of a prefgym parallel env: ``game.horizon``, ``rounds`` or ``horizon``."""
+    """The fixed episode length of a prefgym parallel env: ``rounds``, ``game.horizon`` or ``horizon``.
+
+    ``rounds`` comes first: a matrix env repeats its one-move game (``game.horizon = 1``) ``rounds`` times.
+    """
     env = getattr(par_env, "unwrapped", par_env)
     game = getattr(env, "game", None)
-    candidates = (getattr(game, "horizon", None), getattr(env, "rounds", None), getattr(env, "horizon", None))
+    candidates = (getattr(env, "rounds", None), getattr(game, "horizon", None), getattr(env, "horizon", None))
     for value in candidates:
         if isinstance(value, int | np.integer) and value >= 1:
             return int(value)

@@ -160,12 +160,13 @@ def test_list_has_no_markup(capsys):
 def test_llm_agent_summaries_match_the_trainers():
     pytest.importorskip("torch")
     from prefgym.agents.llm import LLM_AGENT_SUMMARIES, LLM_AGENTS
+    from prefgym.algorithms import get_spec
 
     assert list(LLM_AGENT_SUMMARIES) == list(LLM_AGENTS)
     for key, (cls_name, summary) in LLM_AGENT_SUMMARIES.items():
         cls = LLM_AGENTS[key]
         assert cls.__name__ == cls_name
-        assert summary == plain_text(cls.algorithm_class.__doc__.strip().splitlines()[0])
+        assert summary == get_spec(key).title  # the spec's one line
 
 
 def test_reproduction_catalog_matches_the_modules():

@@ -1,5 +1,6 @@
 """Gymnasium / PettingZoo environments; importing this registers the ``prefgym/`` ids."""
 
+from prefgym.envs.games import env_make_kwargs, game_of
 from prefgym.envs.gridworld import GridworldEnv, GridworldParallelEnv
 from prefgym.envs.gridworld import aec_env as gridworld_aec_env
 from prefgym.envs.gridworld import parallel_env as gridworld_parallel_env
@@ -40,6 +41,8 @@ __all__ = [
     "PARALLEL_ENVS",
     "TokenIdView",
     "aec_env",
+    "env_make_kwargs",
+    "game_of",
     "gridworld_aec_env",
     "gridworld_parallel_env",
     "make_aec",

@@ -1,4 +1,7 @@
-"""Preference games with exact solvers: matrix games and tabular Markov games."""
+"""Preference games with exact solvers: matrix games, tabular Markov games, multi-turn menu games.
+
+Every game satisfies :class:`~prefgym.games.protocol.PreferenceGame`.
+"""
 
 from prefgym.games.gridworld import (
     GRIDWORLD_GENERATORS,
@@ -19,15 +22,20 @@ from prefgym.games.matrix import (
     rps,
     transitive,
 )
+from prefgym.games.multiturn import MultiTurnGame
+from prefgym.games.protocol import GAME_KINDS, PreferenceGame
 from prefgym.games.step_preference import DenseStepPreference, FeatureStepPreference, StepPreference
 
 __all__ = [
+    "GAME_KINDS",
     "GENERATORS",
     "GRIDWORLD_GENERATORS",
     "DenseStepPreference",
     "FeatureStepPreference",
     "GridLayout",
     "MatrixGame",
+    "MultiTurnGame",
+    "PreferenceGame",
     "StepPreference",
     "TabularMarkovGame",
     "cyclic",

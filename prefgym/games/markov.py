@@ -94,6 +94,36 @@ class TabularMarkovGame:
         self.initial_weights = nu[self.initial_states]
         self.n_states, self.n_actions = S, A
 
+    #: :attr:`PreferenceGame.kind <prefgym.games.protocol.PreferenceGame.kind>`
+    kind = "markov"
+
+    # ------------------------------------------------- the PreferenceGame face
+    def start_states(self) -> tuple[int, ...]:
+        """The states with positive initial probability (:attr:`initial_states`)."""
+        return tuple(int(s) for s in self.initial_states)
+
+    def actions(self, state: int) -> tuple[int, ...]:
+        """The actions ``0 .. A - 1`` (every state offers all of them)."""
+        check_int(state, "state", minimum=0, maximum=self.n_states - 1)
+        return tuple(range(self.n_actions))
+
+    def preference_between(self, first, second) -> np.ndarray:
+        """``r_h(s, a, s', a') = P([s, a] > [s', a'])`` for step pairs ``(h, s, a)`` and ``(h, s', a')``.
+
+        ``first = (h, s, a)``, ``second = (h, s', a')``; ``h`` is 0-based and the same in both;
+        entries may be integer arrays (broadcast).
+        """
+        parts = []
+        bounds = (self.horizon, self.n_states, self.n_actions)
+        for x, name in ((first, "first"), (second, "second")):
+            if not isinstance(x, tuple | list) or len(x) != 3:
+                raise InvalidArgumentError(f"{name} must be a step pair (h, s, a); got {x!r:.80}")
+            parts.append(tuple(_index_array(x[j], f"{name}[{j}]", bounds[j]) for j in range(3)))
+        (h, s, a), (h2, s2, a2) = parts
+        if np.shape(h) != np.shape(h2) or not np.array_equal(h, h2):
+            raise InvalidArgumentError(f"first and second must be at the same step h; got h={h} and h={h2}")
+        return self.preference.prob(h, s, a, s2, a2)
+
     # ------------------------------------------------------------- basics
     @property
     def n_initial(self) -> int:
@@ -261,6 +291,14 @@ class TabularMarkovGame:
         P = game.preference
         n = P.shape[-1]
         return cls(np.ones((1, n, 1)), P.reshape(1, n, 1, n), np.ones(1), horizon=1)
+
+
+def _index_array(x, name: str, n: int) -> np.ndarray:
+    """An integer (array) in ``0 .. n - 1``."""
+    arr = np.asarray(x)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer) or (arr < 0).any() or (arr >= n).any():
+        raise InvalidArgumentError(f"{name} must be an integer (array) in 0..{n - 1}; got {x!r:.80}")
+    return arr
 
 
 def _sample_rows(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:

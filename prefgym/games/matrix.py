@@ -97,10 +97,34 @@ class MatrixGame:
 
         return cls(check_real_array(payoff, "payoff", InvalidGameError) + 0.5)
 
+    #: :attr:`PreferenceGame.kind <prefgym.games.protocol.PreferenceGame.kind>`
+    kind = "matrix"
+
     # ----------------------------------------------------------------- shape
     @property
     def n_actions(self) -> int:
         return int(self.payoff.shape[-1])
+
+    @property
+    def horizon(self) -> int:
+        """One move per episode."""
+        return 1
+
+    # ------------------------------------------------- the PreferenceGame face
+    def start_states(self) -> tuple[int]:
+        """The one state ``0``."""
+        return (0,)
+
+    def actions(self, state: int = 0) -> tuple[int, ...]:
+        """The actions ``0 .. n - 1`` (of the one state ``0``)."""
+        if state != 0:
+            raise InvalidArgumentError(f"a matrix game has the one state 0; got state={state!r}")
+        return tuple(range(self.n_actions))
+
+    def preference_between(self, first, second) -> np.ndarray:
+        """``P(first beats second)`` for actions (or arrays of them): ``preference[..., first, second]``."""
+        a, b = _action_array(first, "first", self.n_actions), _action_array(second, "second", self.n_actions)
+        return self.preference[..., a, b]
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -255,6 +279,15 @@ def _solve_lp(A: np.ndarray, time_limit: float | None = None, total_limit: float
         raise RuntimeError(f"LP for the Nash equilibrium failed: {res.message}")
     pi = np.clip(res.x[:n], 0.0, None)
     return pi / pi.sum()
+
+
+def _action_array(x, name: str, n: int) -> np.ndarray:
+    """An integer array of actions in ``0 .. n - 1``."""
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.integer) or (arr < 0).any() or (arr >= n).any():
+        raise InvalidArgumentError(f"{name} must be an integer action (or array of them) in 0..{n - 1}; "
+                                   f"got {x!r:.80}")
+    return arr
 
 
 # --------------------------------------------------------------- generators

@@ -99,11 +99,13 @@ class ReasoningMenuProblem(MultiTurnMenuProblem):
     tasks
         Generated arithmetic tasks (with a ``program`` of ``+ - *`` steps), all with the same
         number ``E`` of equation steps and distinct questions; the horizon is ``H = E + 1``.
+    judge
+        Optional pairwise judge defining :meth:`preference_between` (e.g. ``FinalAnswerJudge``).
     """
 
     reply_dependent: ClassVar[bool] = True
 
-    def __init__(self, tasks: Sequence[ReasoningTask]):
+    def __init__(self, tasks: Sequence[ReasoningTask], *, judge=None):
         tasks = list(tasks)
         for t in tasks:
             if t.program is None:
@@ -113,7 +115,7 @@ class ReasoningMenuProblem(MultiTurnMenuProblem):
                 raise ValueError(f"task {t.id!r} uses {bad}; step menus support + - * only")
         self._questions = {t.question: i for i, t in enumerate(tasks)}
         self._grounds = [question_numbers(t.question) for t in tasks]
-        super().__init__(tasks, menu=None)
+        super().__init__(tasks, menu=None, judge=judge)
 
     # ------------------------------------------------------------ hooks
     def task_horizon(self, task: ReasoningTask) -> int:

@@ -22,9 +22,8 @@ import numpy as np
 from prefgym.agents.base import BaseAgent, is_env
 from prefgym.agents.markov.estimators import ESTIMATORS, exact_q, sampled_q
 from prefgym.algorithms.rules import log_normalize, optimistic_payoff
-from prefgym.errors import InvalidArgumentError, InvalidGameError, InvalidPolicyError, InvalidTypeError
+from prefgym.errors import InvalidPolicyError
 from prefgym.games.markov import TabularMarkovGame
-from prefgym.games.matrix import MatrixGame
 from prefgym.games.step_preference import DenseStepPreference, FeatureStepPreference
 from prefgym.validation import check_choice, check_int, check_positive_float, check_positive_int, check_seed
 
@@ -32,30 +31,13 @@ __all__ = ["MarkovAgent", "resolve_markov_game", "stage_learning_rates", "exploi
 
 
 def resolve_markov_game(game_or_env) -> TabularMarkovGame:
-    """A :class:`TabularMarkovGame` from a game, a matrix game (``H = 1``), an env or an env id."""
-    if isinstance(game_or_env, TabularMarkovGame):
-        return game_or_env
-    if isinstance(game_or_env, MatrixGame):
-        if game_or_env.batch_shape:
-            raise InvalidGameError("Markov agents take one game; got a batch of shape "
-                                   f"{game_or_env.batch_shape}")
-        return TabularMarkovGame.from_matrix_game(game_or_env)
-    if isinstance(game_or_env, str):
-        import gymnasium as gym
+    """A :class:`TabularMarkovGame` from a game, a matrix game (``H = 1``), an env or an env id.
 
-        import prefgym.envs  # noqa: F401  (registers the ids)
+    :func:`prefgym.envs.games.game_of` with ``kind="markov"``.
+    """
+    from prefgym.envs.games import game_of
 
-        env = gym.make(game_or_env)
-        game = getattr(env.unwrapped, "game", None)
-        env.close()
-        if not isinstance(game, TabularMarkovGame | MatrixGame):
-            raise InvalidArgumentError(f"environment {game_or_env!r} does not expose a tabular game")
-        return resolve_markov_game(game)
-    game = getattr(getattr(game_or_env, "unwrapped", game_or_env), "game", None)
-    if isinstance(game, TabularMarkovGame | MatrixGame):
-        return resolve_markov_game(game)
-    raise InvalidTypeError("expected a TabularMarkovGame, a MatrixGame, a prefgym env or an env id; "
-                    f"got {type(game_or_env).__name__}")
+    return game_of(game_or_env, kind="markov")
 
 
 def stage_learning_rates(beta: float, horizon: int) -> np.ndarray:

@@ -17,38 +17,21 @@ import numpy as np
 
 from prefgym.agents.base import BaseAgent, is_env
 from prefgym.algorithms.rules import log_normalize
-from prefgym.errors import InvalidArgumentError, InvalidPolicyError, InvalidTypeError
+from prefgym.errors import InvalidPolicyError
 from prefgym.games.matrix import MatrixGame
-from prefgym.preferences import PreferenceModel
 from prefgym.validation import check_int, check_positive_float, check_seed
 
 __all__ = ["TabularAgent", "resolve_game"]
 
 
 def resolve_game(game_or_env) -> MatrixGame:
-    """A :class:`MatrixGame` from a game, a matrix, a preference model, an env or an env id."""
-    if isinstance(game_or_env, MatrixGame):
-        return game_or_env
-    if isinstance(game_or_env, str):
-        import gymnasium as gym
+    """A :class:`MatrixGame` from a game, a matrix, a preference model, an env or an env id.
 
-        import prefgym.envs  # noqa: F401  (registers the ids)
+    :func:`prefgym.envs.games.game_of` with ``kind="matrix"``.
+    """
+    from prefgym.envs.games import game_of
 
-        env = gym.make(game_or_env)
-        game = getattr(env.unwrapped, "game", None)
-        env.close()
-        if game is None:
-            raise InvalidArgumentError(f"environment {game_or_env!r} does not expose a matrix game")
-        return game
-    if isinstance(game_or_env, np.ndarray | list | tuple) or isinstance(game_or_env, PreferenceModel):
-        return MatrixGame(game_or_env)
-    game = getattr(getattr(game_or_env, "unwrapped", game_or_env), "game", None)
-    if isinstance(game, MatrixGame):
-        return game
-    raise InvalidTypeError(
-        "expected a MatrixGame, a preference matrix, a PreferenceModel, a prefgym env or an env "
-        f"id; got {type(game_or_env).__name__}"
-    )
+    return game_of(game_or_env, kind="matrix")
 
 
 class TabularAgent(BaseAgent):
