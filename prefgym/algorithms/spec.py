@@ -26,7 +26,8 @@ from typing import Any, Literal, Protocol
 
 from prefgym.errors import InvalidArgumentError
 
-__all__ = ["FAMILIES", "HParam", "AlgorithmSpec", "StepInputs", "FixedInputs", "Opponent", "unknown_opponent"]
+__all__ = ["FAMILIES", "HParam", "AlgorithmSpec", "StepInputs", "FixedInputs", "Opponent",
+           "magnet_refresh_due", "unknown_opponent"]
 
 #: the families of agents a spec can run in, in the order of the game layers
 FAMILIES = ("tabular", "markov", "llm")
@@ -185,6 +186,11 @@ class AlgorithmSpec:
     def is_generic(self, family: str) -> bool:
         """Whether ``family`` runs this spec through the generic adapter (no hand-written class)."""
         return family in self.families and family not in self.implementations
+
+
+def magnet_refresh_due(iteration: int, period: int | None) -> bool:
+    """Whether the magnet becomes ``pi_{t+1}`` after 0-based ``iteration`` (000 Sec. 3.2, Alg. 1 line 16)."""
+    return period is not None and (iteration + 1) % int(period) == 0
 
 
 def unknown_opponent(opponent: Any) -> ValueError:

@@ -78,7 +78,7 @@ from prefgym.agents.llm.losses import (
 )
 from prefgym.algorithms import SPECS
 from prefgym.algorithms.rules import regularized_step
-from prefgym.algorithms.spec import FixedInputs
+from prefgym.algorithms.spec import FixedInputs, magnet_refresh_due
 
 __all__ = [
     "SelfPlayBatch",
@@ -555,7 +555,7 @@ class MPOAlgorithm(SelfPlayAlgorithm):
                            weights=batch.weights if batch.exact else None)
 
     def end_iteration(self, trainer, iteration):
-        if (iteration + 1) % int(self.refresh_every) == 0:  # 000 Alg. 1 line 16
+        if magnet_refresh_due(iteration, self.refresh_every):  # 000 Alg. 1 line 16
             trainer.refresh_snapshot("magnet")
 
 

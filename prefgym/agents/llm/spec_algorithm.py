@@ -21,7 +21,7 @@ from torch import Tensor
 from prefgym.agents.llm.algorithms import SelfPlayAlgorithm, SelfPlayBatch
 from prefgym.agents.llm.losses import LossOutput
 from prefgym.agents.llm.losses.omwu import generalized_ipo_loss
-from prefgym.algorithms.spec import AlgorithmSpec, unknown_opponent
+from prefgym.algorithms.spec import AlgorithmSpec, magnet_refresh_due, unknown_opponent
 
 __all__ = ["SpecAlgorithm", "LLMInputs", "llm_algorithm_class"]
 
@@ -109,8 +109,7 @@ class SpecAlgorithm(SelfPlayAlgorithm):
         return generalized_ipo_loss(logp, target, base_logp=torch.zeros_like(target), weights=weights)
 
     def end_iteration(self, trainer, iteration):
-        k = self.spec.refresh_period(self.hparams_ns)
-        if k is not None and (iteration + 1) % int(k) == 0:  # 000 Alg. 1 line 16: magnet <- pi_{t+1}
+        if magnet_refresh_due(iteration, self.spec.refresh_period(self.hparams_ns)):
             trainer.refresh_snapshot("magnet")
 
     def state_dict(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from prefgym.algorithms.rules import optimistic_payoff
 from prefgym.games.markov import TabularMarkovGame
 
 __all__ = ["ESTIMATORS", "exact_q", "sampled_q"]
@@ -75,7 +76,7 @@ def sampled_q(
     score = game.preference.prob(steps, s, a, s2, a2) - 0.5  # (n, H)
     if prev_policy is not None:
         _, s3, a3 = game.sample_trajectories(prev_policy, n, rng, starts=starts)
-        score = 2.0 * score - (game.preference.prob(steps, s, a, s3, a3) - 0.5)
+        score = optimistic_payoff(score, game.preference.prob(steps, s, a, s3, a3) - 0.5)  # 2 r^t - r^{t-1}
     to_go = np.cumsum(score[:, ::-1], axis=1)[:, ::-1]  # sum_{tau = h}^{H} score_tau
     idx = np.ravel_multi_index((np.broadcast_to(starts[:, None], s.shape), np.broadcast_to(steps, s.shape),
                                 s, a), shape).ravel()

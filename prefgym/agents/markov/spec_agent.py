@@ -15,7 +15,7 @@ import numpy as np
 from prefgym.agents.markov.base import MarkovAgent
 from prefgym.agents.markov.estimators import exact_q
 from prefgym.algorithms.rules import log_normalize
-from prefgym.algorithms.spec import AlgorithmSpec, unknown_opponent
+from prefgym.algorithms.spec import AlgorithmSpec, magnet_refresh_due, unknown_opponent
 from prefgym.errors import InvalidArgumentError, InvalidPolicyError
 
 __all__ = ["SpecMarkovAgent", "MarkovInputs", "markov_class"]
@@ -96,8 +96,7 @@ class SpecMarkovAgent(MarkovAgent):
 
     def _update(self) -> np.ndarray:
         new = self.spec.step(MarkovInputs(self), self.hp)
-        k = self.spec.refresh_period(self.hp)
-        if k is not None and (self.num_iterations + 1) % k == 0:  # 000 Sec. 3.2: magnet <- pi_{t+1}
+        if magnet_refresh_due(self.num_iterations, self.spec.refresh_period(self.hp)):
             self.magnet_logits = log_normalize(new)[0]
         return new
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from prefgym.agents.tabular.base import TabularAgent
 from prefgym.algorithms.rules import log_normalize, regression_fit
-from prefgym.algorithms.spec import AlgorithmSpec, unknown_opponent
+from prefgym.algorithms.spec import AlgorithmSpec, magnet_refresh_due, unknown_opponent
 from prefgym.validation import check_positive_float, check_positive_int
 
 __all__ = ["SpecTabularAgent", "TabularInputs", "tabular_class"]
@@ -111,8 +111,7 @@ class SpecTabularAgent(TabularAgent):
         new = self._solve(self.spec.step(TabularInputs(self), self.hp))
         if "previous" in self.spec.uses:
             self.prev_payoff = self._payoff
-        k = self.spec.refresh_period(self.hp)
-        if k is not None and (self.num_iterations + 1) % k == 0:  # 000 Sec. 3.2: magnet <- pi_{t+1}
+        if magnet_refresh_due(self.num_iterations, self.spec.refresh_period(self.hp)):
             self.magnet_logits = log_normalize(new)[0]
         return new
 

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from prefgym.agents.llm.losses.common import LossOutput, weighted_mean
+from prefgym.algorithms.rules import optimistic_payoff
 
 __all__ = [
     "log_ratio_regression_loss",
@@ -119,7 +120,7 @@ def ompo_q_estimate(
     Tensor
         ``Q_hat``: ``rules.optimistic_payoff`` of the preferences, summed over turns.
     """
-    per = win_rate if prev_win_rate is None else 2.0 * win_rate - prev_win_rate  # 001 Eq. (2)
+    per = win_rate if prev_win_rate is None else optimistic_payoff(win_rate, prev_win_rate)  # 001 Eq. (2)
     if turn_mask is None:
         return per
     return (per * turn_mask.to(per.dtype)).sum(dim=-1)
