@@ -30,9 +30,9 @@ equally long segment of ``D^E``; with per-step samples the demonstration term is
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from prefgym.agents.bradley_terry import bradley_terry_nll
 from prefgym.errors import InvalidArgumentError
 
 __all__ = ["TabularReward", "aihf_loss", "make_reward_optimizer", "paper_weights"]
@@ -161,7 +161,7 @@ def aihf_loss(
         ret_b = (net(prefs["obs_b"], prefs["act_b"]) * prefs["w_b"]).sum(-1)
         y = prefs["y"].to(ret_a.dtype)
         # -log BTL likelihood of mu ~ exp(R / beta), Eq. (8) with the temperature kept
-        pref_loss = F.binary_cross_entropy_with_logits((ret_a - ret_b) / temperature, y)
+        pref_loss = bradley_terry_nll((ret_a - ret_b) / temperature, y, reduction="mean")
         loss = loss + w_pref * pref_loss
         decided = y != 0.5
         agree = ((ret_a > ret_b) == (y > 0.5))[decided].float()

@@ -11,9 +11,9 @@ self-generated pairs is a Nash-MD / regularised-OMD step (see
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from prefgym.agents.bradley_terry import bradley_terry_nll
 from prefgym.agents.llm.losses.common import LossOutput, weighted_mean
 
 __all__ = ["dpo_loss", "ipo_loss", "slic_hf_loss", "implicit_margin"]
@@ -66,7 +66,7 @@ def dpo_loss(
         ``reward_rejected`` (mean implicit rewards ``beta log pi/pi_ref``).
     """
     h, r_w, r_l = implicit_margin(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
-    per = -F.logsigmoid(beta * h)  # 003 Eq. (5)
+    per = bradley_terry_nll(beta * h)  # 003 Eq. (5)
     return LossOutput(weighted_mean(per, weights), _pair_metrics(h, r_w, r_l, beta))
 
 

@@ -32,9 +32,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from prefgym.agents.bradley_terry import bradley_terry_nll
 from prefgym.agents.llm.losses.common import LossOutput, weighted_mean
 
 __all__ = ["spo_weights", "spo_loss", "spo_best_of_n_loss", "spo_ranked_loss"]
@@ -102,7 +102,7 @@ def spo_loss(
     diff = chosen_logp - rejected_logp
     mu = spo_weights(torch.logaddexp(chosen_logp, rejected_logp), gamma, mu_scale)
     if alpha > 0:
-        per = -F.logsigmoid(alpha * diff) / alpha  # 003 Eq. (9)/(11) in the stable sigmoid form
+        per = bradley_terry_nll(alpha * diff) / alpha  # 003 Eq. (9)/(11) in the stable sigmoid form
         err = torch.sigmoid(-alpha * diff.detach())  # pi_l^a / (pi_w^a + pi_l^a), Eq. (13)
     else:
         per = -0.5 * diff  # 003 Eq. (10)/(12)
