@@ -43,10 +43,9 @@ generator: ``'{"seed": 3}'`` on ``prefgym/GridworldRandom-v0`` is
 last and average iterates and the duality gaps (no LP: Markov games are solved
 by backward induction).
 
-Language-model trainers. ``--agent NAME-llm`` picks a trainer of
-:data:`~prefgym.agents.llm.LLM_AGENTS` (``omwu-llm``, ``ompo-llm``, ``sppo-llm``,
-``mpo-llm``, ``nash-md-llm``, ``spo-llm``, ``dpo-llm``, ``ipo-llm``, ``slic-hf-llm``,
-``aihf-dpo-llm``; the suffix keeps them apart from the tabular ``omwu``, ``mpo``, ...) and ``--task`` one of
+Language-model trainers. ``--agent NAME-llm`` picks the language-model form of an
+algorithm of the registry (``prefgym list`` names them all: ``omwu-llm``, ``mpo-llm``,
+``dpo-llm``, ...; :data:`~prefgym.agents.llm.LLM_AGENTS`) and ``--task`` one of
 :data:`~prefgym.llm_tasks.LLM_TASKS`: ``menu`` (``llm-menu``'s non-transitive menu
 game, exact duality gap; the default), ``bt-menu`` (``llm-spo``'s Bradley-Terry menu; with
 ``spo-llm`` also ``KL(Softmax(r/alpha) || pi)``), ``dialogue`` (``llm-multiturn``'s 3-turn
@@ -199,8 +198,12 @@ def train(
     progress: bool = True,
     overwrite: bool = False,
     seed: int | None = None,
+    agent_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train an agent on an env's game and write a run folder; return its config.
+
+    ``agent_config`` (a run's recorded ``agent_config``: every setting, defaults resolved)
+    builds the agent beneath ``params``, so that a rerun does not depend on today's defaults.
 
     The run is written into a hidden staging folder and moved into place when it is
     complete, so the folder holds the previous run or the new one, never a mix.
@@ -224,11 +227,13 @@ def train(
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     final_dir = Path(out) if out is not None else Path("runs") / f"{name}-{stamp}"
     with staged_output_dir(final_dir, overwrite=overwrite) as stage:
-        return _train_run(agent, env, env_kwargs, iterations, params, stage, final_dir, progress, seed)
+        return _train_run(agent, env, env_kwargs, iterations, params, stage, final_dir, progress, seed,
+                          agent_config)
 
 
 def _train_run(agent, env, env_kwargs, iterations, params, out_dir: Path, final_dir: Path,
-               progress: bool, seed: int | None = None) -> dict[str, Any]:
+               progress: bool, seed: int | None = None,
+               agent_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """:func:`train`, writing into ``out_dir`` (the staging folder of ``final_dir``)."""
     from prefgym import __version__
     from prefgym.agents import get_agent_class
@@ -263,7 +268,7 @@ def _train_run(agent, env, env_kwargs, iterations, params, out_dir: Path, final_
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     seed = params.get("seed", seed)
     try:
-        model = cls(game, **{**params, "seed": seed})
+        model = cls(game, **{**(agent_config or {}), **params, "seed": seed})
     except (TypeError, ValueError) as exc:
         raise CLIError(f"cannot build agent {cls.name!r} with parameters {params}: {exc}") from None
     start = time.perf_counter()
@@ -274,8 +279,9 @@ def _train_run(agent, env, env_kwargs, iterations, params, out_dir: Path, final_
     finally:
         logger.close()
     runtime = time.perf_counter() - start
+    # agent_config: every setting the agent ran with, defaults resolved (what --config reruns)
     base = {"agent": cls.name, "agent_class": cls.__name__, "agent_params": params, "seed": model.seed,
-            "env": env, "env_kwargs": env_kwargs}
+            "agent_config": model._get_hparams(), "env": env, "env_kwargs": env_kwargs}
     if markov:
         config = {**base, **_finish_markov_run(model, env, out_dir)}
     else:
@@ -490,6 +496,8 @@ def _apply_run_config(args: argparse.Namespace) -> dict[str, Any]:
             return dict(cfg["params"])
         if cfg.get("game_kind") in ("matrix", "markov"):
             params = dict(cfg["agent_params"])
+            # the full resolved settings where recorded: a later change of a default cannot alter the rerun
+            args.run_agent_config = cfg.get("agent_config")
             args.run_seed = None if cfg.get("seed") is None else int(cfg["seed"])
             args.agent, args.env, args.iterations = cfg["agent"], cfg["env"], int(cfg["iterations"])
             args.env_kwargs = json.dumps(cfg["env_kwargs"])
@@ -529,7 +537,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     args.iterations = 20000 if args.iterations is None else args.iterations
     env_kwargs = parse_env_kwargs(args.env_kwargs)
     cfg = train(args.agent, args.env, env_kwargs, args.iterations, params, args.out,
-                progress=not args.no_progress, overwrite=args.overwrite, seed=getattr(args, "run_seed", None))
+                progress=not args.no_progress, overwrite=args.overwrite, seed=getattr(args, "run_seed", None),
+                agent_config=getattr(args, "run_agent_config", None))
     if cfg["game_kind"] == "markov":
         print(f"{cfg['agent_class']} on {cfg['env']} (S={cfg['n_states']}, A={cfg['n_actions']}, "
               f"H={cfg['horizon']}): {cfg['updates_done']} updates in {cfg['runtime_s']:.2f} s")

@@ -145,3 +145,37 @@ def test_generic_llm_algorithms_follow_their_tabular_step_on_a_menu(name, tiny):
     if "tau" in kw:
         other = agent_class(name, "tabular")(game, learning_rate=eta, init_policy=pi0, **{**kw, "tau": 2.0})
         assert np.abs(other.learn(2, progress_bar=False).policy - tab.policy).max() > 2e-3
+
+
+def test_config_dataclasses_build_the_same_agent_and_are_frozen():
+    from dataclasses import FrozenInstanceError, asdict
+
+    spec = get_spec("nash_md")
+    cfg = spec.config_class("tabular")(learning_rate=0.2, tau=0.05)
+    assert asdict(cfg) == {"learning_rate": 0.2, "tau": 0.05, "mixture": None}
+    assert spec.config_class("llm")().eta == 1.0 and spec.config_class("llm")().tau == 0.1  # LLM defaults
+    g = _game()
+    a = make_agent("nash_md", g, config=cfg).learn(20, progress_bar=False)
+    b = make_agent("nash_md", g, learning_rate=0.2, tau=0.05).learn(20, progress_bar=False)
+    np.testing.assert_array_equal(a.policy, b.policy)
+    assert a.config == cfg
+    with pytest.raises(FrozenInstanceError):
+        cfg.tau = 1.0
+    with pytest.raises(InvalidArgumentError, match="config must be a NashMDConfig"):
+        make_agent("nash_md", g, config=get_spec("omwu").config_class("tabular")())
+
+
+def test_cli_run_records_its_full_config_and_reruns_from_it(tmp_path):
+    import json
+
+    from prefgym.cli import main
+
+    assert main(["train", "--agent", "mpo", "--env", "prefgym/Gridworld-v0", "--iterations", "5",
+                 "--out", str(tmp_path / "a"), "--no-progress"]) == 0
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert cfg["agent"] == "mpo_markov" and cfg["agent_class"] == "MagneticMPO"  # family from the game
+    assert cfg["agent_config"]["magnet_refresh_every"] == 100 and cfg["agent_config"]["alpha"] == 0.1
+    rerun = ["train", "--config", str(tmp_path / "a"), "--out", str(tmp_path / "b"), "--no-progress"]
+    assert main(rerun) == 0
+    rows = [(tmp_path / r / "metrics.csv").read_text() for r in ("a", "b")]
+    assert rows[0] == rows[1]

@@ -10,6 +10,7 @@ the game it is given.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from importlib import import_module
 from typing import Any
 
@@ -77,7 +78,7 @@ def family_of(game: Any, spec: AlgorithmSpec | None = None) -> str:
     return "tabular"
 
 
-def make_agent(name: str, game: Any, **kwargs: Any):
+def make_agent(name: str, game: Any, config: Any = None, **kwargs: Any):
     """Build algorithm ``name`` for ``game``; the family follows from the game.
 
     Parameters
@@ -87,6 +88,9 @@ def make_agent(name: str, game: Any, **kwargs: Any):
     game
         A matrix game / preference matrix / env (tabular), a Markov game or gridworld env
         (Markov), or a language-model policy (LLM: pass ``judge=`` and ``prompts=`` too).
+    config
+        An instance of ``get_spec(name).config_class(family)`` (its fields become keyword
+        arguments; ``kwargs`` override them).
     **kwargs
         The agent's keyword arguments: ``learning_rate`` (``eta`` for LLM trainers), the
         spec's hyper-parameters, ``seed``, ...
@@ -105,6 +109,12 @@ def make_agent(name: str, game: Any, **kwargs: Any):
         raise InvalidArgumentError(f"{spec.name} does not run on {family} games (it runs on "
                                    f"{list(spec.families)}); got a {type(game).__name__}")
     cls = agent_class(spec, family)
+    if config is not None:
+        if not isinstance(config, spec.config_class(family)):
+            raise InvalidArgumentError(f"config must be a {spec.config_class(family).__name__} "
+                                       f"(get_spec({spec.name!r}).config_class({family!r})); got "
+                                       f"{type(config).__name__}")
+        kwargs = {**asdict(config), **kwargs}
     if family == "llm":
         return cls(game, kwargs.pop("judge", None), kwargs.pop("prompts", None), **kwargs)
     return cls(game, **kwargs)

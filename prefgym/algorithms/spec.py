@@ -20,7 +20,7 @@ log-policy array over the same support (e.g. a geometric mixture).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from types import SimpleNamespace
 from typing import Any, Literal, Protocol
 
@@ -31,6 +31,8 @@ __all__ = ["FAMILIES", "HParam", "AlgorithmSpec", "StepInputs", "FixedInputs", "
 
 #: the families of agents a spec can run in, in the order of the game layers
 FAMILIES = ("tabular", "markov", "llm")
+_CONFIG_CLASSES: dict[tuple[str, str], type] = {}
+_FAMILY_TAGS = {"tabular": "", "markov": "Markov", "llm": "LLM"}
 
 Opponent = Any  # "current" | "previous" | "magnet" | an array of log-probabilities
 
@@ -182,6 +184,25 @@ class AlgorithmSpec:
             return self.class_names[family]
         stem = self.class_name or "".join(w.capitalize() for w in self.name.split("_"))
         return {"tabular": stem, "markov": f"Markov{stem}", "llm": f"{stem}Algorithm"}[family]
+
+    def config_class(self, family: str) -> type:
+        """The frozen dataclass of this spec's settings in ``family`` (TRL's ``*Config``: data only).
+
+        Fields: the step size (``eta`` for the LLM family, ``learning_rate`` otherwise) and the
+        hyper-parameters, with the family's defaults; ``make_agent(name, game, config=...)``
+        takes an instance. Built once per (spec, family).
+        """
+        key = (self.name, family)
+        if key not in _CONFIG_CLASSES:
+            lr = "eta" if family == "llm" else "learning_rate"
+            fields = [(lr, float, field(default=self.default_learning_rate(family)))]
+            fields += [(h.name, Any, field(default=h.default_for(family))) for h in self.hparams]
+            stem = self.class_name or "".join(w.capitalize() for w in self.name.split("_"))
+            _CONFIG_CLASSES[key] = make_dataclass(
+                f"{stem}{_FAMILY_TAGS[family]}Config", fields, frozen=True,
+                namespace={"__doc__": f"Settings of {self.name} ({family}): {lr} and "
+                                      f"{', '.join(self.hparam_names) or 'no other hyper-parameter'}."})
+        return _CONFIG_CLASSES[key]
 
     def is_generic(self, family: str) -> bool:
         """Whether ``family`` runs this spec through the generic adapter (no hand-written class)."""

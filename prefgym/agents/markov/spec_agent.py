@@ -91,6 +91,11 @@ class SpecMarkovAgent(MarkovAgent):
         return log_normalize(np.log(p))[0]
 
     @property
+    def config(self):
+        """This agent's settings as the spec's frozen dataclass (``spec.config_class("markov")``)."""
+        return self.spec.config_class("markov")(learning_rate=self.learning_rate, **vars(self.hp))
+
+    @property
     def magnet_policy(self) -> np.ndarray:
         return np.exp(self.magnet_logits)
 

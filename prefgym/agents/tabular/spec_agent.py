@@ -98,6 +98,11 @@ class SpecTabularAgent(TabularAgent):
             return log_normalize(np.log(np.broadcast_to(p, self.logits.shape)))[0]
 
     @property
+    def config(self):
+        """This agent's settings as the spec's frozen dataclass (``spec.config_class("tabular")``)."""
+        return self.spec.config_class("tabular")(learning_rate=self.learning_rate, **vars(self.hp))
+
+    @property
     def magnet_policy(self) -> np.ndarray:
         return np.exp(self.magnet_logits)
 
