@@ -443,6 +443,14 @@ class BaseAgent(ABC):
         return agent
 
     @classmethod
+    def _hparam_defaults(cls) -> dict[str, Any]:
+        """Constructor keyword -> default (what a saved hyper-parameter's type is checked against)."""
+        import inspect
+
+        return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
+    @classmethod
     def _from_saved(cls, hparams: dict, state: dict[str, np.ndarray], env) -> BaseAgent:
         return cls(env, **hparams)
 
@@ -483,13 +491,11 @@ def _read_agent_zip(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def _check_hparam_types(klass: type, hparams: dict[str, Any], where: str) -> None:
     """Saved numbers and flags must have the type of the constructor's default (JSON types)."""
-    import inspect
-
-    params = inspect.signature(klass.__init__).parameters
+    defaults = klass._hparam_defaults()
     for key, val in hparams.items():
-        if key not in params:
+        if key not in defaults:
             continue
-        default = params[key].default
+        default = defaults[key]
         if isinstance(default, bool):
             ok = isinstance(val, bool)
             kind = "a boolean"

@@ -8,6 +8,7 @@ over the group by self-normalised importance weights), and ``reference`` the ref
 model's log-probs. The step's output ``c`` is the target of the generalised IPO loss
 ``E (h(y) - h(y'))^2`` with ``h = log pi_theta - c`` (002 Sec. 5.2), whose minimiser is
 exactly the step's policy on the support of the group: contrasts cancel the normaliser.
+The pairs are uniform over the group (002's ``rho = mu``), on a menu too.
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ class SpecAlgorithm(SelfPlayAlgorithm):
         return batch.extra["target"]
 
     def loss(self, trainer, batch, logp, iteration) -> LossOutput:
+        # every ordered pair of the group, rho = mu uniform (002 Sec. 5.2's choice, also on a menu)
         target = batch.extra["target"].to(logp.device)
-        weights = None if batch.weights is None else batch.weights.to(logp.device)
-        return generalized_ipo_loss(logp, target, base_logp=torch.zeros_like(target), weights=weights)
+        return generalized_ipo_loss(logp, target, base_logp=torch.zeros_like(target))
 
     def end_iteration(self, trainer, iteration):
         if magnet_refresh_due(iteration, self.spec.refresh_period(self.hparams_ns)):

@@ -90,6 +90,11 @@ class SpecMarkovAgent(MarkovAgent):
             raise InvalidPolicyError(f"{name} must have full support")
         return log_normalize(np.log(p))[0]
 
+    @classmethod
+    def _hparam_defaults(cls) -> dict[str, Any]:
+        return {**super()._hparam_defaults(), "learning_rate": cls.spec.default_learning_rate("markov"),
+                **cls.spec.defaults("markov")}
+
     @property
     def config(self):
         """This agent's settings as the spec's frozen dataclass (``spec.config_class("markov")``)."""

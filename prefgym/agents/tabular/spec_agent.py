@@ -97,6 +97,11 @@ class SpecTabularAgent(TabularAgent):
         with np.errstate(divide="ignore"):
             return log_normalize(np.log(np.broadcast_to(p, self.logits.shape)))[0]
 
+    @classmethod
+    def _hparam_defaults(cls) -> dict[str, Any]:
+        return {**super()._hparam_defaults(), "learning_rate": cls.spec.default_learning_rate("tabular"),
+                **cls.spec.defaults("tabular")}
+
     @property
     def config(self):
         """This agent's settings as the spec's frozen dataclass (``spec.config_class("tabular")``)."""
