@@ -131,8 +131,9 @@ def test_generic_llm_algorithms_follow_their_tabular_step_on_a_menu(name, tiny):
     menu = MenuPolicy(LMPolicy(copy.deepcopy(model), tok, reference_model=copy.deepcopy(model)), replies)
     judge = TableJudge.from_preference(game.preference, replies)
     eta = 0.5
-    trainer = LLM_AGENTS[name](menu, judge, prompts, eta=eta, learning_rate=1e-2, steps_per_iteration=4,
-                               step_kl_tol=1e-9, max_steps_per_iteration=400, seed=0)
+    trainer = make_agent(name, menu, judge=judge, prompts=prompts, eta=eta, learning_rate=1e-2,
+                         steps_per_iteration=4, step_kl_tol=1e-9, max_steps_per_iteration=400, seed=0)
+    assert type(trainer) is LLM_AGENTS[name]  # the family follows from the policy
     pi0 = menu.probs(prompts)[0]
     trainer.learn(2)
     # the same spec on the tabular side from the LM's start (reference = magnet = pi_0)

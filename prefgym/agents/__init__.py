@@ -25,6 +25,10 @@ AGENTS: dict[str, type[BaseAgent]] = {
 }
 
 
+#: names of earlier releases (saved run configs use them) -> their AGENTS key
+_RENAMED = {"magnetic_mpo": "mpo_markov"}
+
+
 def get_agent_class(name: str, family: str | None = None) -> type[BaseAgent]:
     """Look an agent class up by its name (case-insensitive, ``-`` or ``_``; aliases such as ``mwu``).
 
@@ -32,6 +36,7 @@ def get_agent_class(name: str, family: str | None = None) -> type[BaseAgent]:
     without it a key of :data:`AGENTS` wins, then the algorithm's first family.
     """
     key = normalize_name(name)
+    key = _RENAMED.get(key, key)
     if family is None and key in AGENTS:
         return AGENTS[key]
     try:
@@ -40,8 +45,6 @@ def get_agent_class(name: str, family: str | None = None) -> type[BaseAgent]:
         raise ValueError(f"unknown agent {name!r}; choose from {sorted(AGENTS)}") from None
     if family is None:
         family = next((f for f in ("tabular", "markov") if f in spec.families), None)
-        if key in spec.aliases and "markov" in spec.families and key.endswith(("_markov", "magnetic_mpo")):
-            family = "markov"
         if family is None:
             raise ValueError(f"{spec.name} trains language models only: use the {spec.name}-llm agent")
     return agent_class(spec, family)
