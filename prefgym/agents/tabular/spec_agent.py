@@ -14,7 +14,7 @@ import numpy as np
 from prefgym.agents.tabular.base import TabularAgent
 from prefgym.algorithms.rules import log_normalize, regression_fit
 from prefgym.algorithms.spec import AlgorithmSpec, magnet_refresh_due, unknown_opponent
-from prefgym.validation import check_positive_float, check_positive_int
+from prefgym.validation import check_nonnegative_float, check_positive_float, check_positive_int
 
 __all__ = ["SpecTabularAgent", "TabularInputs", "tabular_class"]
 
@@ -49,12 +49,15 @@ class SpecTabularAgent(TabularAgent):
     Keyword arguments are the spec's hyper-parameters, plus ``reference`` (a policy;
     the initial policy by default) when the step reads one, ``magnet`` (the initial
     policy by default) when it keeps a magnet, and ``inner_steps`` / ``inner_lr``:
-    ``inner_steps=None`` (default) takes the exact step, an integer solves it by that
-    many gradient steps of the nested regression of 002 App. D.2 (samples from ``pi_t``,
-    :func:`~prefgym.algorithms.rules.regression_fit`), as 002's MPO baseline does.
+    ``inner_steps=None`` (default) takes the exact step, an integer solves it by at most that
+    many gradient steps (rate ``inner_lr``, stopping once successive losses differ by at most
+    ``inner_tol``) of the nested regression of 002 App. D.2 (samples from ``pi_t``,
+    :func:`~prefgym.algorithms.rules.regression_fit`), as 002's MPO and SPPO baselines do.
     """
 
-    _extra_names: ClassVar[tuple[str, ...]] = ("inner_steps", "inner_lr")
+    _extra_names: ClassVar[tuple[str, ...]] = ("inner_steps", "inner_lr", "inner_tol")
+    #: defaults of the adapter's own options (a subclass may change them, as SPPO does)
+    _extra_defaults: ClassVar[dict[str, Any]] = {"inner_steps": None, "inner_lr": 1.0, "inner_tol": 0.0}
 
     spec: ClassVar[AlgorithmSpec]
 
@@ -82,12 +85,13 @@ class SpecTabularAgent(TabularAgent):
 
     def _pop_extra(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """The adapter's own options, taken out of ``kwargs``."""
-        return {"inner_steps": kwargs.pop("inner_steps", None), "inner_lr": kwargs.pop("inner_lr", 1.0)}
+        return {k: kwargs.pop(k, v) for k, v in self._extra_defaults.items()}
 
     def _set_extra(self, extra: dict[str, Any]) -> None:
         steps = extra["inner_steps"]
         self.inner_steps = None if steps is None else check_positive_int(steps, "inner_steps")
         self.inner_lr = check_positive_float(extra["inner_lr"], "inner_lr")
+        self.inner_tol = check_nonnegative_float(extra["inner_tol"], "inner_tol")
 
     def _log_policy(self, policy, name: str) -> np.ndarray:
         """Normalised log-probs of ``policy`` (the initial policy when None), broadcast to the logits."""
@@ -100,7 +104,7 @@ class SpecTabularAgent(TabularAgent):
     @classmethod
     def _hparam_defaults(cls) -> dict[str, Any]:
         return {**super()._hparam_defaults(), "learning_rate": cls.spec.default_learning_rate("tabular"),
-                **cls.spec.defaults("tabular")}
+                **cls.spec.defaults("tabular"), **cls._extra_defaults}
 
     @property
     def config(self):
@@ -115,7 +119,8 @@ class SpecTabularAgent(TabularAgent):
         """The next logits: the exact step, or its nested-regression fit from ``pi_t``."""
         if self.inner_steps is None:
             return target
-        return regression_fit(self.logits, target, self._policy, self.inner_steps, self.inner_lr)[0]
+        return regression_fit(self.logits, target, self._policy, self.inner_steps, self.inner_lr,
+                              self.inner_tol)[0]
 
     def _update(self) -> np.ndarray:
         new = self._solve(self.spec.step(TabularInputs(self), self.hp))
