@@ -428,8 +428,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("Agents (--agent NAME; the family follows from --env, or --task for the LLM agents, "
           "NAME-llm, which need the llm extra):")
     llm_names = {key: name for name, key in llm_agent_names().items()}
-    rows = [(spec.name, ", ".join(_FAMILY_LABELS[f] if f != "llm" else llm_names[spec.name]
-                                  for f in spec.families), spec.title) for spec in SPECS.values()]
+    def label(spec, family: str) -> str:
+        return {"llm": llm_names.get(spec.name), "control": f"control (--algo {spec.name})"}.get(
+            family, _FAMILY_LABELS.get(family))
+
+    rows = [(spec.name, ", ".join(label(spec, f) for f in spec.families), spec.title) for spec in SPECS.values()]
     wn, wf = (max(len(r[i]) for r in rows) for i in (0, 1))
     for name, fams, title in rows:
         print(f"  {name:<{wn}}  {fams:<{wf}}  {title}")

@@ -180,3 +180,20 @@ def test_cli_run_records_its_full_config_and_reruns_from_it(tmp_path):
     assert main(rerun) == 0
     rows = [(tmp_path / r / "metrics.csv").read_text() for r in ("a", "b")]
     assert rows[0] == rows[1]
+
+
+def test_aihf_is_the_control_family_of_the_registry():
+    pytest.importorskip("stable_baselines3")
+    import gymnasium as gym
+
+    from prefgym.agents import get_agent_class
+    from prefgym.agents.aihf import AIHF
+
+    env = gym.make("prefgym/PendulumPreference-v0")  # classic control: no MuJoCo needed
+    assert family_of(env) == "control" and family_of("prefgym/RPS-v0") == "tabular"
+    assert agent_class("aihf", "control") is AIHF
+    assert isinstance(make_agent("aihf", env, seed=0), AIHF)
+    with pytest.raises(ValueError, match="--algo aihf"):
+        get_agent_class("aihf")
+    with pytest.raises(ValueError, match="generic adapter"):
+        AlgorithmSpec(name="x", title="x", paper="x", step=lambda x, hp: x.logits, families=("control",))

@@ -45,6 +45,9 @@ def get_agent_class(name: str, family: str | None = None) -> type[BaseAgent]:
         raise ValueError(f"unknown agent {name!r}; choose from {sorted(AGENTS)}") from None
     if family is None:
         family = next((f for f in ("tabular", "markov") if f in spec.families), None)
+        if family is None and "control" in spec.families:
+            raise ValueError(f"{spec.name} trains on control envs: use prefgym train --algo {spec.name} "
+                             "(or prefgym.agents.make_agent with the env)")
         if family is None:
             raise ValueError(f"{spec.name} trains language models only: use the {spec.name}-llm agent")
     return agent_class(spec, family)

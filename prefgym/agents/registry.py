@@ -39,6 +39,12 @@ def agent_class(name: str | AlgorithmSpec, family: str) -> type:
 
         require("torch", extra="llm", purpose=f"the language-model form of {spec.name}")
         return import_module("prefgym.agents.llm.registry").trainer_class(spec)
+    if family == "control":
+        from prefgym.optional import require
+
+        for module in ("torch", "stable_baselines3"):
+            require(module, extra="sb3", purpose=f"the control form of {spec.name}")
+        return _import(spec.implementations[family])
     import_module(f"prefgym.agents.{family}")  # the named classes of the package come first
     if family in spec.implementations:
         return _import(spec.implementations[family])
@@ -53,9 +59,9 @@ def agent_class(name: str | AlgorithmSpec, family: str) -> type:
 
 def family_of(game: Any, spec: AlgorithmSpec | None = None) -> str:
     """The family of agents that plays ``game``: ``"llm"`` for a language-model policy, ``"markov"``
-    for a Markov game (or an env of one), else ``"tabular"`` (a matrix game, a preference matrix
-    or model, an env of one); a one-state matrix game goes to ``"markov"`` when ``spec`` has no
-    tabular form."""
+    for a Markov game (or an env of one), ``"control"`` for an env with no game of ours (a
+    MuJoCo preference task), else ``"tabular"`` (a matrix game, a preference matrix or model,
+    an env of one); a one-state matrix game goes to ``"markov"`` when ``spec`` has no tabular form."""
     if hasattr(game, "generate") or hasattr(game, "response_ids"):  # LMPolicy / MenuPolicy
         return "llm"
     from prefgym.games.markov import TabularMarkovGame
@@ -69,8 +75,10 @@ def family_of(game: Any, spec: AlgorithmSpec | None = None) -> str:
         env = gym.make(game)
         inner = getattr(env.unwrapped, "game", None)
         env.close()
-    else:
-        inner = getattr(getattr(game, "unwrapped", game), "game", game)
+    elif hasattr(game, "action_space"):  # an env
+        inner = getattr(game.unwrapped, "game", None)
+    if inner is None:
+        return "control"  # an env without a preference game of ours (e.g. a MuJoCo preference task)
     if isinstance(inner, TabularMarkovGame):
         return "markov"
     if spec is not None and "tabular" not in spec.families and "markov" in spec.families:

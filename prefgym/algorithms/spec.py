@@ -29,10 +29,13 @@ from prefgym.errors import InvalidArgumentError
 __all__ = ["FAMILIES", "HParam", "AlgorithmSpec", "StepInputs", "FixedInputs", "Opponent",
            "magnet_refresh_due", "unknown_opponent"]
 
-#: the families of agents a spec can run in, in the order of the game layers
-FAMILIES = ("tabular", "markov", "llm")
+#: the families of agents a spec can run in: matrix games, tabular Markov games, language models,
+#: and continuous control (SB3 learners on Box envs; hand-written classes only)
+FAMILIES = ("tabular", "markov", "llm", "control")
+#: the families with a generic adapter (a spec's default)
+ADAPTED_FAMILIES = ("tabular", "markov", "llm")
 _CONFIG_CLASSES: dict[tuple[str, str], type] = {}
-_FAMILY_TAGS = {"tabular": "", "markov": "Markov", "llm": "LLM"}
+_FAMILY_TAGS = {"tabular": "", "markov": "Markov", "llm": "LLM", "control": "Control"}
 
 Opponent = Any  # "current" | "previous" | "magnet" | an array of log-probabilities
 
@@ -113,7 +116,7 @@ class AlgorithmSpec:
         Family -> ``"module:Class"`` of a hand-written implementation; a family that
         is listed in ``families`` but not here gets the generic adapter built from ``step``.
     families
-        Families the rule runs in.
+        Families the rule runs in (default: the three with a generic adapter).
     aliases
         Older names that resolve to this spec.
     class_name
@@ -131,7 +134,7 @@ class AlgorithmSpec:
     magnet_refresh: str | None = None
     validate: Callable[[SimpleNamespace, float], None] | None = None
     implementations: Mapping[str, str] = field(default_factory=dict)
-    families: tuple[str, ...] = FAMILIES
+    families: tuple[str, ...] = ADAPTED_FAMILIES
     aliases: tuple[str, ...] = ()
     class_name: str = ""
     class_names: Mapping[str, str] = field(default_factory=dict)
@@ -142,6 +145,9 @@ class AlgorithmSpec:
             raise ValueError(f"spec {self.name!r}: unknown families {sorted(unknown)}; "
                              f"choose from {FAMILIES}")
         generic = [f for f in self.families if f not in self.implementations]
+        if "control" in generic:
+            raise ValueError(f"spec {self.name!r}: the control family has no generic adapter; name its class "
+                             "in implementations")
         if generic and self.step is None:
             raise ValueError(f"spec {self.name!r} has no step, so each family of {generic} "
                              "needs an implementation")
@@ -183,7 +189,7 @@ class AlgorithmSpec:
         if family in self.class_names:
             return self.class_names[family]
         stem = self.class_name or "".join(w.capitalize() for w in self.name.split("_"))
-        return {"tabular": stem, "markov": f"Markov{stem}", "llm": f"{stem}Algorithm"}[family]
+        return {"tabular": stem, "markov": f"Markov{stem}", "llm": f"{stem}Algorithm", "control": stem}[family]
 
     def config_class(self, family: str) -> type:
         """The frozen dataclass of this spec's settings in ``family`` (TRL's ``*Config``: data only).
