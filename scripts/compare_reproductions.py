@@ -21,7 +21,7 @@ IGNORED_KEYS = {"files", "runtime_s", "runtime_training_s", "time_s", "created"}
 
 
 def _ignored(key: str) -> bool:
-    return key in IGNORED_KEYS or key.endswith("_s")
+    return key in IGNORED_KEYS or key.endswith("_s") or "wall_s" in key
 
 
 def _leaves(obj, prefix=""):

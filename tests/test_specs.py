@@ -197,3 +197,29 @@ def test_aihf_is_the_control_family_of_the_registry():
         get_agent_class("aihf")
     with pytest.raises(ValueError, match="generic adapter"):
         AlgorithmSpec(name="x", title="x", paper="x", step=lambda x, hp: x.logits, families=("control",))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_llm_adapter_loss_is_the_former_omwu_loss_up_to_rounding(dtype):
+    # before the specs, neural OMWU regressed log pi/pi_t on eta (2 P_t - P_{t-1}); the adapter regresses
+    # log pi on the step's log-policy log pi_t + eta (2 g_t - g_{t-1}), g = P - 1/2: the same loss
+    torch = pytest.importorskip("torch")
+    from prefgym.agents.llm.losses import generalized_ipo_loss
+    from prefgym.algorithms.spec import FixedInputs
+
+    dt = getattr(torch, dtype)
+    gen = torch.Generator().manual_seed(0)
+    worst_loss = worst_grad = 0.0
+    for _ in range(50):
+        old = torch.log_softmax(torch.randn(4, 3, generator=gen, dtype=dt), -1)
+        logp = (old + 0.01 * torch.randn(4, 3, generator=gen, dtype=dt)).requires_grad_()
+        P, P_prev = torch.rand(4, 3, generator=gen, dtype=dt), torch.rand(4, 3, generator=gen, dtype=dt)
+        before = generalized_ipo_loss(logp, 4.0 * (2 * P - P_prev), base_logp=old).loss
+        payoffs = {"current": P - 0.5, "previous": P_prev - 0.5}
+        target = SPECS["omwu"].step(FixedInputs(old, 4.0, payoffs), None)
+        after = generalized_ipo_loss(logp, target, base_logp=torch.zeros_like(target)).loss
+        (g_before,), (g_after,) = torch.autograd.grad(before, logp), torch.autograd.grad(after, logp)
+        worst_loss = max(worst_loss, float(((before - after).abs() / before.abs()).detach()))
+        worst_grad = max(worst_grad, float((g_before - g_after).abs().max() / g_before.abs().max()))
+    tol = 1e-6 if dtype == "float32" else 1e-13
+    assert worst_loss < tol and worst_grad < tol
