@@ -61,17 +61,22 @@ def _spec_section(spec: AlgorithmSpec) -> list[str]:
     out.append("- Runs on: " + ", ".join(
         f"{_FAMILY_TITLES[f]} `{classes[f]}`" + ("" if f in spec.implementations else " (generic adapter)")
         for f in spec.families) + ".")
-    if spec.step is not None:
+    generic = [f for f in spec.families if spec.is_generic(f)]
+    if generic:
         out.append("- Step size `eta` by default: " + ", ".join(
-            f"{f} {spec.default_learning_rate(f):g}" for f in spec.families) + ".")
+            f"{f} {spec.default_learning_rate(f):g}" for f in generic) + ".")
     if spec.uses:
         out.append("- Reads: " + ", ".join(sorted(spec.uses)) + ".")
     if spec.magnet_refresh:
         out.append(f"- Magnet refreshed to the iterate every `{spec.magnet_refresh}` iterations.")
     if spec.aliases:
         out.append("- Also called: " + ", ".join(f"`{a}`" for a in spec.aliases) + ".")
+    hand_written = [classes[f] for f in spec.families if not spec.is_generic(f)]
     if spec.hparams:
-        out += ["", "| hyper-parameter | default | meaning |", "|---|---|---|"]
+        note = (f" A hand-written class ({', '.join(f'`{c}`' for c in hand_written)}) takes its own "
+                "keywords and defaults (its docstring)." if hand_written and generic else "")
+        out += ["", f"Hyper-parameters of the step.{note}", "",
+                "| hyper-parameter | default | meaning |", "|---|---|---|"]
         for h in spec.hparams:
             extra = "".join(f", {f}: `{v!r}`" for f, v in h.family_defaults.items())
             out.append(f"| `{h.name}` | `{h.default!r}`{extra} | {h.doc} |")
