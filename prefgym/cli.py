@@ -432,7 +432,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return {"llm": llm_names.get(spec.name), "control": f"control (--algo {spec.name})"}.get(
             family, _FAMILY_LABELS.get(family))
 
-    rows = [(spec.name, ", ".join(label(spec, f) for f in spec.families), spec.title) for spec in SPECS.values()]
+    rows = [(spec.name, ", ".join(label(spec, f) for f in spec.families), spec.title)
+            for spec in SPECS.values()]
     wn, wf = (max(len(r[i]) for r in rows) for i in (0, 1))
     for name, fams, title in rows:
         print(f"  {name:<{wn}}  {fams:<{wf}}  {title}")

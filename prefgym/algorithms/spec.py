@@ -189,7 +189,8 @@ class AlgorithmSpec:
         if family in self.class_names:
             return self.class_names[family]
         stem = self.class_name or "".join(w.capitalize() for w in self.name.split("_"))
-        return {"tabular": stem, "markov": f"Markov{stem}", "llm": f"{stem}Algorithm", "control": stem}[family]
+        names = {"tabular": stem, "markov": f"Markov{stem}", "llm": f"{stem}Algorithm", "control": stem}
+        return names[family]
 
     def config_class(self, family: str) -> type:
         """The frozen dataclass of this spec's settings in ``family`` (TRL's ``*Config``: data only).
