@@ -4,7 +4,7 @@
     python scripts/compare_reproductions.py OLD/omwu-fig2 NEW/omwu-fig2
 
 For each reproduction folder: every CSV (wall-time columns ``time_s`` / ``*_s`` ignored) and
-``summary.json`` (file paths and timings ignored) are compared value by value. Prints one row
+``summary.json`` (file paths, timings and load averages ignored) are compared value by value. Prints one row
 per reproduction: identical, or the number of differing values, the largest absolute difference
 and the verdicts that changed. Exit code 0 either way (a difference is a finding, not an error).
 """
@@ -21,7 +21,7 @@ IGNORED_KEYS = {"files", "runtime_s", "runtime_training_s", "time_s", "created"}
 
 
 def _ignored(key: str) -> bool:
-    return key in IGNORED_KEYS or key.endswith("_s") or "wall_s" in key
+    return key in IGNORED_KEYS or key.endswith("_s") or "wall_s" in key or "load_average" in key
 
 
 def _leaves(obj, prefix=""):
