@@ -14,22 +14,16 @@ import numpy as np
 
 from prefgym.agents.markov.base import MarkovAgent
 from prefgym.agents.markov.estimators import exact_q
+from prefgym.agents.spec_adapter import AgentInputs, SpecAgentMixin
 from prefgym.algorithms.rules import log_normalize
-from prefgym.algorithms.spec import AlgorithmSpec, magnet_refresh_due, unknown_opponent
+from prefgym.algorithms.spec import AlgorithmSpec, unknown_opponent
 from prefgym.errors import InvalidArgumentError, InvalidPolicyError
 
 __all__ = ["SpecMarkovAgent", "MarkovInputs", "markov_class"]
 
 
-class MarkovInputs:
+class MarkovInputs(AgentInputs):
     """:class:`~prefgym.algorithms.StepInputs` of a :class:`SpecMarkovAgent` at its current iterate."""
-
-    def __init__(self, agent: SpecMarkovAgent):
-        self._agent = agent
-        self.logits = agent.logits
-        self.lr = agent.learning_rate
-        self.reference = getattr(agent, "ref_logits", None)
-        self.magnet = getattr(agent, "magnet_logits", None)
 
     def payoff(self, opponent: Any = "current") -> np.ndarray:
         """Hard Q of ``pi_t`` against ``opponent``'s stage reward, ``(K, H, S, A)``."""
@@ -51,7 +45,7 @@ class MarkovInputs:
         return exact_q(a.game, a._policy, reward)
 
 
-class SpecMarkovAgent(MarkovAgent):
+class SpecMarkovAgent(SpecAgentMixin, MarkovAgent):
     """A Markov agent whose per-state update is its spec's step on the hard Q.
 
     Keyword arguments are the spec's hyper-parameters, plus ``reference`` / ``magnet``
@@ -59,7 +53,7 @@ class SpecMarkovAgent(MarkovAgent):
     step reads them.
     """
 
-    spec: ClassVar[AlgorithmSpec]
+    family: ClassVar[str] = "markov"
 
     def __init__(self, game, learning_rate: float | None = None, **kwargs):
         spec = self.spec
@@ -68,9 +62,7 @@ class SpecMarkovAgent(MarkovAgent):
         policies = {k: kwargs.pop(k, None) for k in ("reference", "magnet") if k in spec.uses}
         lr = spec.default_learning_rate("markov") if learning_rate is None else learning_rate
         super().__init__(game, lr, **base)
-        self.hp = spec.check_hparams(kwargs, self.learning_rate, "markov")
-        for name, value in vars(self.hp).items():
-            setattr(self, name, value)
+        self._init_spec_hparams(kwargs)
         if "previous" in spec.uses and getattr(self.hp, "previous_at_start", "current") == "zero":
             self.prev_payoff = np.zeros_like(self._payoff)  # g_0 = 0 instead of 001's d^0 = d^1
         if "reference" in policies:
@@ -90,24 +82,9 @@ class SpecMarkovAgent(MarkovAgent):
             raise InvalidPolicyError(f"{name} must have full support")
         return log_normalize(np.log(p))[0]
 
-    @classmethod
-    def _hparam_defaults(cls) -> dict[str, Any]:
-        return {**super()._hparam_defaults(), "learning_rate": cls.spec.default_learning_rate("markov"),
-                **cls.spec.defaults("markov")}
-
-    @property
-    def config(self):
-        """This agent's settings as the spec's frozen dataclass (``spec.config_class("markov")``)."""
-        return self.spec.config_class("markov")(learning_rate=self.learning_rate, **vars(self.hp))
-
-    @property
-    def magnet_policy(self) -> np.ndarray:
-        return np.exp(self.magnet_logits)
-
     def _update(self) -> np.ndarray:
         new = self.spec.step(MarkovInputs(self), self.hp)
-        if magnet_refresh_due(self.num_iterations, self.spec.refresh_period(self.hp)):
-            self.magnet_logits = log_normalize(new)[0]
+        self._refresh_magnet(new)
         return new
 
 

@@ -11,23 +11,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from prefgym.agents.spec_adapter import AgentInputs, SpecAgentMixin
 from prefgym.agents.tabular.base import TabularAgent
 from prefgym.algorithms.rules import log_normalize, regression_fit
-from prefgym.algorithms.spec import AlgorithmSpec, magnet_refresh_due, unknown_opponent
+from prefgym.algorithms.spec import AlgorithmSpec, unknown_opponent
 from prefgym.validation import check_nonnegative_float, check_positive_float, check_positive_int
 
 __all__ = ["SpecTabularAgent", "TabularInputs", "tabular_class"]
 
 
-class TabularInputs:
+class TabularInputs(AgentInputs):
     """:class:`~prefgym.algorithms.StepInputs` of a :class:`SpecTabularAgent` at its current iterate."""
-
-    def __init__(self, agent: SpecTabularAgent):
-        self._agent = agent
-        self.logits = agent.logits
-        self.lr = agent.learning_rate
-        self.reference = getattr(agent, "ref_logits", None)
-        self.magnet = getattr(agent, "magnet_logits", None)
 
     def payoff(self, opponent: Any = "current") -> np.ndarray:
         """``A pi_opponent``: exact payoffs of every action against the opponent."""
@@ -43,7 +37,7 @@ class TabularInputs:
         return a.game._payoff_vector(log_normalize(opponent)[1])
 
 
-class SpecTabularAgent(TabularAgent):
+class SpecTabularAgent(SpecAgentMixin, TabularAgent):
     """A tabular agent whose update is its spec's step (generic over :data:`~prefgym.algorithms.SPECS`).
 
     Keyword arguments are the spec's hyper-parameters, plus ``reference`` (a policy;
@@ -59,7 +53,7 @@ class SpecTabularAgent(TabularAgent):
     #: defaults of the adapter's own options (a subclass may change them, as SPPO does)
     _extra_defaults: ClassVar[dict[str, Any]] = {"inner_steps": None, "inner_lr": 1.0, "inner_tol": 0.0}
 
-    spec: ClassVar[AlgorithmSpec]
+    family: ClassVar[str] = "tabular"
 
     def __init__(self, game, learning_rate: float | None = None, **kwargs):
         spec = self.spec
@@ -69,9 +63,7 @@ class SpecTabularAgent(TabularAgent):
         extra = self._pop_extra(kwargs)
         lr = spec.default_learning_rate("tabular") if learning_rate is None else learning_rate
         super().__init__(game, lr, **base)
-        self.hp = spec.check_hparams(kwargs, self.learning_rate, "tabular")
-        for name, value in vars(self.hp).items():
-            setattr(self, name, value)
+        self._init_spec_hparams(kwargs)
         self._set_extra(extra)
         if "reference" in spec.uses:
             self.reference = None if reference is None else self.game._strategy(reference, "reference")
@@ -101,20 +93,6 @@ class SpecTabularAgent(TabularAgent):
         with np.errstate(divide="ignore"):
             return log_normalize(np.log(np.broadcast_to(p, self.logits.shape)))[0]
 
-    @classmethod
-    def _hparam_defaults(cls) -> dict[str, Any]:
-        return {**super()._hparam_defaults(), "learning_rate": cls.spec.default_learning_rate("tabular"),
-                **cls.spec.defaults("tabular"), **cls._extra_defaults}
-
-    @property
-    def config(self):
-        """This agent's settings as the spec's frozen dataclass (``spec.config_class("tabular")``)."""
-        return self.spec.config_class("tabular")(learning_rate=self.learning_rate, **vars(self.hp))
-
-    @property
-    def magnet_policy(self) -> np.ndarray:
-        return np.exp(self.magnet_logits)
-
     def _solve(self, target: np.ndarray) -> np.ndarray:
         """The next logits: the exact step, or its nested-regression fit from ``pi_t``."""
         if self.inner_steps is None:
@@ -126,8 +104,7 @@ class SpecTabularAgent(TabularAgent):
         new = self._solve(self.spec.step(TabularInputs(self), self.hp))
         if "previous" in self.spec.uses:
             self.prev_payoff = self._payoff
-        if magnet_refresh_due(self.num_iterations, self.spec.refresh_period(self.hp)):
-            self.magnet_logits = log_normalize(new)[0]
+        self._refresh_magnet(new)
         return new
 
     def regularized_gap(self) -> np.ndarray:
