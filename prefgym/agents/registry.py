@@ -14,10 +14,10 @@ from dataclasses import asdict
 from importlib import import_module
 from typing import Any
 
-from prefgym.algorithms import FAMILIES, SPECS, AlgorithmSpec, get_spec
+from prefgym.algorithms import FAMILIES, AlgorithmSpec, get_spec
 from prefgym.errors import InvalidArgumentError
 
-__all__ = ["agent_class", "family_of", "make_agent", "agent_table"]
+__all__ = ["agent_class", "family_of", "make_agent"]
 
 
 def _import(path: str) -> type:
@@ -126,20 +126,3 @@ def make_agent(name: str, game: Any, config: Any = None, **kwargs: Any):
     if family == "llm":
         return cls(game, kwargs.pop("judge", None), kwargs.pop("prompts", None), **kwargs)
     return cls(game, **kwargs)
-
-
-def agent_table() -> list[dict[str, str]]:
-    """One row per algorithm: name, title, paper, and per family ``"yes"`` (generic adapter of the
-    spec's step), the hand-written class's name, or ``""`` (torch-free, for ``prefgym list`` and the docs)."""
-    rows = []
-    for spec in SPECS.values():
-        row = {"name": spec.name, "title": spec.title, "paper": spec.paper}
-        for fam in FAMILIES:
-            if fam not in spec.families:
-                row[fam] = ""
-            elif fam in spec.implementations:
-                row[fam] = spec.implementations[fam].partition(":")[2]
-            else:
-                row[fam] = f"spec step ({spec.generated_class_name(fam)})"
-        rows.append(row)
-    return rows

@@ -24,7 +24,7 @@ def family_classes(spec: AlgorithmSpec) -> dict[str, str]:
     out = {}
     for fam in spec.families:
         if fam == "llm":
-            out[fam] = f"{spec.class_name}Trainer"
+            out[fam] = spec.trainer_class_name
         elif fam in spec.implementations:
             out[fam] = spec.implementations[fam].partition(":")[2]
         else:

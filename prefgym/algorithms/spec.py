@@ -184,11 +184,21 @@ class AlgorithmSpec:
         """Iterations between magnet refreshes (None: never)."""
         return None if self.magnet_refresh is None else getattr(hp, self.magnet_refresh)
 
+    @property
+    def class_stem(self) -> str:
+        """``class_name``, else the name in CamelCase (``nash_md`` -> ``NashMd``)."""
+        return self.class_name or "".join(w.capitalize() for w in self.name.split("_"))
+
+    @property
+    def trainer_class_name(self) -> str:
+        """Name of the LLM trainer class of this spec (``XTrainer``)."""
+        return f"{self.class_stem}Trainer"
+
     def generated_class_name(self, family: str) -> str:
         """Name of the class the generic adapter of ``family`` builds for this spec."""
         if family in self.class_names:
             return self.class_names[family]
-        stem = self.class_name or "".join(w.capitalize() for w in self.name.split("_"))
+        stem = self.class_stem
         names = {"tabular": stem, "markov": f"Markov{stem}", "llm": f"{stem}Algorithm", "control": stem}
         return names[family]
 
@@ -204,9 +214,8 @@ class AlgorithmSpec:
             lr = "eta" if family == "llm" else "learning_rate"
             fields = [(lr, float, field(default=self.default_learning_rate(family)))]
             fields += [(h.name, Any, field(default=h.default_for(family))) for h in self.hparams]
-            stem = self.class_name or "".join(w.capitalize() for w in self.name.split("_"))
             _CONFIG_CLASSES[key] = make_dataclass(
-                f"{stem}{_FAMILY_TAGS[family]}Config", fields, frozen=True,
+                f"{self.class_stem}{_FAMILY_TAGS[family]}Config", fields, frozen=True,
                 namespace={"__doc__": f"Settings of {self.name} ({family}): {lr} and "
                                       f"{', '.join(self.hparam_names) or 'no other hyper-parameter'}."})
         return _CONFIG_CLASSES[key]

@@ -27,7 +27,7 @@ from prefgym.algorithms import SPECS
 #: ``LLM_AGENTS`` key -> (trainer class name, one line on its algorithm), from the specs; torch-free, for
 #: ``prefgym list`` (a test checks it against ``LLM_AGENTS``)
 LLM_AGENT_SUMMARIES: dict[str, tuple[str, str]] = {
-    spec.name: (f"{spec.class_name}Trainer", spec.title) for spec in SPECS.values() if "llm" in spec.families}
+    spec.name: (spec.trainer_class_name, spec.title) for spec in SPECS.values() if "llm" in spec.families}
 
 _ALGORITHMS = ("AIHFAlgorithm", "DPOAlgorithm", "IPOAlgorithm", "MPOAlgorithm", "OMPOAlgorithm",
                "SelfPlayAlgorithm", "SelfPlayBatch", "SLiCHFAlgorithm", "SPOAlgorithm", "SPPOAlgorithm")

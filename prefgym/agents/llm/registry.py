@@ -34,10 +34,9 @@ def trainer_class(spec: AlgorithmSpec) -> type[SelfPlayTrainer]:
     """The :class:`SelfPlayTrainer` subclass that fixes ``spec``'s algorithm (built once)."""
     if spec.name not in _TRAINERS:
         algo = algorithm_class(spec)
-        stem = spec.class_names.get("llm_trainer", spec.class_name or algo.__name__.removesuffix("Algorithm"))
         doc = (f":class:`SelfPlayTrainer` with :class:`{algo.__module__}.{algo.__name__}`: {spec.title} "
                f"({spec.paper}); its hyper-parameters are keyword arguments.")
-        _TRAINERS[spec.name] = type(f"{stem}Trainer", (SelfPlayTrainer,), {
+        _TRAINERS[spec.name] = type(spec.trainer_class_name, (SelfPlayTrainer,), {
             "name": spec.name, "algorithm_class": algo, "__doc__": doc, "__module__": __name__})
     return _TRAINERS[spec.name]
 
